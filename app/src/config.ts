@@ -1,0 +1,204 @@
+import { availableParallelism, hostname } from "node:os";
+import { z } from "zod";
+
+// Every setting the app reads, parsed once at start-up. The names are the contract with the
+// chart's ConfigMap/Secret and the local topology (DESIGN.md, "Environment").
+
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, { error: `expected a whole number from ${min} to ${max}` })
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(min, { error: `expected a whole number from ${min} to ${max}` })
+        .max(max, { error: `expected a whole number from ${min} to ${max}` }),
+    );
+
+const url = (protocols: readonly string[]) =>
+  z
+    .string()
+    .trim()
+    .refine(
+      (value) => {
+        try {
+          return protocols.includes(new URL(value).protocol);
+        } catch {
+          return false;
+        }
+      },
+      { error: `expected a URL starting with ${protocols.join(" or ")}//` },
+    );
+
+const list = <T extends z.ZodType<unknown, string>>(item: T) =>
+  z
+    .string()
+    .transform((value) =>
+      value
+        .split(",")
+        .map((part) => part.trim())
+        .filter((part) => part !== ""),
+    )
+    .pipe(z.array(item));
+
+const hostPort = z
+  .string()
+  .regex(/^[^\s:]+:\d{1,5}$/, { error: "expected host:port" })
+  .transform((value) => {
+    const [host = "", port = ""] = value.split(":");
+    return { host, port: Number(port) };
+  });
+
+const postgresUrl = url(["postgres:", "postgresql:"]);
+const redisUrl = url(["redis:", "rediss:"]);
+
+const envSchema = z
+  .object({
+    NODE_ENV: z.enum(["production", "development", "test"]).default("production"),
+    PORT: integer(1, 65535).default(3000),
+    INSTANCE_NAME: z.string().trim().min(1).max(253).optional(),
+    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+
+    REDIS_URL: redisUrl.optional(),
+    REDIS_SENTINELS: list(hostPort).optional(),
+    REDIS_SENTINEL_MASTER: z.string().trim().min(1).optional(),
+    // Kept apart from REDIS_URL so that a Kubernetes Secret can supply it without URL-encoding.
+    REDIS_PASSWORD: z.string().min(1).optional(),
+    REDIS_COMMAND_TIMEOUT_MS: integer(10, 60_000).default(500),
+
+    DATABASE_URL: postgresUrl,
+    DATABASE_REPLICA_URLS: list(postgresUrl).default([]),
+    PG_POOL_MAX: integer(1, 1000).default(10),
+    PG_CONNECT_TIMEOUT_MS: integer(100, 60_000).default(2000),
+    PG_STATEMENT_TIMEOUT_MS: integer(100, 3_600_000).default(15_000),
+    PG_IDLE_TIMEOUT_MS: integer(1000, 3_600_000).default(30_000),
+    // A replica further behind than this is skipped for reads (they go to the primary).
+    REPLICA_MAX_LAG_MS: integer(0, 3_600_000).default(5000),
+
+    SESSION_SECRETS: list(z.string().min(16, { error: "each secret needs at least 16 characters" })).optional(),
+    SESSION_TTL_SECONDS: integer(60, 31_536_000).default(86_400),
+    // "auto" marks the cookie Secure whenever the request arrived over TLS (X-Forwarded-Proto).
+    COOKIE_SECURE: z.enum(["auto", "true", "false"]).default("auto"),
+    LOGIN_RATE_LIMIT_PER_MINUTE: integer(1, 100_000).default(10),
+    // Number of proxy hops in front of the app whose X-Forwarded-* headers are trusted.
+    TRUST_PROXY: integer(0, 10).default(1),
+
+    WORKER_THREADS: integer(1, 256).optional(),
+    WORKER_QUEUE_MAX: integer(0, 100_000).default(256),
+
+    SHUTDOWN_DRAIN_MS: integer(0, 600_000).default(5000),
+    // Longer than the load balancer's idle timeout (nginx upstream keepalive_timeout is 60 s),
+    // so that the balancer, never the app, closes an idle connection.
+    KEEP_ALIVE_TIMEOUT_MS: integer(1000, 600_000).default(65_000),
+    // Hard stop for in-flight work once the server has stopped accepting.
+    SHUTDOWN_TIMEOUT_MS: integer(1000, 600_000).default(10_000),
+  })
+  .superRefine((env, ctx) => {
+    if (env.REDIS_URL === undefined && env.REDIS_SENTINELS === undefined) {
+      ctx.addIssue({ code: "custom", path: ["REDIS_URL"], message: "required (or REDIS_SENTINELS)" });
+    }
+    if (env.REDIS_SENTINELS !== undefined && env.REDIS_SENTINEL_MASTER === undefined) {
+      ctx.addIssue({ code: "custom", path: ["REDIS_SENTINEL_MASTER"], message: "required with REDIS_SENTINELS" });
+    }
+    if (env.NODE_ENV !== "development" && env.SESSION_SECRETS === undefined) {
+      ctx.addIssue({ code: "custom", path: ["SESSION_SECRETS"], message: "required outside development" });
+    }
+  });
+
+type Env = z.infer<typeof envSchema>;
+
+export type RedisConfig =
+  | { kind: "standalone"; url: string; password?: string; commandTimeoutMs: number }
+  | {
+      kind: "sentinel";
+      sentinels: { host: string; port: number }[];
+      masterName: string;
+      password?: string;
+      commandTimeoutMs: number;
+    };
+
+export type Config = ReturnType<typeof toConfig>;
+
+function toConfig(env: Env) {
+  const redis: RedisConfig =
+    env.REDIS_SENTINELS !== undefined && env.REDIS_SENTINEL_MASTER !== undefined
+      ? {
+          kind: "sentinel",
+          sentinels: env.REDIS_SENTINELS,
+          masterName: env.REDIS_SENTINEL_MASTER,
+          password: env.REDIS_PASSWORD,
+          commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
+        }
+      : {
+          kind: "standalone",
+          url: env.REDIS_URL ?? "",
+          password: env.REDIS_PASSWORD,
+          commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
+        };
+  return {
+    env: env.NODE_ENV,
+    port: env.PORT,
+    instanceName: env.INSTANCE_NAME ?? hostname(),
+    logLevel: env.LOG_LEVEL,
+    redis,
+    database: {
+      primaryUrl: env.DATABASE_URL,
+      replicaUrls: env.DATABASE_REPLICA_URLS,
+      poolMax: env.PG_POOL_MAX,
+      connectTimeoutMs: env.PG_CONNECT_TIMEOUT_MS,
+      statementTimeoutMs: env.PG_STATEMENT_TIMEOUT_MS,
+      idleTimeoutMs: env.PG_IDLE_TIMEOUT_MS,
+      replicaMaxLagMs: env.REPLICA_MAX_LAG_MS,
+    },
+    session: {
+      // Development gets a fixed secret so that `NODE_ENV=development` starts with no setup.
+      secrets: env.SESSION_SECRETS ?? ["development-only-session-secret"],
+      ttlSeconds: env.SESSION_TTL_SECONDS,
+      cookieSecure: env.COOKIE_SECURE,
+      loginRateLimitPerMinute: env.LOGIN_RATE_LIMIT_PER_MINUTE,
+    },
+    trustProxy: env.TRUST_PROXY,
+    workers: {
+      // One core stays with the event loop; the rest run CPU tasks.
+      threads: env.WORKER_THREADS ?? Math.max(1, availableParallelism() - 1),
+      queueMax: env.WORKER_QUEUE_MAX,
+    },
+    shutdown: {
+      drainMs: env.SHUTDOWN_DRAIN_MS,
+      timeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    },
+    keepAliveTimeoutMs: env.KEEP_ALIVE_TIMEOUT_MS,
+  };
+}
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+
+  constructor(problems: string[]) {
+    super(`invalid configuration: ${problems.join("; ")}`);
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+/** Parses the environment; throws a ConfigError naming every bad variable at once. */
+export function loadConfig(source: NodeJS.ProcessEnv): Config {
+  // An empty variable means "not set", as it does for most twelve-factor apps.
+  const present = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value !== ""));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const variable = String(issue.path[0] ?? "environment");
+      const received = present[variable];
+      const isSecret = /SECRET|PASSWORD/.test(variable) || variable.endsWith("_URL") || variable.endsWith("_URLS");
+      const shown = received === undefined || isSecret ? "" : ` (got ${JSON.stringify(received)})`;
+      const message = received === undefined && issue.code === "invalid_type" ? "required" : issue.message;
+      return `${variable}: ${message}${shown}`;
+    });
+    throw new ConfigError([...new Set(problems)]);
+  }
+  return toConfig(parsed.data);
+}

@@ -1,0 +1,55 @@
+import { constants as zlib } from "node:zlib";
+import compression from "compression";
+import express from "express";
+import helmet from "helmet";
+import type { Redis } from "ioredis";
+import type { Config } from "../config.ts";
+import type { Database } from "../db/pools.ts";
+import type { Lifecycle } from "../lifecycle.ts";
+import type { Logger } from "../logger.ts";
+import type { Metrics } from "../metrics.ts";
+import type { WorkerPool } from "../work/pool.ts";
+import { requestContext } from "./context.ts";
+import { errorHandler, notFoundHandler } from "./errors.ts";
+import { healthRouter } from "./routes/health.ts";
+import { metricsRouter } from "./routes/metrics.ts";
+import { workRouter } from "./routes/work.ts";
+
+export type AppDeps = {
+  config: Config;
+  log: Logger;
+  metrics: Metrics;
+  lifecycle: Lifecycle;
+  redis: Redis;
+  db: Database;
+  workers: WorkerPool;
+};
+
+export function buildApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  // Client IPs (rate limits, logs) and the TLS flag come from the load balancer's headers.
+  app.set("trust proxy", deps.config.trustProxy);
+
+  app.use(
+    requestContext({
+      instance: deps.config.instanceName,
+      log: deps.log,
+      metrics: deps.metrics,
+      lifecycle: deps.lifecycle,
+    }),
+  );
+  app.use(healthRouter(deps));
+  app.use(metricsRouter(deps.metrics));
+
+  app.use(helmet());
+  // Brotli at quality 4 costs about what gzip does per byte while compressing better; the
+  // default quality 11 is meant for static files compressed once.
+  app.use(compression({ threshold: 1024, brotli: { params: { [zlib.BROTLI_PARAM_QUALITY]: 4 } } }));
+
+  app.use(workRouter(deps));
+
+  app.use(notFoundHandler);
+  app.use(errorHandler);
+  return app;
+}

@@ -1,0 +1,97 @@
+import type { Server } from "node:http";
+import { setTimeout as delay } from "node:timers/promises";
+import type { Logger } from "./logger.ts";
+
+// The process moves starting -> ready -> draining -> stopping, once. Readiness is true only
+// in `ready`; liveness never depends on it.
+
+export type Phase = "starting" | "ready" | "draining" | "stopping";
+
+export type Lifecycle = {
+  phase(): Phase;
+  isReady(): boolean;
+  isDraining(): boolean;
+  markReady(): void;
+  beginDrain(): void;
+  beginStop(): void;
+};
+
+export function createLifecycle(): Lifecycle {
+  let current: Phase = "starting";
+  return {
+    phase: () => current,
+    isReady: () => current === "ready",
+    isDraining: () => current === "draining" || current === "stopping",
+    markReady() {
+      if (current === "starting") current = "ready";
+    },
+    beginDrain() {
+      current = "draining";
+    },
+    beginStop() {
+      current = "stopping";
+    },
+  };
+}
+
+export type ShutdownOptions = {
+  server: Server;
+  lifecycle: Lifecycle;
+  drainMs: number;
+  timeoutMs: number;
+  log: Logger;
+  /** Closed in order once no request is in flight (worker pool, databases, Redis). */
+  closers: { name: string; close(): Promise<unknown> }[];
+  exit?: (code: number) => void;
+};
+
+/**
+ * The SIGTERM sequence of DESIGN.md: readiness fails at once; the server keeps serving for
+ * `drainMs` so the load balancer stops routing here; then it stops accepting, lets in-flight
+ * requests finish (bounded by `timeoutMs`), closes its clients and exits.
+ */
+export async function shutDown(options: ShutdownOptions, reason: string): Promise<number> {
+  const { server, lifecycle, log } = options;
+  lifecycle.beginDrain();
+  log.info({ reason, drainMs: options.drainMs }, "shutdown: readiness failed, draining");
+  await delay(options.drainMs);
+
+  lifecycle.beginStop();
+  log.info("shutdown: no longer accepting connections");
+  const closed = new Promise<"closed">((resolve) => server.close(() => resolve("closed")));
+  // A keep-alive connection left idle would hold close() open until its timeout.
+  const sweep = setInterval(() => server.closeIdleConnections(), 50);
+  server.closeIdleConnections();
+  const outcome = await Promise.race([closed, delay(options.timeoutMs, "timed-out" as const)]);
+  clearInterval(sweep);
+  if (outcome === "timed-out") {
+    log.warn({ timeoutMs: options.timeoutMs }, "shutdown: in-flight requests outlived the timeout; closing them");
+    server.closeAllConnections();
+  }
+
+  for (const closer of options.closers) {
+    try {
+      await closer.close();
+    } catch (error) {
+      log.warn({ err: error, client: closer.name }, "shutdown: closing a client failed");
+    }
+  }
+  const code = outcome === "closed" ? 0 : 1;
+  log.info({ exitCode: code }, "shutdown: complete");
+  return code;
+}
+
+export function installShutdown(options: ShutdownOptions): void {
+  let started = false;
+  const exit = options.exit ?? ((code: number) => process.exit(code));
+  const onSignal = (signal: string) => {
+    if (started) return;
+    started = true;
+    shutDown(options, signal).then(exit, (error: unknown) => {
+      options.log.error({ err: error }, "shutdown: failed");
+      exit(1);
+    });
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+// Composition root: reads the configuration, builds every client once and hands each to what
+// needs it. Nothing else in the app creates a client.
+//
+//   node dist/main.js            serve HTTP (the default)
+//   node dist/main.js migrate    apply database migrations, then exit
+
+import { createServer } from "node:http";
+import { type Config, ConfigError, loadConfig } from "./config.ts";
+import { migrate } from "./db/migrate.ts";
+import { createDatabase } from "./db/pools.ts";
+import { buildApp } from "./http/app.ts";
+import { createLifecycle, installShutdown } from "./lifecycle.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { createMetrics } from "./metrics.ts";
+import { closeRedis, createRedis } from "./redis.ts";
+import { createWorkerPool } from "./work/pool.ts";
+
+// sysexits.h: EX_USAGE and EX_CONFIG, so a supervisor can tell a bad setup from a crash.
+const EXIT_USAGE = 64;
+const EXIT_CONFIG = 78;
+
+async function serve(config: Config, log: Logger): Promise<void> {
+  const metrics = createMetrics();
+  const redis = createRedis(config.redis, log, metrics);
+  const db = createDatabase(config.database, log, metrics);
+  const workers = createWorkerPool(config.workers, metrics);
+  const lifecycle = createLifecycle();
+
+  const app = buildApp({ config, log, metrics, lifecycle, redis, db, workers });
+  const server = createServer(app);
+  server.keepAliveTimeout = config.keepAliveTimeoutMs;
+  // Node requires headersTimeout above keepAliveTimeout, or it can drop a reused connection.
+  server.headersTimeout = config.keepAliveTimeoutMs + 1000;
+
+  installShutdown({
+    server,
+    lifecycle,
+    drainMs: config.shutdown.drainMs,
+    timeoutMs: config.shutdown.timeoutMs,
+    log,
+    closers: [
+      { name: "workers", close: () => workers.close() },
+      { name: "postgres", close: () => db.close() },
+      { name: "redis", close: () => closeRedis(redis) },
+    ],
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, () => resolve());
+  });
+  lifecycle.markReady();
+  log.info({ port: config.port, workerThreads: config.workers.threads, replicas: db.replicas.length }, "listening");
+}
+
+async function runMigrations(config: Config, log: Logger): Promise<void> {
+  const db = createDatabase({ ...config.database, replicaUrls: [] }, log, createMetrics());
+  try {
+    const applied = await migrate(db.primary.pool, log);
+    log.info({ applied }, applied.length > 0 ? "migrations applied" : "schema already up to date");
+  } finally {
+    await db.close();
+  }
+}
+
+async function main(args: string[]): Promise<void> {
+  const command = args[0] ?? "serve";
+  if (command !== "serve" && command !== "migrate") {
+    process.stderr.write(`nodescale: unknown command "${command}" (expected "serve" or "migrate")\n`);
+    process.exit(EXIT_USAGE);
+  }
+
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`nodescale: ${error.message}\n`);
+    process.exit(EXIT_CONFIG);
+  }
+
+  const log = createLogger({ level: config.logLevel, instance: config.instanceName });
+  if (command === "migrate") {
+    await runMigrations(config, log);
+    return;
+  }
+  await serve(config, log);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  process.stderr.write(`nodescale: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
