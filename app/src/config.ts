@@ -55,58 +55,62 @@ const hostPort = z
 const postgresUrl = url(["postgres:", "postgresql:"]);
 const redisUrl = url(["redis:", "rediss:"]);
 
-const envSchema = z
-  .object({
-    NODE_ENV: z.enum(["production", "development", "test"]).default("production"),
-    PORT: integer(1, 65535).default(3000),
-    INSTANCE_NAME: z.string().trim().min(1).max(253).optional(),
-    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+const envSchema = z.object({
+  NODE_ENV: z.enum(["production", "development", "test"]).default("production"),
+  PORT: integer(1, 65535).default(3000),
+  INSTANCE_NAME: z.string().trim().min(1).max(253).optional(),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
-    REDIS_URL: redisUrl.optional(),
-    REDIS_SENTINELS: list(hostPort).optional(),
-    REDIS_SENTINEL_MASTER: z.string().trim().min(1).optional(),
-    // Kept apart from REDIS_URL so that a Kubernetes Secret can supply it without URL-encoding.
-    REDIS_PASSWORD: z.string().min(1).optional(),
-    REDIS_COMMAND_TIMEOUT_MS: integer(10, 60_000).default(500),
+  REDIS_URL: redisUrl.optional(),
+  REDIS_SENTINELS: list(hostPort).optional(),
+  REDIS_SENTINEL_MASTER: z.string().trim().min(1).optional(),
+  // Kept apart from REDIS_URL so that a Kubernetes Secret can supply it without URL-encoding.
+  REDIS_PASSWORD: z.string().min(1).optional(),
+  REDIS_COMMAND_TIMEOUT_MS: integer(10, 60_000).default(500),
 
-    DATABASE_URL: postgresUrl,
-    DATABASE_REPLICA_URLS: list(postgresUrl).default([]),
-    PG_POOL_MAX: integer(1, 1000).default(10),
-    PG_CONNECT_TIMEOUT_MS: integer(100, 60_000).default(2000),
-    PG_STATEMENT_TIMEOUT_MS: integer(100, 3_600_000).default(15_000),
-    PG_IDLE_TIMEOUT_MS: integer(1000, 3_600_000).default(30_000),
-    // A replica further behind than this is skipped for reads (they go to the primary).
-    REPLICA_MAX_LAG_MS: integer(0, 3_600_000).default(5000),
+  DATABASE_URL: postgresUrl,
+  DATABASE_REPLICA_URLS: list(postgresUrl).default([]),
+  PG_POOL_MAX: integer(1, 1000).default(10),
+  PG_CONNECT_TIMEOUT_MS: integer(100, 60_000).default(2000),
+  PG_STATEMENT_TIMEOUT_MS: integer(100, 3_600_000).default(15_000),
+  PG_IDLE_TIMEOUT_MS: integer(1000, 3_600_000).default(30_000),
+  // A replica further behind than this is skipped for reads (they go to the primary).
+  REPLICA_MAX_LAG_MS: integer(0, 3_600_000).default(5000),
 
-    SESSION_SECRETS: list(z.string().min(16, { error: "each secret needs at least 16 characters" })).optional(),
-    SESSION_TTL_SECONDS: integer(60, 31_536_000).default(86_400),
-    // "auto" marks the cookie Secure whenever the request arrived over TLS (X-Forwarded-Proto).
-    COOKIE_SECURE: z.enum(["auto", "true", "false"]).default("auto"),
-    LOGIN_RATE_LIMIT_PER_MINUTE: integer(1, 100_000).default(10),
-    // Number of proxy hops in front of the app whose X-Forwarded-* headers are trusted.
-    TRUST_PROXY: integer(0, 10).default(1),
+  SESSION_SECRETS: list(z.string().min(16, { error: "each secret needs at least 16 characters" })).optional(),
+  SESSION_TTL_SECONDS: integer(60, 31_536_000).default(86_400),
+  // "auto" marks the cookie Secure whenever the request arrived over TLS (X-Forwarded-Proto).
+  COOKIE_SECURE: z.enum(["auto", "true", "false"]).default("auto"),
+  LOGIN_RATE_LIMIT_PER_MINUTE: integer(1, 100_000).default(10),
+  // Number of proxy hops in front of the app whose X-Forwarded-* headers are trusted.
+  TRUST_PROXY: integer(0, 10).default(1),
 
-    WORKER_THREADS: integer(1, 256).optional(),
-    WORKER_QUEUE_MAX: integer(0, 100_000).default(256),
+  WORKER_THREADS: integer(1, 256).optional(),
+  WORKER_QUEUE_MAX: integer(0, 100_000).default(256),
 
-    SHUTDOWN_DRAIN_MS: integer(0, 600_000).default(5000),
-    // Longer than the load balancer's idle timeout (nginx upstream keepalive_timeout is 60 s),
-    // so that the balancer, never the app, closes an idle connection.
-    KEEP_ALIVE_TIMEOUT_MS: integer(1000, 600_000).default(65_000),
-    // Hard stop for in-flight work once the server has stopped accepting.
-    SHUTDOWN_TIMEOUT_MS: integer(1000, 600_000).default(10_000),
-  })
-  .superRefine((env, ctx) => {
-    if (env.REDIS_URL === undefined && env.REDIS_SENTINELS === undefined) {
-      ctx.addIssue({ code: "custom", path: ["REDIS_URL"], message: "required (or REDIS_SENTINELS)" });
-    }
-    if (env.REDIS_SENTINELS !== undefined && env.REDIS_SENTINEL_MASTER === undefined) {
-      ctx.addIssue({ code: "custom", path: ["REDIS_SENTINEL_MASTER"], message: "required with REDIS_SENTINELS" });
-    }
-    if (env.NODE_ENV !== "development" && env.SESSION_SECRETS === undefined) {
-      ctx.addIssue({ code: "custom", path: ["SESSION_SECRETS"], message: "required outside development" });
-    }
-  });
+  SHUTDOWN_DRAIN_MS: integer(0, 600_000).default(5000),
+  // Longer than the load balancer's idle timeout (nginx upstream keepalive_timeout is 60 s),
+  // so that the balancer, never the app, closes an idle connection.
+  KEEP_ALIVE_TIMEOUT_MS: integer(1000, 600_000).default(65_000),
+  // Hard stop for in-flight work once the server has stopped accepting.
+  SHUTDOWN_TIMEOUT_MS: integer(1000, 600_000).default(10_000),
+});
+
+// Rules across variables, checked on what is set so that they are reported together with
+// every other problem rather than after them.
+function crossVariableProblems(env: Record<string, string>): string[] {
+  const problems: string[] = [];
+  if (env.REDIS_URL === undefined && env.REDIS_SENTINELS === undefined) {
+    problems.push("REDIS_URL: required (or REDIS_SENTINELS)");
+  }
+  if (env.REDIS_SENTINELS !== undefined && env.REDIS_SENTINEL_MASTER === undefined) {
+    problems.push("REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS");
+  }
+  if ((env.NODE_ENV ?? "production") !== "development" && env.SESSION_SECRETS === undefined) {
+    problems.push("SESSION_SECRETS: required outside development");
+  }
+  return problems;
+}
 
 type Env = z.infer<typeof envSchema>;
 
@@ -187,10 +191,12 @@ export class ConfigError extends Error {
 /** Parses the environment; throws a ConfigError naming every bad variable at once. */
 export function loadConfig(source: NodeJS.ProcessEnv): Config {
   // An empty variable means "not set", as it does for most twelve-factor apps.
-  const present = Object.fromEntries(Object.entries(source).filter(([, value]) => value !== undefined && value !== ""));
+  const present: Record<string, string> = {};
+  for (const [name, value] of Object.entries(source)) if (value !== undefined && value !== "") present[name] = value;
   const parsed = envSchema.safeParse(present);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
+  const crossProblems = crossVariableProblems(present);
+  if (!parsed.success || crossProblems.length > 0) {
+    const problems = (parsed.error?.issues ?? []).map((issue) => {
       const variable = String(issue.path[0] ?? "environment");
       const received = present[variable];
       const isSecret = /SECRET|PASSWORD/.test(variable) || variable.endsWith("_URL") || variable.endsWith("_URLS");
@@ -198,7 +204,7 @@ export function loadConfig(source: NodeJS.ProcessEnv): Config {
       const message = received === undefined && issue.code === "invalid_type" ? "required" : issue.message;
       return `${variable}: ${message}${shown}`;
     });
-    throw new ConfigError([...new Set(problems)]);
+    throw new ConfigError([...new Set([...problems, ...crossProblems])]);
   }
   return toConfig(parsed.data);
 }

@@ -62,7 +62,12 @@ export async function shutDown(options: ShutdownOptions, reason: string): Promis
   // A keep-alive connection left idle would hold close() open until its timeout.
   const sweep = setInterval(() => server.closeIdleConnections(), 50);
   server.closeIdleConnections();
-  const outcome = await Promise.race([closed, delay(options.timeoutMs, "timed-out" as const)]);
+  const deadline = new AbortController();
+  const outcome = await Promise.race([
+    closed,
+    delay(options.timeoutMs, "timed-out" as const, { signal: deadline.signal }).catch(() => "closed" as const),
+  ]);
+  deadline.abort();
   clearInterval(sweep);
   if (outcome === "timed-out") {
     log.warn({ timeoutMs: options.timeoutMs }, "shutdown: in-flight requests outlived the timeout; closing them");

@@ -39,13 +39,13 @@ export function buildApp(deps: AppDeps): express.Express {
       lifecycle: deps.lifecycle,
     }),
   );
-  app.use(healthRouter(deps));
-  app.use(metricsRouter(deps.metrics));
-
   app.use(helmet());
   // Brotli at quality 4 costs about what gzip does per byte while compressing better; the
   // default quality 11 is meant for static files compressed once.
   app.use(compression({ threshold: 1024, brotli: { params: { [zlib.BROTLI_PARAM_QUALITY]: 4 } } }));
+
+  app.use(healthRouter(deps));
+  app.use(metricsRouter(deps.metrics));
 
   app.use(workRouter(deps));
 

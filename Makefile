@@ -1,0 +1,118 @@
+# nodescale: every entry point. `make help` lists them.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# The app and its tests run on Node 24 LTS, like the image. Where the machine's Node is older,
+# the pinned `node` package from the root package.json supplies it (node_modules/.bin/node),
+# and it comes first on PATH for every recipe and everything they start.
+SYSTEM_NODE_MAJOR := $(shell node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+ifeq ($(shell test "$(SYSTEM_NODE_MAJOR)" -ge 24 2>/dev/null && echo yes),)
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+endif
+export PATH := $(CURDIR)/tools/bin:$(PATH)
+NODE := node
+NODE_TEST := $(NODE) --test --test-reporter=spec
+
+# Local topology settings (see local/README.md); the Makefile only passes them through.
+INSTANCES ?= 2
+LB_PORT ?= 8080
+export INSTANCES LB_PORT
+
+##@ Getting started
+
+.PHONY: help
+help: ## List every target with one line each
+	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: deps
+deps: ## Install system packages (redis, nginx, postgresql) and the pinned npm dependencies
+	@bash local/deps.sh
+	@$(MAKE) node-deps
+
+.PHONY: node-deps
+node-deps: node_modules/.installed app/node_modules/.installed ## Install the pinned npm dependencies (root tooling and app)
+
+node_modules/.installed: package.json package-lock.json
+	@echo "npm ci (root tooling: Node 24, TypeScript, Biome)"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+app/node_modules/.installed: app/package.json app/package-lock.json
+	@echo "npm ci (app)"
+	@npm --prefix app ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: tools
+tools: ## Install the pinned helper binaries (helm 3 and 4, kubectl, validators) into tools/bin
+	@bash tools/install.sh
+
+##@ Develop
+
+.PHONY: build
+build: node-deps ## Compile the app to app/dist
+	@cd app && tsc -p tsconfig.build.json
+
+.PHONY: lint
+lint: node-deps ## Lint and check formatting (Biome)
+	@biome check .
+
+.PHONY: format
+format: node-deps ## Rewrite files with Biome's formatting and safe fixes
+	@biome check --write .
+
+.PHONY: typecheck
+typecheck: node-deps ## Type-check the app, the local topology and the tests
+	@tsc -p app/tsconfig.json
+	@tsc -p tsconfig.json
+
+##@ Test
+
+.PHONY: test
+test: deps ## Everything CI runs: lint, types, unit, integration on the local topology, chart checks
+	@$(MAKE) lint typecheck
+	@$(MAKE) unit
+	@$(MAKE) integration
+	@$(MAKE) chart-test
+
+.PHONY: unit
+unit: node-deps ## Unit tests of the app (no services needed)
+	@cd app && $(NODE_TEST) 'test/unit/**/*.test.ts'
+
+.PHONY: integration
+integration: node-deps ## Integration tests on real Redis, PostgreSQL primary + replica and nginx
+	@$(NODE_TEST) --test-concurrency=1 'local/test/**/*.test.ts'
+
+.PHONY: chart-test
+chart-test: tools ## Lint (Helm 3 and 4), render, strictly validate and policy-check the chart
+	@bash charts/tests/run.sh
+
+.PHONY: chart-docs
+chart-docs: tools ## Regenerate the chart README's parameter table from values.yaml
+	@bash charts/tests/docs.sh
+
+##@ Local topology (no Docker needed)
+
+.PHONY: local-up
+local-up: node-deps ## Start Redis, PostgreSQL primary + replica, INSTANCES app processes and nginx on loopback
+	@$(NODE) local/cli.ts up
+
+.PHONY: local-down
+local-down: ## Stop exactly what local-up started
+	@$(NODE) local/cli.ts down
+
+.PHONY: local-restart
+local-restart: ## Rolling restart of the app instances behind nginx, one at a time
+	@$(NODE) local/cli.ts restart
+
+.PHONY: local-status
+local-status: ## Show what the local topology runs and where
+	@$(NODE) local/cli.ts status
+
+##@ Kubernetes
+
+.PHONY: kind-up
+kind-up: ## Create a kind cluster with the whole bundle (needs Docker; arrives with issue 6)
+	@echo "make kind-up: not built yet (tracked in issue 6); use 'make local-up' meanwhile" >&2; exit 1

@@ -1,0 +1,48 @@
+// Builds the real app in-process for tests that need no backing service: Redis and PostgreSQL
+// point at a closed port, so their clients fail fast exactly as they would in an outage.
+
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { loadConfig } from "../src/config.ts";
+import { createDatabase } from "../src/db/pools.ts";
+import { buildApp } from "../src/http/app.ts";
+import { createLifecycle } from "../src/lifecycle.ts";
+import { createLogger } from "../src/logger.ts";
+import { createMetrics } from "../src/metrics.ts";
+import { closeRedis, createRedis } from "../src/redis.ts";
+import { createWorkerPool } from "../src/work/pool.ts";
+
+export const closedPortEnv = {
+  DATABASE_URL: "postgres://nobody@127.0.0.1:9/none",
+  REDIS_URL: "redis://127.0.0.1:9/0",
+  SESSION_SECRETS: "test-secret-0123456789abcdef",
+  LOG_LEVEL: "silent",
+  INSTANCE_NAME: "unit-1",
+  WORKER_THREADS: "1",
+  PG_CONNECT_TIMEOUT_MS: "200",
+};
+
+export async function startApp(env: Record<string, string> = {}) {
+  const config = loadConfig({ ...closedPortEnv, ...env });
+  const log = createLogger({ level: config.logLevel, instance: config.instanceName });
+  const metrics = createMetrics();
+  const redis = createRedis(config.redis, log, metrics);
+  const db = createDatabase(config.database, log, metrics);
+  const workers = createWorkerPool(config.workers, metrics);
+  const lifecycle = createLifecycle();
+  const server: Server = createServer(buildApp({ config, log, metrics, lifecycle, redis, db, workers }));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  lifecycle.markReady();
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    server,
+    lifecycle,
+    log,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await Promise.all([workers.close(), db.close(), closeRedis(redis)]);
+    },
+  };
+}

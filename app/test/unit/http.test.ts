@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { startApp } from "../support.ts";
+
+type Running = Awaited<ReturnType<typeof startApp>>;
+
+describe("HTTP surface without backing services", () => {
+  let app: Running;
+  before(async () => {
+    app = await startApp();
+  });
+  after(() => app.close());
+
+  it("answers liveness and readiness, with dependency status in the body", async () => {
+    const live = await fetch(`${app.url}/livez`);
+    assert.equal(live.status, 200);
+    const ready = await fetch(`${app.url}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(await ready.json(), {
+      status: "ready",
+      dependencies: { redis: "down", primary: "down", replicas: {} },
+    });
+  });
+
+  it("names the instance and the request on every response, errors included", async () => {
+    const response = await fetch(`${app.url}/no/such/route`, { headers: { "x-request-id": "req-42" } });
+    assert.equal(response.status, 404);
+    assert.equal(response.headers.get("x-instance"), "unit-1");
+    assert.equal(response.headers.get("x-request-id"), "req-42");
+    assert.deepEqual(await response.json(), {
+      error: { code: "not_found", message: "No route for GET /no/such/route" },
+    });
+  });
+
+  it("replaces a malformed request id with a generated one", async () => {
+    const response = await fetch(`${app.url}/livez`, { headers: { "x-request-id": "bad id\twith spaces" } });
+    assert.match(response.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
+  });
+
+  it("runs CPU work on the pool and answers its result", async () => {
+    const response = await fetch(`${app.url}/api/work`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ text: "a b a", iterations: 3 }),
+    });
+    assert.equal(response.status, 200);
+    const body = (await response.json()) as { iterations: number; words: number };
+    assert.equal(body.iterations, 3);
+    assert.equal(body.words, 3);
+  });
+
+  const badWork: [string, RequestInit, number, string][] = [
+    ["no content type", { body: "text" }, 415, "unsupported_media_type"],
+    ["malformed JSON", { body: "{", headers: { "content-type": "application/json" } }, 400, "invalid_json"],
+    [
+      "an unknown field",
+      { body: '{"text":"a","extra":1}', headers: { "content-type": "application/json" } },
+      400,
+      "invalid_body",
+    ],
+    [
+      "a wrong type",
+      { body: '{"text":"a","iterations":"9"}', headers: { "content-type": "application/json" } },
+      400,
+      "invalid_body",
+    ],
+    [
+      "too many iterations",
+      { body: '{"text":"a","iterations":1001}', headers: { "content-type": "application/json" } },
+      400,
+      "invalid_body",
+    ],
+    [
+      "an oversized body",
+      { body: `{"text":"${"x".repeat(4 * 1024 * 1024)}"}`, headers: { "content-type": "application/json" } },
+      413,
+      "payload_too_large",
+    ],
+  ];
+  for (const [name, init, status, code] of badWork) {
+    it(`rejects ${name} with ${status} JSON`, async () => {
+      const response = await fetch(`${app.url}/api/work`, { method: "POST", ...init });
+      assert.equal(response.status, status);
+      const body = (await response.json()) as { error: { code: string } };
+      assert.equal(body.error.code, code);
+    });
+  }
+
+  it("labels request metrics by route template, never by raw path", async () => {
+    await fetch(`${app.url}/nothing-here-${Date.now()}`);
+    const text = await (await fetch(`${app.url}/metrics`)).text();
+    assert.match(text, /http_request_duration_seconds_count\{method="POST",route="\/api\/work",status_code="200"\} 1/);
+    assert.match(text, /http_request_duration_seconds_count\{method="GET",route="unmatched",status_code="404"\}/);
+    assert.doesNotMatch(text, /route="\/nothing-here/);
+    assert.match(text, /nodejs_eventloop_utilization_ratio \d/);
+    assert.match(text, /nodescale_redis_connected 0/);
+  });
+
+  it("compresses responses over 1 KiB with brotli or gzip, and leaves small ones alone", async () => {
+    for (const encoding of ["br", "gzip"]) {
+      const metrics = await fetch(`${app.url}/metrics`, { headers: { "accept-encoding": encoding } });
+      await metrics.arrayBuffer();
+      assert.equal(metrics.headers.get("content-encoding"), encoding);
+    }
+    const small = await fetch(`${app.url}/livez`, { headers: { "accept-encoding": "br" } });
+    await small.arrayBuffer();
+    assert.equal(small.headers.get("content-encoding"), null);
+  });
+});
