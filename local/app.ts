@@ -1,9 +1,9 @@
 // The reference app as plain processes: `node <entry>` with cwd = app/, the environment
 // contract of DESIGN.md, logs to a file, ready when GET /readyz answers 200.
 
-import { appendFileSync, existsSync } from 'node:fs';
-import { HOST, httpRequest, waitUntil } from './net.ts';
-import { type ProcessRecord, isRunning, run, spawnDaemon, tail } from './process.ts';
+import { appendFileSync, existsSync } from "node:fs";
+import { HOST, httpRequest, waitUntil } from "./net.ts";
+import { isRunning, type ProcessRecord, run, spawnDaemon, tail } from "./process.ts";
 
 export interface AppProcessOptions {
   node: string;
@@ -19,7 +19,7 @@ export function checkAppEntry(entry: string): void {
 
 /** `node <entry> migrate` with the app's environment; throws with the output when it fails. */
 export async function runMigrate(o: AppProcessOptions, timeoutMs: number): Promise<void> {
-  const r = await run(o.node, [o.entry, 'migrate'], { cwd: o.cwd, env: o.env, timeoutMs });
+  const r = await run(o.node, [o.entry, "migrate"], { cwd: o.cwd, env: o.env, timeoutMs });
   appendFileSync(o.logFile, r.stdout + r.stderr);
   if (r.code !== 0) {
     throw new Error(`\`node ${o.entry} migrate\` failed (exit ${r.code}); log ${o.logFile}:\n${tail(o.logFile)}`);
@@ -27,7 +27,9 @@ export async function runMigrate(o: AppProcessOptions, timeoutMs: number): Promi
 }
 
 /** Start one instance and wait until GET /readyz answers 200 directly on its port. */
-export async function startApp(o: AppProcessOptions & { port: number; readyTimeoutMs: number }): Promise<ProcessRecord> {
+export async function startApp(
+  o: AppProcessOptions & { port: number; readyTimeoutMs: number },
+): Promise<ProcessRecord> {
   const { record } = spawnDaemon({ command: o.node, args: [o.entry], cwd: o.cwd, env: o.env, logFile: o.logFile });
   try {
     await waitUntil(
@@ -41,7 +43,7 @@ export async function startApp(o: AppProcessOptions & { port: number; readyTimeo
     );
   } catch (err) {
     try {
-      process.kill(-record.pid, 'SIGKILL');
+      process.kill(-record.pid, "SIGKILL");
     } catch {
       // gone
     }

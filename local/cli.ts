@@ -13,14 +13,14 @@
 //   REPLICA_APPLY_DELAY_MS (0), NGINX_WORKERS (1), APP_ENTRY (app/src/main.ts), APP_NODE,
 //   SKIP_MIGRATE=1, and for the app itself LOG_LEVEL, WORKER_THREADS, PG_POOL_MAX.
 
-import { parseLbAlgorithm } from './nginx.ts';
-import { DEFAULT_PORTS, type TopologyOptions, loadTopology, startTopology } from './topology.ts';
+import { parseLbAlgorithm } from "./nginx.ts";
+import { DEFAULT_PORTS, loadTopology, startTopology, type TopologyOptions } from "./topology.ts";
 
-const USAGE = 'usage: node local/cli.ts up|down|restart|status|env [--name <stack>]';
+const USAGE = "usage: node local/cli.ts up|down|restart|status|env [--name <stack>]";
 
 function intEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
   const raw = env[name];
-  if (raw === undefined || raw === '') return undefined;
+  if (raw === undefined || raw === "") return undefined;
   const n = Number(raw);
   if (!Number.isInteger(n)) throw new Error(`${name}=${raw}: expected an integer`);
   return n;
@@ -29,25 +29,25 @@ function intEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
 /** TopologyOptions from the environment variables the Makefile passes. */
 export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): TopologyOptions {
   const appEnv: Record<string, string> = {};
-  for (const k of ['LOG_LEVEL', 'WORKER_THREADS', 'PG_POOL_MAX']) {
+  for (const k of ["LOG_LEVEL", "WORKER_THREADS", "PG_POOL_MAX"]) {
     const v = env[k];
     if (v) appEnv[k] = v;
   }
   return {
-    name: env.STACK_NAME || 'default',
-    instances: intEnv(env, 'INSTANCES'),
-    lbPort: intEnv(env, 'LB_PORT') ?? DEFAULT_PORTS.lb,
-    redisPort: intEnv(env, 'REDIS_PORT'),
-    pgPrimaryPort: intEnv(env, 'PG_PRIMARY_PORT'),
-    pgReplicaPort: intEnv(env, 'PG_REPLICA_PORT'),
-    appBasePort: intEnv(env, 'APP_BASE_PORT'),
+    name: env.STACK_NAME || "default",
+    instances: intEnv(env, "INSTANCES"),
+    lbPort: intEnv(env, "LB_PORT") ?? DEFAULT_PORTS.lb,
+    redisPort: intEnv(env, "REDIS_PORT"),
+    pgPrimaryPort: intEnv(env, "PG_PRIMARY_PORT"),
+    pgReplicaPort: intEnv(env, "PG_REPLICA_PORT"),
+    appBasePort: intEnv(env, "APP_BASE_PORT"),
     lbAlgorithm: parseLbAlgorithm(env.LB_ALGORITHM || undefined),
-    nginxWorkers: intEnv(env, 'NGINX_WORKERS'),
-    shutdownDrainMs: intEnv(env, 'SHUTDOWN_DRAIN_MS'),
-    replicaApplyDelayMs: intEnv(env, 'REPLICA_APPLY_DELAY_MS'),
+    nginxWorkers: intEnv(env, "NGINX_WORKERS"),
+    shutdownDrainMs: intEnv(env, "SHUTDOWN_DRAIN_MS"),
+    replicaApplyDelayMs: intEnv(env, "REPLICA_APPLY_DELAY_MS"),
     appEntry: env.APP_ENTRY || undefined,
     node: env.APP_NODE || undefined,
-    migrate: env.SKIP_MIGRATE !== '1',
+    migrate: env.SKIP_MIGRATE !== "1",
     appEnv,
   };
 }
@@ -58,22 +58,22 @@ function shellQuote(v: string): string {
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const args = [...argv];
-  let name = env.STACK_NAME || 'default';
-  const at = args.indexOf('--name');
+  let name = env.STACK_NAME || "default";
+  const at = args.indexOf("--name");
   if (at >= 0) {
-    name = args[at + 1] ?? '';
+    name = args[at + 1] ?? "";
     args.splice(at, 2);
   }
   const [command, ...rest] = args;
   const out = (line: string) => process.stdout.write(`${line}\n`);
 
   switch (command) {
-    case 'up': {
+    case "up": {
       const stack = await startTopology({ ...optionsFromEnv(env), name, log: out });
       out(stack.lbUrl);
       return 0;
     }
-    case 'down': {
+    case "down": {
       const stack = loadTopology({ name, log: out });
       if (!stack?.anyRunning()) {
         out(`stack '${name}': nothing running`);
@@ -82,18 +82,18 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       await stack.stop();
       return 0;
     }
-    case 'restart': {
+    case "restart": {
       const stack = loadTopology({ name, log: out });
       if (!stack?.anyRunning()) {
         process.stderr.write(`stack '${name}' is not running: start it with \`make local-up\`\n`);
         return 1;
       }
       const down = stack.instances.filter((i) => i.pid === null);
-      if (down.length > 0) out(`note: ${down.map((i) => i.name).join(', ')} not running; starting them`);
+      if (down.length > 0) out(`note: ${down.map((i) => i.name).join(", ")} not running; starting them`);
       await stack.restartInstances();
       return 0;
     }
-    case 'status': {
+    case "status": {
       const stack = loadTopology({ name, log: out });
       if (!stack) {
         out(`stack '${name}': never started`);
@@ -101,20 +101,34 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       }
       out(`stack '${name}' (${stack.stateDir})`);
       for (const c of stack.status()) {
-        out(`  ${c.component.padEnd(12)} 127.0.0.1:${String(c.port).padEnd(6)} ${c.running ? `running  pid ${c.pid}` : 'stopped'}`);
+        out(
+          `  ${c.component.padEnd(12)} 127.0.0.1:${String(c.port).padEnd(6)} ${c.running ? `running  pid ${c.pid}` : "stopped"}`,
+        );
       }
-      out(stack.anyRunning() ? stack.lbUrl : 'not running');
+      out(stack.anyRunning() ? stack.lbUrl : "not running");
       return 0;
     }
-    case 'env': {
+    case "env": {
       const stack = loadTopology({ name, log: out });
       if (!stack) {
         process.stderr.write(`stack '${name}': never started\n`);
         return 1;
       }
       const e = stack.appEnv(Number(rest[0] ?? 0));
-      for (const k of ['PORT', 'INSTANCE_NAME', 'REDIS_URL', 'DATABASE_URL', 'DATABASE_REPLICA_URLS', 'PGPASSWORD',
-        'SESSION_SECRETS', 'NODE_ENV', 'LOG_LEVEL', 'SHUTDOWN_DRAIN_MS', 'WORKER_THREADS', 'PG_POOL_MAX']) {
+      for (const k of [
+        "PORT",
+        "INSTANCE_NAME",
+        "REDIS_URL",
+        "DATABASE_URL",
+        "DATABASE_REPLICA_URLS",
+        "PGPASSWORD",
+        "SESSION_SECRETS",
+        "NODE_ENV",
+        "LOG_LEVEL",
+        "SHUTDOWN_DRAIN_MS",
+        "WORKER_THREADS",
+        "PG_POOL_MAX",
+      ]) {
         if (e[k] !== undefined) out(`export ${k}=${shellQuote(e[k] as string)}`);
       }
       return 0;
@@ -127,8 +141,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 
 if (import.meta.main) {
   // `cli.ts env | head` closes the pipe early: not an error.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE') throw err;
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EPIPE") throw err;
   });
   main(process.argv.slice(2)).then(
     (code) => {

@@ -1,9 +1,9 @@
 // Loopback networking helpers: free ports from the OS, port probes, small HTTP and Redis checks.
 
-import http from 'node:http';
-import net from 'node:net';
+import http from "node:http";
+import net from "node:net";
 
-export const HOST = '127.0.0.1';
+export const HOST = "127.0.0.1";
 
 /** Ask the OS for `count` distinct free ports on 127.0.0.1 (listen on 0, read, close). */
 export async function freePorts(count: number): Promise<number[]> {
@@ -12,7 +12,7 @@ export async function freePorts(count: number): Promise<number[]> {
     for (let i = 0; i < count; i++) {
       const server = net.createServer();
       await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
+        server.once("error", reject);
         server.listen(0, HOST, () => resolve());
       });
       servers.push(server);
@@ -32,7 +32,7 @@ export async function freePort(): Promise<number> {
 export function portIsFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = net.createServer();
-    server.once('error', () => resolve(false));
+    server.once("error", () => resolve(false));
     server.listen(port, HOST, () => server.close(() => resolve(true)));
   });
 }
@@ -46,8 +46,8 @@ export function portIsListening(port: number, timeoutMs = 1000): Promise<boolean
       resolve(value);
     };
     socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
   });
 }
 
@@ -65,19 +65,19 @@ export function httpRequest(
   return new Promise((resolve, reject) => {
     const req = http.request(
       url,
-      { method: options.method ?? 'GET', headers: options.headers, agent: false, timeout: options.timeoutMs ?? 2000 },
+      { method: options.method ?? "GET", headers: options.headers, agent: false, timeout: options.timeoutMs ?? 2000 },
       (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => {
           body += d;
         });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-        res.on('error', reject);
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        res.on("error", reject);
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`timeout after ${options.timeoutMs ?? 2000} ms: ${url}`)));
-    req.on('error', reject);
+    req.on("timeout", () => req.destroy(new Error(`timeout after ${options.timeoutMs ?? 2000} ms: ${url}`)));
+    req.on("error", reject);
     req.end(options.body);
   });
 }
@@ -86,18 +86,18 @@ export function httpRequest(
 export function redisPing(port: number, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: HOST, port });
-    let data = '';
+    let data = "";
     const done = (value: boolean) => {
       socket.destroy();
       resolve(value);
     };
     socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (d) => {
+    socket.once("connect", () => socket.write("PING\r\n"));
+    socket.on("data", (d) => {
       data += d.toString();
-      if (data.includes('\r\n')) done(data.startsWith('+PONG'));
+      if (data.includes("\r\n")) done(data.startsWith("+PONG"));
     });
-    socket.once('error', () => done(false));
+    socket.once("error", () => done(false));
   });
 }
 

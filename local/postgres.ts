@@ -3,17 +3,26 @@
 // (scram-sha-256). The server refuses to run as root, so as root every server-side binary
 // runs as the `postgres` user and the data folders belong to it.
 
-import { execFileSync, spawnSync } from 'node:child_process';
-import { appendFileSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { HOST, waitUntil } from './net.ts';
-import { type ProcessRecord, isRunning, run, spawnDaemon, tail } from './process.ts';
+import { execFileSync, spawnSync } from "node:child_process";
+import {
+  appendFileSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { HOST, waitUntil } from "./net.ts";
+import { isRunning, type ProcessRecord, run, spawnDaemon, tail } from "./process.ts";
 
-export const DATABASE = 'nodescale';
-export const APP_ROLE = 'nodescale';
-export const REPLICATION_ROLE = 'replicator';
-export const REPLICATION_SLOT = 'nodescale_replica';
+export const DATABASE = "nodescale";
+export const APP_ROLE = "nodescale";
+export const REPLICATION_ROLE = "replicator";
+export const REPLICATION_SLOT = "nodescale_replica";
 
 export interface PgSecrets {
   superuserPassword: string;
@@ -26,23 +35,26 @@ export interface RunAs {
   gid?: number;
 }
 
-const INSTALL_HINT = 'install PostgreSQL server binaries: `make deps` (apt: postgresql; brew: postgresql@15)';
+const INSTALL_HINT = "install PostgreSQL server binaries: `make deps` (apt: postgresql; brew: postgresql@15)";
 
 /** The folder holding postgres, initdb, pg_basebackup, psql: PG_BINDIR, pg_config, Debian's layout, PATH. */
 export function findPgBinDir(env: NodeJS.ProcessEnv = process.env): string {
-  const has = (dir: string) => existsSync(join(dir, 'postgres')) && existsSync(join(dir, 'initdb'));
+  const has = (dir: string) => existsSync(join(dir, "postgres")) && existsSync(join(dir, "initdb"));
   if (env.PG_BINDIR) {
     if (has(env.PG_BINDIR)) return env.PG_BINDIR;
     throw new Error(`PG_BINDIR=${env.PG_BINDIR} has no postgres/initdb binaries`);
   }
   try {
-    const dir = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dir = execFileSync("pg_config", ["--bindir"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
     if (has(dir)) return dir;
   } catch {
     // no pg_config
   }
-  if (existsSync('/usr/lib/postgresql')) {
-    const versions = readdirSync('/usr/lib/postgresql')
+  if (existsSync("/usr/lib/postgresql")) {
+    const versions = readdirSync("/usr/lib/postgresql")
       .filter((v) => /^\d+$/.test(v))
       .sort((a, b) => Number(b) - Number(a));
     for (const v of versions) {
@@ -50,7 +62,7 @@ export function findPgBinDir(env: NodeJS.ProcessEnv = process.env): string {
       if (has(dir)) return dir;
     }
   }
-  for (const dir of (env.PATH ?? '').split(':')) if (dir && has(dir)) return dir;
+  for (const dir of (env.PATH ?? "").split(":")) if (dir && has(dir)) return dir;
   throw new Error(`PostgreSQL server binaries not found: ${INSTALL_HINT}`);
 }
 
@@ -58,8 +70,8 @@ export function findPgBinDir(env: NodeJS.ProcessEnv = process.env): string {
 export function pgRunAs(): RunAs {
   if (process.getuid?.() !== 0) return {};
   try {
-    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    const uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }).trim());
+    const gid = Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" }).trim());
     return { uid, gid };
   } catch {
     throw new Error(`running as root but there is no 'postgres' user to run PostgreSQL as: ${INSTALL_HINT}`);
@@ -68,7 +80,7 @@ export function pgRunAs(): RunAs {
 
 function canUse(dir: string, as: RunAs): boolean {
   if (as.uid === undefined) return true;
-  const r = spawnSync('test', ['-w', dir, '-a', '-x', dir], { uid: as.uid, gid: as.gid });
+  const r = spawnSync("test", ["-w", dir, "-a", "-x", dir], { uid: as.uid, gid: as.gid });
   return r.status === 0;
 }
 
@@ -78,7 +90,7 @@ function canUse(dir: string, as: RunAs): boolean {
  * the system temp folder. The caller records the choice in state.json.
  */
 export function preparePgRoot(stateDir: string, name: string, as: RunAs, previous?: string): string {
-  const candidates = [previous, join(stateDir, 'pg')].filter((d): d is string => Boolean(d));
+  const candidates = [previous, join(stateDir, "pg")].filter((d): d is string => Boolean(d));
   for (const dir of candidates) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     if (as.uid !== undefined) chownSync(dir, as.uid, as.gid ?? as.uid);
@@ -98,8 +110,8 @@ export function pgUrl(user: string, password: string | null, port: number, datab
 
 /** Run SQL with psql; returns the unaligned, tuples-only output. Throws on error. */
 export async function psql(binDir: string, url: string, sql: string, timeoutMs = 10_000): Promise<string> {
-  const r = await run(join(binDir, 'psql'), ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', sql], {
-    env: { ...process.env, PGCONNECT_TIMEOUT: '3' },
+  const r = await run(join(binDir, "psql"), ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql], {
+    env: { ...process.env, PGCONNECT_TIMEOUT: "3" },
     timeoutMs,
   });
   if (r.code !== 0) throw new Error(`psql failed (${r.code}): ${r.stderr.trim()}`);
@@ -107,7 +119,9 @@ export async function psql(binDir: string, url: string, sql: string, timeoutMs =
 }
 
 export async function pgIsReady(binDir: string, port: number): Promise<boolean> {
-  const r = await run(join(binDir, 'pg_isready'), ['-q', '-h', HOST, '-p', String(port), '-t', '1'], { timeoutMs: 3000 });
+  const r = await run(join(binDir, "pg_isready"), ["-q", "-h", HOST, "-p", String(port), "-t", "1"], {
+    timeoutMs: 3000,
+  });
   return r.code === 0;
 }
 
@@ -126,9 +140,9 @@ max_wal_senders = 10
 max_replication_slots = 10
 hot_standby = on
 hot_standby_feedback = on
-# A disposable local stack: trade crash safety for speed.
+# A disposable local stack: trade crash safety for speed. synchronous_commit stays on: off
+# would hold WAL back from the replica for up to wal_writer_delay (replica lag is measured).
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 log_line_prefix = '%m [%p] %q%u@%d '
 `;
@@ -155,13 +169,13 @@ export interface PgServerOptions {
 
 /** Start a postgres server (detached, as the postgres user when root) and wait until it accepts connections. */
 export async function startPgServer(options: PgServerOptions, timeoutMs = 60_000): Promise<ProcessRecord> {
-  const args = ['-D', options.dataDir, '-p', String(options.port)];
-  for (const [k, v] of Object.entries(options.settings ?? {})) args.push('-c', `${k}=${v}`);
+  const args = ["-D", options.dataDir, "-p", String(options.port)];
+  for (const [k, v] of Object.entries(options.settings ?? {})) args.push("-c", `${k}=${v}`);
   const { record } = spawnDaemon({
-    command: join(options.binDir, 'postgres'),
+    command: join(options.binDir, "postgres"),
     args,
     logFile: options.logFile,
-    env: { ...process.env, LC_ALL: 'C' },
+    env: { ...process.env, LC_ALL: "C" },
     uid: options.as.uid,
     gid: options.as.gid,
   });
@@ -169,11 +183,12 @@ export async function startPgServer(options: PgServerOptions, timeoutMs = 60_000
     await waitUntil(`postgres on port ${options.port}`, () => pgIsReady(options.binDir, options.port), {
       timeoutMs,
       intervalMs: 100,
-      abort: () => (isRunning(record) ? null : `exited during start-up; log ${options.logFile}:\n${tail(options.logFile)}`),
+      abort: () =>
+        isRunning(record) ? null : `exited during start-up; log ${options.logFile}:\n${tail(options.logFile)}`,
     });
   } catch (err) {
     try {
-      process.kill(-record.pid, 'SIGKILL');
+      process.kill(-record.pid, "SIGKILL");
     } catch {
       // gone
     }
@@ -190,39 +205,61 @@ export async function startPgServer(options: PgServerOptions, timeoutMs = 60_000
 export async function initPrimary(
   options: PgServerOptions & { secrets: PgSecrets },
 ): Promise<{ record: ProcessRecord; created: boolean }> {
-  const marker = join(options.dataDir, 'nodescale.initialized');
+  const marker = join(options.dataDir, "nodescale.initialized");
   if (existsSync(marker)) return { record: await startPgServer(options), created: false };
   rmSync(options.dataDir, { recursive: true, force: true });
-  const pwfile = join(options.dataDir, '..', '.pwfile');
+  const pwfile = join(options.dataDir, "..", ".pwfile");
   writeOwned(pwfile, `${options.secrets.superuserPassword}\n`, options.as);
   try {
     await mustRun(
-      'initdb',
-      join(options.binDir, 'initdb'),
-      ['-D', options.dataDir, '-U', 'postgres', `--pwfile=${pwfile}`, '-A', 'scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions'],
-      { uid: options.as.uid, gid: options.as.gid, env: { ...process.env, LC_ALL: 'C' }, timeoutMs: 120_000 },
+      "initdb",
+      join(options.binDir, "initdb"),
+      [
+        "-D",
+        options.dataDir,
+        "-U",
+        "postgres",
+        `--pwfile=${pwfile}`,
+        "-A",
+        "scram-sha-256",
+        "-E",
+        "UTF8",
+        "--locale=C",
+        "--no-sync",
+        "--no-instructions",
+      ],
+      { uid: options.as.uid, gid: options.as.gid, env: { ...process.env, LC_ALL: "C" }, timeoutMs: 120_000 },
     );
   } finally {
     rmSync(pwfile, { force: true });
   }
-  writeOwned(join(options.dataDir, 'pg_hba.conf'), HBA, options.as);
-  const conf = join(options.dataDir, 'postgresql.conf');
+  writeOwned(join(options.dataDir, "pg_hba.conf"), HBA, options.as);
+  const conf = join(options.dataDir, "postgresql.conf");
   appendFileSync(conf, PRIMARY_CONF);
   const record = await startPgServer(options);
-  const admin = pgUrl('postgres', options.secrets.superuserPassword, options.port, 'postgres');
+  const admin = pgUrl("postgres", options.secrets.superuserPassword, options.port, "postgres");
   const r = await run(
-    join(options.binDir, 'psql'),
+    join(options.binDir, "psql"),
     [
-      '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', admin,
-      '-c', `CREATE ROLE ${APP_ROLE} LOGIN PASSWORD '${options.secrets.appPassword}'`,
-      '-c', `CREATE DATABASE ${DATABASE} OWNER ${APP_ROLE}`,
-      '-c', `CREATE ROLE ${REPLICATION_ROLE} REPLICATION LOGIN PASSWORD '${options.secrets.replicationPassword}'`,
-      '-c', `SELECT pg_create_physical_replication_slot('${REPLICATION_SLOT}')`,
+      "-X",
+      "-q",
+      "-v",
+      "ON_ERROR_STOP=1",
+      "-d",
+      admin,
+      "-c",
+      `CREATE ROLE ${APP_ROLE} LOGIN PASSWORD '${options.secrets.appPassword}'`,
+      "-c",
+      `CREATE DATABASE ${DATABASE} OWNER ${APP_ROLE}`,
+      "-c",
+      `CREATE ROLE ${REPLICATION_ROLE} REPLICATION LOGIN PASSWORD '${options.secrets.replicationPassword}'`,
+      "-c",
+      `SELECT pg_create_physical_replication_slot('${REPLICATION_SLOT}')`,
     ],
     { timeoutMs: 30_000 },
   );
   if (r.code !== 0) {
-    process.kill(record.pid, 'SIGINT');
+    process.kill(record.pid, "SIGINT");
     throw new Error(`creating roles and database failed: ${r.stderr.trim()}`);
   }
   writeOwned(marker, `${new Date().toISOString()}\n`, options.as);
@@ -236,21 +273,40 @@ function replicaAutoConf(primaryPort: number, secrets: PgSecrets): string {
 }
 
 /** Make the replica's data folder from the running primary (once), with pg_basebackup -R -X stream. */
-export async function initReplica(
-  options: { binDir: string; dataDir: string; primaryPort: number; as: RunAs; secrets: PgSecrets },
-): Promise<boolean> {
-  const marker = join(options.dataDir, 'nodescale.initialized');
+export async function initReplica(options: {
+  binDir: string;
+  dataDir: string;
+  primaryPort: number;
+  as: RunAs;
+  secrets: PgSecrets;
+}): Promise<boolean> {
+  const marker = join(options.dataDir, "nodescale.initialized");
   if (existsSync(marker)) return false;
   rmSync(options.dataDir, { recursive: true, force: true });
   await mustRun(
-    'pg_basebackup',
-    join(options.binDir, 'pg_basebackup'),
-    ['-h', HOST, '-p', String(options.primaryPort), '-U', REPLICATION_ROLE, '-D', options.dataDir, '-R', '-X', 'stream',
-      '-S', REPLICATION_SLOT, '--checkpoint=fast', '--no-sync'],
+    "pg_basebackup",
+    join(options.binDir, "pg_basebackup"),
+    [
+      "-h",
+      HOST,
+      "-p",
+      String(options.primaryPort),
+      "-U",
+      REPLICATION_ROLE,
+      "-D",
+      options.dataDir,
+      "-R",
+      "-X",
+      "stream",
+      "-S",
+      REPLICATION_SLOT,
+      "--checkpoint=fast",
+      "--no-sync",
+    ],
     {
       uid: options.as.uid,
       gid: options.as.gid,
-      env: { ...process.env, PGPASSWORD: options.secrets.replicationPassword, PGCONNECT_TIMEOUT: '5' },
+      env: { ...process.env, PGPASSWORD: options.secrets.replicationPassword, PGCONNECT_TIMEOUT: "5" },
       timeoutMs: 120_000,
     },
   );
@@ -262,20 +318,24 @@ export async function initReplica(
 export async function startReplica(
   options: PgServerOptions & { primaryPort: number; secrets: PgSecrets; applyDelayMs: number },
 ): Promise<ProcessRecord> {
-  writeOwned(join(options.dataDir, 'postgresql.auto.conf'), replicaAutoConf(options.primaryPort, options.secrets), options.as);
-  writeOwned(join(options.dataDir, 'standby.signal'), '', options.as);
+  writeOwned(
+    join(options.dataDir, "postgresql.auto.conf"),
+    replicaAutoConf(options.primaryPort, options.secrets),
+    options.as,
+  );
+  writeOwned(join(options.dataDir, "standby.signal"), "", options.as);
   return startPgServer({
     ...options,
-    settings: { hot_standby: 'on', recovery_min_apply_delay: `${options.applyDelayMs}ms`, ...options.settings },
+    settings: { hot_standby: "on", recovery_min_apply_delay: `${options.applyDelayMs}ms`, ...options.settings },
   });
 }
 
 /** Wait until the primary reports the replica as streaming. */
 export async function waitStreaming(binDir: string, adminUrl: string, timeoutMs = 20_000): Promise<void> {
   await waitUntil(
-    'replica streaming',
+    "replica streaming",
     async () =>
-      (await psql(binDir, adminUrl, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")) !== '0',
+      (await psql(binDir, adminUrl, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")) !== "0",
     { timeoutMs, intervalMs: 100 },
   );
 }

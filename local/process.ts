@@ -4,9 +4,8 @@
 // A pid alone is not an identity (pids are reused), so every record keeps the kernel's start
 // time of the process; a process is "ours" only when both match. Zombies count as exited.
 
-import { type ChildProcess, spawn } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 
 export interface ProcessRecord {
   pid: number;
@@ -37,16 +36,16 @@ export interface SpawnDaemonOptions {
   gid?: number;
 }
 
-const hasProc = existsSync('/proc/self/stat');
+const hasProc = existsSync("/proc/self/stat");
 
 /** Exit of children started by this process, so callers can learn their exit code. */
 const childExits = new Map<number, Promise<{ code: number | null; signal: string | null }>>();
 
 function procStat(pid: number): { state: string; startTime: string } | null {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: fields[0] ?? '?', startTime: fields[19] ?? '' };
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    return { state: fields[0] ?? "?", startTime: fields[19] ?? "" };
   } catch {
     return null;
   }
@@ -54,13 +53,13 @@ function procStat(pid: number): { state: string; startTime: string } | null {
 
 function psInfo(pid: number): { state: string; startTime: string } | null {
   try {
-    const out = execFileSync('ps', ['-o', 'stat=', '-o', 'lstart=', '-p', String(pid)], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
+    const out = execFileSync("ps", ["-o", "stat=", "-o", "lstart=", "-p", String(pid)], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
     }).trim();
-    if (out === '') return null;
-    const [state = '?', ...rest] = out.split(/\s+/);
-    return { state: state.charAt(0), startTime: rest.join(' ') };
+    if (out === "") return null;
+    const [state = "?", ...rest] = out.split(/\s+/);
+    return { state: state.charAt(0), startTime: rest.join(" ") };
   } catch {
     return null;
   }
@@ -73,7 +72,7 @@ function info(pid: number): { state: string; startTime: string } | null {
 /** The start time of a live process, or null when there is no such (non-zombie) process. */
 export function processStartTime(pid: number): string | null {
   const i = info(pid);
-  if (i === null || i.state === 'Z' || i.state === 'X') return null;
+  if (i === null || i.state === "Z" || i.state === "X") return null;
   return i.startTime;
 }
 
@@ -94,9 +93,9 @@ export function processGroupAlive(pgid: number): boolean {
   if (!hasProc) return true;
   // kill(0) succeeds for zombies too: look for a live member.
   try {
-    for (const entry of execFileSync('ps', ['-e', '-o', 'pgid=,stat='], { encoding: 'utf8' }).split('\n')) {
+    for (const entry of execFileSync("ps", ["-e", "-o", "pgid=,stat="], { encoding: "utf8" }).split("\n")) {
       const [g, s] = entry.trim().split(/\s+/);
-      if (Number(g) === pgid && s && !s.startsWith('Z')) return true;
+      if (Number(g) === pgid && s && !s.startsWith("Z")) return true;
     }
   } catch {
     return true;
@@ -106,14 +105,14 @@ export function processGroupAlive(pgid: number): boolean {
 
 /** Start a daemon detached from this process (own session), stdout+stderr appended to logFile. */
 export function spawnDaemon(options: SpawnDaemonOptions): { record: ProcessRecord; child: ChildProcess } {
-  const fd = openSync(options.logFile, 'a');
+  const fd = openSync(options.logFile, "a");
   let child: ChildProcess;
   try {
     child = spawn(options.command, options.args, {
       cwd: options.cwd,
       env: options.env ?? process.env,
       detached: true,
-      stdio: ['ignore', fd, fd],
+      stdio: ["ignore", fd, fd],
       uid: options.uid,
       gid: options.gid,
     });
@@ -125,15 +124,15 @@ export function spawnDaemon(options: SpawnDaemonOptions): { record: ProcessRecor
   childExits.set(
     pid,
     new Promise((resolve) => {
-      child.once('exit', (code, signal) => resolve({ code, signal }));
-      child.once('error', () => resolve({ code: null, signal: null }));
+      child.once("exit", (code, signal) => resolve({ code, signal }));
+      child.once("error", () => resolve({ code: null, signal: null }));
     }),
   );
   child.unref();
   // The start time is read right away: the pid cannot be reused before we reap it.
-  const startTime = processStartTime(pid) ?? info(pid)?.startTime ?? '';
+  const startTime = processStartTime(pid) ?? info(pid)?.startTime ?? "";
   return {
-    record: { pid, startTime, command: [options.command, ...options.args].join(' ') },
+    record: { pid, startTime, command: [options.command, ...options.args].join(" ") },
     child,
   };
 }
@@ -188,7 +187,7 @@ export async function stopProcess(
   if (!(await waitForExit(record, timeoutMs))) {
     killed = true;
     try {
-      process.kill(-record.pid, 'SIGKILL');
+      process.kill(-record.pid, "SIGKILL");
     } catch {
       // already gone
     }
@@ -209,7 +208,14 @@ export interface RunResult {
 export function run(
   command: string,
   args: string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string; uid?: number; gid?: number; timeoutMs?: number; input?: string } = {},
+  options: {
+    env?: NodeJS.ProcessEnv;
+    cwd?: string;
+    uid?: number;
+    gid?: number;
+    timeoutMs?: number;
+    input?: string;
+  } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
@@ -217,26 +223,26 @@ export function run(
       cwd: options.cwd,
       uid: options.uid,
       gid: options.gid,
-      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    let stdout = "";
+    let stderr = "";
+    child.stdout?.setEncoding("utf8").on("data", (d: string) => {
       stdout += d;
     });
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    child.stderr?.setEncoding("utf8").on("data", (d: string) => {
       stderr += d;
     });
     if (options.input !== undefined) child.stdin?.end(options.input);
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
+      child.kill("SIGKILL");
       stderr += `\n(killed after ${options.timeoutMs} ms)`;
     }, options.timeoutMs ?? 60_000);
-    child.once('error', (err) => {
+    child.once("error", (err) => {
       clearTimeout(timer);
       reject(err);
     });
-    child.once('close', (code) => {
+    child.once("close", (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
@@ -246,9 +252,9 @@ export function run(
 /** The last lines of a log file, for error messages. */
 export function tail(file: string, lines = 20): string {
   try {
-    const text = readFileSync(file, 'utf8').trimEnd().split('\n');
-    return text.slice(-lines).join('\n');
+    const text = readFileSync(file, "utf8").trimEnd().split("\n");
+    return text.slice(-lines).join("\n");
   } catch {
-    return '(no log)';
+    return "(no log)";
   }
 }

@@ -1,18 +1,18 @@
 // Redis for the local topology: one redis-server on loopback, no persistence (a disposable
 // session store), logs to a file.
 
-import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { HOST, redisPing, waitUntil } from './net.ts';
-import { type ProcessRecord, isRunning, spawnDaemon, tail } from './process.ts';
+import { execFileSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { HOST, redisPing, waitUntil } from "./net.ts";
+import { isRunning, type ProcessRecord, spawnDaemon, tail } from "./process.ts";
 
 export function findRedisServer(env: NodeJS.ProcessEnv = process.env): string {
-  const bin = env.REDIS_SERVER ?? 'redis-server';
+  const bin = env.REDIS_SERVER ?? "redis-server";
   try {
-    execFileSync(bin, ['--version'], { stdio: 'ignore' });
+    execFileSync(bin, ["--version"], { stdio: "ignore" });
     return bin;
   } catch {
-    throw new Error('redis-server not found: install it with `make deps` (apt: redis-server; brew: redis)');
+    throw new Error("redis-server not found: install it with `make deps` (apt: redis-server; brew: redis)");
   }
 }
 
@@ -20,17 +20,39 @@ export function redisUrl(port: number): string {
   return `redis://${HOST}:${port}/0`;
 }
 
-export async function startRedis(options: { bin: string; port: number; dir: string; logFile: string }): Promise<ProcessRecord> {
+export async function startRedis(options: {
+  bin: string;
+  port: number;
+  dir: string;
+  logFile: string;
+}): Promise<ProcessRecord> {
   mkdirSync(options.dir, { recursive: true });
   const { record } = spawnDaemon({
     command: options.bin,
-    args: ['--port', String(options.port), '--bind', HOST, '--dir', options.dir, '--save', '', '--appendonly', 'no',
-      '--daemonize', 'no', '--logfile', '', '--maxclients', '10000'],
+    args: [
+      "--port",
+      String(options.port),
+      "--bind",
+      HOST,
+      "--dir",
+      options.dir,
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--daemonize",
+      "no",
+      "--logfile",
+      "",
+      "--maxclients",
+      "10000",
+    ],
     logFile: options.logFile,
   });
   await waitUntil(`redis on port ${options.port}`, () => redisPing(options.port), {
     timeoutMs: 15_000,
-    abort: () => (isRunning(record) ? null : `exited during start-up; log ${options.logFile}:\n${tail(options.logFile)}`),
+    abort: () =>
+      isRunning(record) ? null : `exited during start-up; log ${options.logFile}:\n${tail(options.logFile)}`,
   });
   return record;
 }

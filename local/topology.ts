@@ -11,19 +11,19 @@
 // on exactly those processes later. Every method re-reads that file first and writes it after
 // a change, so the API and the CLI can take turns on the same stack.
 
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { checkAppEntry, runMigrate, startApp } from './app.ts';
-import { HOST, freePorts, httpRequest, portIsFree, waitUntil } from './net.ts';
-import { type LbAlgorithm, findNginx, parseLbAlgorithm, startNginx } from './nginx.ts';
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { checkAppEntry, runMigrate, startApp } from "./app.ts";
+import { freePorts, HOST, httpRequest, portIsFree, waitUntil } from "./net.ts";
+import { findNginx, type LbAlgorithm, parseLbAlgorithm, startNginx } from "./nginx.ts";
 import {
   APP_ROLE,
   DATABASE,
-  type PgSecrets,
   findPgBinDir,
   initPrimary,
   initReplica,
+  type PgSecrets,
   pgRunAs,
   pgUrl,
   preparePgRoot,
@@ -31,15 +31,15 @@ import {
   startPgServer,
   startReplica as startReplicaServer,
   waitStreaming,
-} from './postgres.ts';
-import { type ExitInfo, type ProcessRecord, isRunning, stopProcess } from './process.ts';
-import { findRedisServer, redisUrl, startRedis as startRedisServer } from './redis.ts';
+} from "./postgres.ts";
+import { type ExitInfo, isRunning, type ProcessRecord, stopProcess } from "./process.ts";
+import { findRedisServer, redisUrl, startRedis as startRedisServer } from "./redis.ts";
 
-export type { ExitInfo, ProcessRecord } from './process.ts';
-export type { LbAlgorithm } from './nginx.ts';
+export type { LbAlgorithm } from "./nginx.ts";
+export type { ExitInfo, ProcessRecord } from "./process.ts";
 
 /** Repository root (the folder above local/). */
-export const REPO_ROOT = resolve(import.meta.dirname, '..');
+export const REPO_ROOT = resolve(import.meta.dirname, "..");
 
 export const DEFAULT_PORTS = {
   lb: 8080,
@@ -142,7 +142,7 @@ export interface ComponentStatus {
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
 export function defaultStateRoot(): string {
-  return join(REPO_ROOT, '.local');
+  return join(REPO_ROOT, ".local");
 }
 
 export function stateDirFor(name: string, stateRoot = defaultStateRoot()): string {
@@ -158,16 +158,16 @@ function writeJson(file: string, value: unknown, mode = 0o644): void {
 
 function readJson<T>(file: string): T | null {
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as T;
+    return JSON.parse(readFileSync(file, "utf8")) as T;
   } catch {
     return null;
   }
 }
 
-const secret = (bytes = 18) => randomBytes(bytes).toString('hex');
+const secret = (bytes = 18) => randomBytes(bytes).toString("hex");
 
 function pad(s: string, n: number): string {
-  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+  return s.length >= n ? s : s + " ".repeat(n - s.length);
 }
 
 /** A running (or stopped) local stack, backed by its state.json. */
@@ -191,7 +191,7 @@ export class Topology {
     return this.#state.stateDir;
   }
   get logDir(): string {
-    return join(this.#state.stateDir, 'logs');
+    return join(this.#state.stateDir, "logs");
   }
   get lbUrl(): string {
     return this.#state.lbUrl;
@@ -211,9 +211,9 @@ export class Topology {
     return [pgUrl(APP_ROLE, this.#secrets.appPassword, this.#state.pgReplica.port, DATABASE)];
   }
   /** Superuser URL of the primary or the replica (for checks such as pg_stat_replication). */
-  adminUrl(target: 'primary' | 'replica' = 'primary'): string {
-    const port = target === 'primary' ? this.#state.pgPrimary.port : this.#state.pgReplica.port;
-    return pgUrl('postgres', this.#secrets.superuserPassword, port, 'postgres');
+  adminUrl(target: "primary" | "replica" = "primary"): string {
+    const port = target === "primary" ? this.#state.pgPrimary.port : this.#state.pgReplica.port;
+    return pgUrl("postgres", this.#secrets.superuserPassword, port, "postgres");
   }
   get pgBinDir(): string {
     return this.#state.pgBinDir;
@@ -223,7 +223,13 @@ export class Topology {
   }
   get ports(): { lb: number; redis: number; pgPrimary: number; pgReplica: number; apps: number[] } {
     const s = this.#state;
-    return { lb: s.nginx.port, redis: s.redis.port, pgPrimary: s.pgPrimary.port, pgReplica: s.pgReplica.port, apps: s.apps.map((a) => a.port) };
+    return {
+      lb: s.nginx.port,
+      redis: s.redis.port,
+      pgPrimary: s.pgPrimary.port,
+      pgReplica: s.pgReplica.port,
+      apps: s.apps.map((a) => a.port),
+    };
   }
   get instances(): Instance[] {
     this.#refresh();
@@ -258,20 +264,20 @@ export class Topology {
       INSTANCE_NAME: app.name,
       REDIS_URL: this.redisUrl,
       DATABASE_URL: this.databaseUrl,
-      DATABASE_REPLICA_URLS: this.replicaUrls.join(','),
+      DATABASE_REPLICA_URLS: this.replicaUrls.join(","),
       PGPASSWORD: this.#secrets.appPassword,
-      SESSION_SECRETS: this.#secrets.sessionSecrets.join(','),
-      NODE_ENV: 'production',
-      LOG_LEVEL: 'info',
+      SESSION_SECRETS: this.#secrets.sessionSecrets.join(","),
+      NODE_ENV: "production",
+      LOG_LEVEL: "info",
       SHUTDOWN_DRAIN_MS: String(s.shutdownDrainMs),
-      WORKER_THREADS: '1',
+      WORKER_THREADS: "1",
       ...s.appEnv,
     };
   }
 
   /** Run SQL as the app role on the primary or the replica (psql, unaligned, tuples only). */
-  query(target: 'primary' | 'replica', sql: string): Promise<string> {
-    const url = target === 'primary' ? this.databaseUrl : (this.replicaUrls[0] as string);
+  query(target: "primary" | "replica", sql: string): Promise<string> {
+    const url = target === "primary" ? this.databaseUrl : (this.replicaUrls[0] as string);
     return psql(this.#state.pgBinDir, url, sql);
   }
 
@@ -285,11 +291,11 @@ export class Topology {
       running: isRunning(c.process),
     });
     return [
-      row('redis', s.redis),
-      row('pg-primary', s.pgPrimary),
-      row('pg-replica', s.pgReplica),
+      row("redis", s.redis),
+      row("pg-primary", s.pgPrimary),
+      row("pg-replica", s.pgReplica),
       ...s.apps.map((a) => row(a.name, a)),
-      row('nginx', s.nginx),
+      row("nginx", s.nginx),
     ];
   }
 
@@ -305,11 +311,11 @@ export class Topology {
     this.#refresh();
     const started = Date.now();
     const s = this.#state;
-    await this.#stopComponent('nginx', 'SIGTERM', 10_000);
+    await this.#stopComponent("nginx", "SIGTERM", 10_000);
     await Promise.all(s.apps.map((_, i) => this.stopInstance(i)));
-    await this.#stopComponent('pgReplica', 'SIGINT', 30_000);
-    await this.#stopComponent('pgPrimary', 'SIGINT', 30_000);
-    await this.#stopComponent('redis', 'SIGTERM', 10_000);
+    await this.#stopComponent("pgReplica", "SIGINT", 30_000);
+    await this.#stopComponent("pgPrimary", "SIGINT", 30_000);
+    await this.#stopComponent("redis", "SIGTERM", 10_000);
     this.#log(`stack '${s.name}' stopped in ${Date.now() - started} ms`);
   }
 
@@ -325,10 +331,10 @@ export class Topology {
   async stopInstance(index: number): Promise<ExitInfo | null> {
     this.#refresh();
     const app = this.#app(index);
-    const exit = await stopProcess(app.process, 'SIGTERM', this.#state.shutdownDrainMs + 30_000);
+    const exit = await stopProcess(app.process, "SIGTERM", this.#state.shutdownDrainMs + 30_000);
     if (exit) {
-      const how = exit.code !== null ? `, exit ${exit.code}` : exit.signal ? `, ${exit.signal}` : '';
-      this.#line(app.name, `stopped (pid ${app.process?.pid}${how}${exit.killed ? ', SIGKILLed' : ''})`, exit.ms);
+      const how = exit.code !== null ? `, exit ${exit.code}` : exit.signal ? `, ${exit.signal}` : "";
+      this.#line(app.name, `stopped (pid ${app.process?.pid}${how}${exit.killed ? ", SIGKILLed" : ""})`, exit.ms);
     }
     this.#update((st) => {
       (st.apps[index] as ComponentState).process = null;
@@ -372,7 +378,7 @@ export class Topology {
   }
 
   async stopRedis(): Promise<void> {
-    await this.#stopComponent('redis', 'SIGTERM', 10_000);
+    await this.#stopComponent("redis", "SIGTERM", 10_000);
   }
 
   async startRedis(): Promise<void> {
@@ -383,17 +389,17 @@ export class Topology {
     const record = await startRedisServer({
       bin: findRedisServer(),
       port: s.redis.port,
-      dir: join(s.stateDir, 'redis'),
-      logFile: join(this.logDir, 'redis.log'),
+      dir: join(s.stateDir, "redis"),
+      logFile: join(this.logDir, "redis.log"),
     });
     this.#update((st) => {
       st.redis.process = record;
     });
-    this.#line('redis', `${HOST}:${s.redis.port}  pid ${record.pid}`, Date.now() - t);
+    this.#line("redis", `${HOST}:${s.redis.port}  pid ${record.pid}`, Date.now() - t);
   }
 
   async stopReplica(): Promise<void> {
-    await this.#stopComponent('pgReplica', 'SIGINT', 30_000);
+    await this.#stopComponent("pgReplica", "SIGINT", 30_000);
   }
 
   /** Start the replica again; applyDelayMs changes recovery_min_apply_delay (kept for later starts). */
@@ -402,15 +408,15 @@ export class Topology {
     const s = this.#state;
     if (isRunning(s.pgReplica.process)) {
       if (options.applyDelayMs === undefined || options.applyDelayMs === s.replicaApplyDelayMs) return;
-      throw new Error('the replica is running: stopReplica() first to change its apply delay');
+      throw new Error("the replica is running: stopReplica() first to change its apply delay");
     }
     const applyDelayMs = options.applyDelayMs ?? s.replicaApplyDelayMs;
     const t = Date.now();
     const record = await startReplicaServer({
       binDir: s.pgBinDir,
-      dataDir: join(s.pgRoot, 'replica'),
+      dataDir: join(s.pgRoot, "replica"),
       port: s.pgReplica.port,
-      logFile: join(this.logDir, 'pg-replica.log'),
+      logFile: join(this.logDir, "pg-replica.log"),
       as: pgRunAs(),
       primaryPort: s.pgPrimary.port,
       secrets: this.#secrets,
@@ -421,14 +427,14 @@ export class Topology {
       st.replicaApplyDelayMs = applyDelayMs;
     });
     this.#line(
-      'pg-replica',
+      "pg-replica",
       `${HOST}:${s.pgReplica.port}  pid ${record.pid}  apply delay ${applyDelayMs} ms`,
       Date.now() - t,
     );
   }
 
   async stopPrimary(): Promise<void> {
-    await this.#stopComponent('pgPrimary', 'SIGINT', 30_000);
+    await this.#stopComponent("pgPrimary", "SIGINT", 30_000);
   }
 
   async startPrimary(): Promise<void> {
@@ -438,15 +444,15 @@ export class Topology {
     const t = Date.now();
     const record = await startPgServer({
       binDir: s.pgBinDir,
-      dataDir: join(s.pgRoot, 'primary'),
+      dataDir: join(s.pgRoot, "primary"),
       port: s.pgPrimary.port,
-      logFile: join(this.logDir, 'pg-primary.log'),
+      logFile: join(this.logDir, "pg-primary.log"),
       as: pgRunAs(),
     });
     this.#update((st) => {
       st.pgPrimary.process = record;
     });
-    this.#line('pg-primary', `${HOST}:${s.pgPrimary.port}  pid ${record.pid}`, Date.now() - t);
+    this.#line("pg-primary", `${HOST}:${s.pgPrimary.port}  pid ${record.pid}`, Date.now() - t);
   }
 
   // ----- internals (used by startTopology) -----
@@ -467,21 +473,21 @@ export class Topology {
         const record = await startRedisServer({
           bin: redisBin,
           port: s.redis.port,
-          dir: join(s.stateDir, 'redis'),
-          logFile: join(this.logDir, 'redis.log'),
+          dir: join(s.stateDir, "redis"),
+          logFile: join(this.logDir, "redis.log"),
         });
         this.#update((st) => {
           st.redis.process = record;
         });
-        this.#line('redis', `${HOST}:${s.redis.port}  pid ${record.pid}`, Date.now() - t);
+        this.#line("redis", `${HOST}:${s.redis.port}  pid ${record.pid}`, Date.now() - t);
       })();
       const postgres = (async () => {
         let t = Date.now();
         const primary = await initPrimary({
           binDir: s.pgBinDir,
-          dataDir: join(s.pgRoot, 'primary'),
+          dataDir: join(s.pgRoot, "primary"),
           port: s.pgPrimary.port,
-          logFile: join(this.logDir, 'pg-primary.log'),
+          logFile: join(this.logDir, "pg-primary.log"),
           as,
           secrets: this.#secrets,
         });
@@ -489,45 +495,51 @@ export class Topology {
           st.pgPrimary.process = primary.record;
         });
         this.#line(
-          'pg-primary',
-          `${HOST}:${s.pgPrimary.port}  pid ${primary.record.pid}${primary.created ? '  (initdb, roles, database, slot)' : ''}`,
+          "pg-primary",
+          `${HOST}:${s.pgPrimary.port}  pid ${primary.record.pid}${primary.created ? "  (initdb, roles, database, slot)" : ""}`,
           Date.now() - t,
         );
         t = Date.now();
         const created = await initReplica({
           binDir: s.pgBinDir,
-          dataDir: join(s.pgRoot, 'replica'),
+          dataDir: join(s.pgRoot, "replica"),
           primaryPort: s.pgPrimary.port,
           as,
           secrets: this.#secrets,
         });
-        if (created) this.#line('pg-basebackup', 'replica data folder made from the primary', Date.now() - t);
+        if (created) this.#line("pg-basebackup", "replica data folder made from the primary", Date.now() - t);
         await this.startReplica();
         t = Date.now();
-        await waitStreaming(s.pgBinDir, this.adminUrl('primary'));
-        this.#line('replication', 'replica streaming from primary', Date.now() - t);
+        await waitStreaming(s.pgBinDir, this.adminUrl("primary"));
+        this.#line("replication", "replica streaming from primary", Date.now() - t);
       })();
       const results = await Promise.allSettled([redis, postgres]);
-      for (const r of results) if (r.status === 'rejected') throw r.reason;
+      for (const r of results) if (r.status === "rejected") throw r.reason;
 
       if (options.migrate) {
         const t = Date.now();
         await runMigrate(
-          { node: s.node, entry: s.appEntry, cwd: s.appDir, env: this.appEnv(0), logFile: join(this.logDir, 'migrate.log') },
+          {
+            node: s.node,
+            entry: s.appEntry,
+            cwd: s.appDir,
+            env: this.appEnv(0),
+            logFile: join(this.logDir, "migrate.log"),
+          },
           120_000,
         );
-        this.#line('migrate', `node ${s.appEntry} migrate`, Date.now() - t);
+        this.#line("migrate", `node ${s.appEntry} migrate`, Date.now() - t);
       }
 
       const appResults = await Promise.allSettled(s.apps.map((_, i) => this.startInstance(i)));
-      for (const r of appResults) if (r.status === 'rejected') throw r.reason;
+      for (const r of appResults) if (r.status === "rejected") throw r.reason;
 
       const t = Date.now();
       const nginx = await startNginx({
         bin: nginxBin,
-        prefix: join(s.stateDir, 'nginx'),
+        prefix: join(s.stateDir, "nginx"),
         logDir: this.logDir,
-        logFile: join(this.logDir, 'nginx.log'),
+        logFile: join(this.logDir, "nginx.log"),
         lbPort: s.nginx.port,
         appPorts: s.apps.map((a) => a.port),
         algorithm: s.lbAlgorithm,
@@ -536,10 +548,10 @@ export class Topology {
       this.#update((st) => {
         st.nginx.process = nginx;
       });
-      await waitUntil('load balancer /readyz', async () => (await httpRequest(`${s.lbUrl}/readyz`)).status === 200, {
+      await waitUntil("load balancer /readyz", async () => (await httpRequest(`${s.lbUrl}/readyz`)).status === 200, {
         timeoutMs: 10_000,
       });
-      this.#line('nginx', `${s.lbUrl}  pid ${nginx.pid}  ${s.lbAlgorithm}`, Date.now() - t);
+      this.#line("nginx", `${s.lbUrl}  pid ${nginx.pid}  ${s.lbAlgorithm}`, Date.now() - t);
     } catch (err) {
       this.#log(`start-up failed: stopping what was started (logs in ${this.logDir})`);
       await this.stop().catch(() => {});
@@ -548,22 +560,22 @@ export class Topology {
     this.#log(`stack '${s.name}' up in ${((Date.now() - total) / 1000).toFixed(1)} s`);
   }
 
-  #app(index: number): StackState['apps'][number] {
+  #app(index: number): StackState["apps"][number] {
     const app = this.#state.apps[index];
     if (!app) throw new Error(`no instance ${index} (stack has ${this.#state.apps.length})`);
     return app;
   }
 
   async #stopComponent(
-    key: 'redis' | 'pgPrimary' | 'pgReplica' | 'nginx',
+    key: "redis" | "pgPrimary" | "pgReplica" | "nginx",
     signal: NodeJS.Signals,
     timeoutMs: number,
   ): Promise<void> {
     this.#refresh();
     const record = this.#state[key].process;
     const exit = await stopProcess(record, signal, timeoutMs);
-    const label = { redis: 'redis', pgPrimary: 'pg-primary', pgReplica: 'pg-replica', nginx: 'nginx' }[key];
-    if (exit) this.#line(label, `stopped (pid ${record?.pid}${exit.killed ? ', SIGKILLed' : ''})`, exit.ms);
+    const label = { redis: "redis", pgPrimary: "pg-primary", pgReplica: "pg-replica", nginx: "nginx" }[key];
+    if (exit) this.#line(label, `stopped (pid ${record?.pid}${exit.killed ? ", SIGKILLed" : ""})`, exit.ms);
     this.#update((st) => {
       st[key].process = null;
     });
@@ -581,23 +593,25 @@ export class Topology {
   }
 
   #refresh(): void {
-    const fresh = readJson<StackState>(join(this.#state.stateDir, 'state.json'));
+    const fresh = readJson<StackState>(join(this.#state.stateDir, "state.json"));
     if (fresh) this.#state = fresh;
   }
 
   #save(): void {
-    writeJson(join(this.#state.stateDir, 'state.json'), this.#state);
+    writeJson(join(this.#state.stateDir, "state.json"), this.#state);
   }
 }
 
 function loadSecrets(stateDir: string): Secrets | null {
-  return readJson<Secrets>(join(stateDir, 'secrets.json'));
+  return readJson<Secrets>(join(stateDir, "secrets.json"));
 }
 
 /** The stack recorded under `name`, or null when it has never been started. */
-export function loadTopology(options: { name?: string; stateRoot?: string; log?: (line: string) => void } = {}): Topology | null {
-  const stateDir = stateDirFor(options.name ?? 'default', options.stateRoot);
-  const state = readJson<StackState>(join(stateDir, 'state.json'));
+export function loadTopology(
+  options: { name?: string; stateRoot?: string; log?: (line: string) => void } = {},
+): Topology | null {
+  const stateDir = stateDirFor(options.name ?? "default", options.stateRoot);
+  const state = readJson<StackState>(join(stateDir, "state.json"));
   const secrets = loadSecrets(stateDir);
   if (!state || !secrets) return null;
   return new Topology(state, secrets, options.log);
@@ -611,7 +625,8 @@ async function resolvePorts(o: TopologyOptions, instances: number) {
     pgReplica: o.pgReplicaPort,
   };
   let apps = o.appPorts ? [...o.appPorts] : undefined;
-  if (apps && apps.length !== instances) throw new Error(`appPorts has ${apps.length} ports for ${instances} instances`);
+  if (apps && apps.length !== instances)
+    throw new Error(`appPorts has ${apps.length} ports for ${instances} instances`);
   if (o.freePorts) {
     const missing = Object.values(wanted).filter((p) => p === undefined).length + (apps ? 0 : instances);
     const free = await freePorts(missing);
@@ -627,10 +642,10 @@ async function resolvePorts(o: TopologyOptions, instances: number) {
     apps: apps ?? Array.from({ length: instances }, (_, i) => base + i),
   };
   const named: [string, number][] = [
-    ['LB_PORT', ports.lb],
-    ['REDIS_PORT', ports.redis],
-    ['PG_PRIMARY_PORT', ports.pgPrimary],
-    ['PG_REPLICA_PORT', ports.pgReplica],
+    ["LB_PORT", ports.lb],
+    ["REDIS_PORT", ports.redis],
+    ["PG_PRIMARY_PORT", ports.pgPrimary],
+    ["PG_REPLICA_PORT", ports.pgReplica],
     ...ports.apps.map((p, i): [string, number] => [`APP_BASE_PORT+${i} (app-${i + 1})`, p]),
   ];
   const seen = new Map<number, string>();
@@ -642,13 +657,16 @@ async function resolvePorts(o: TopologyOptions, instances: number) {
   }
   const busy: string[] = [];
   for (const [what, port] of named) if (!(await portIsFree(port))) busy.push(`${what}=${port}`);
-  if (busy.length > 0) throw new Error(`port already in use on ${HOST}: ${busy.join(', ')} (choose other ports or stop what listens there)`);
+  if (busy.length > 0)
+    throw new Error(
+      `port already in use on ${HOST}: ${busy.join(", ")} (choose other ports or stop what listens there)`,
+    );
   return ports;
 }
 
 /** Start a stack and wait until nginx answers /readyz 200 from the instances. */
 export async function startTopology(options: TopologyOptions = {}): Promise<Topology> {
-  const name = options.name ?? 'default';
+  const name = options.name ?? "default";
   const stateRoot = options.stateRoot ?? defaultStateRoot();
   const stateDir = stateDirFor(name, stateRoot);
   const previous = loadTopology({ name, stateRoot, log: options.log });
@@ -656,7 +674,8 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
     throw new Error(`stack '${name}' is already running (${previous.lbUrl}); stop it first (local/cli.ts down)`);
   }
   const instances = options.instances ?? 2;
-  if (!Number.isInteger(instances) || instances < 1 || instances > 64) throw new Error(`INSTANCES=${instances}: expected 1..64`);
+  if (!Number.isInteger(instances) || instances < 1 || instances > 64)
+    throw new Error(`INSTANCES=${instances}: expected 1..64`);
   const drain = options.shutdownDrainMs ?? 1000;
   if (!Number.isInteger(drain) || drain < 0) throw new Error(`SHUTDOWN_DRAIN_MS=${drain}: expected an integer >= 0`);
   const delay = options.replicaApplyDelayMs ?? 0;
@@ -670,16 +689,16 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
   findNginx();
 
   const ports = await resolvePorts(options, instances);
-  mkdirSync(join(stateDir, 'logs'), { recursive: true });
+  mkdirSync(join(stateDir, "logs"), { recursive: true });
   const secrets: Secrets = loadSecrets(stateDir) ?? {
     superuserPassword: secret(),
     appPassword: secret(),
     replicationPassword: secret(),
     sessionSecrets: [secret(32)],
   };
-  writeJson(join(stateDir, 'secrets.json'), secrets, 0o600);
+  writeJson(join(stateDir, "secrets.json"), secrets, 0o600);
   const pgRoot = preparePgRoot(stateDir, name, pgRunAs(), previous?.state.pgRoot);
-  const appEntry = resolve(REPO_ROOT, options.appEntry ?? 'app/src/main.ts');
+  const appEntry = resolve(REPO_ROOT, options.appEntry ?? "app/src/main.ts");
   const state: StackState = {
     version: 1,
     name,
@@ -688,9 +707,9 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
     pgBinDir,
     node: options.node ?? process.execPath,
     appEntry,
-    appDir: resolve(REPO_ROOT, options.appDir ?? 'app'),
+    appDir: resolve(REPO_ROOT, options.appDir ?? "app"),
     appEnv: options.appEnv ?? {},
-    lbAlgorithm: options.lbAlgorithm ?? 'round_robin',
+    lbAlgorithm: options.lbAlgorithm ?? "round_robin",
     nginxWorkers: workers,
     shutdownDrainMs: drain,
     replicaApplyDelayMs: delay,
@@ -704,8 +723,8 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
     apps: ports.apps.map((port, i) => ({ name: `app-${i + 1}`, port, process: null })),
   };
   parseLbAlgorithm(state.lbAlgorithm);
-  writeJson(join(stateDir, 'state.json'), state);
-  if (!existsSync(join(stateDir, 'state.json'))) throw new Error(`cannot write ${stateDir}/state.json`);
+  writeJson(join(stateDir, "state.json"), state);
+  if (!existsSync(join(stateDir, "state.json"))) throw new Error(`cannot write ${stateDir}/state.json`);
   const topology = new Topology(state, secrets, options.log);
   await topology._up({ migrate: options.migrate ?? true });
   return topology;

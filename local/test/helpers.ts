@@ -1,0 +1,101 @@
+// Shared by the local topology tests: a stack per test file on free ports, torn down (and its
+// files removed) in after() even when a test failed.
+
+import { randomBytes } from "node:crypto";
+import http from "node:http";
+import { portIsListening } from "../net.ts";
+import { isRunning, type ProcessRecord, processGroupAlive } from "../process.ts";
+import { startTopology, type Topology, type TopologyOptions } from "../topology.ts";
+
+/** A stack name no other run uses. */
+export function uniqueName(prefix: string): string {
+  return `test-${prefix}-${process.pid}-${randomBytes(3).toString("hex")}`;
+}
+
+/** Start a stack on free ports with a unique name; progress lines go to stdout. */
+export async function startTestStack(prefix: string, options: TopologyOptions = {}): Promise<Topology> {
+  return startTopology({
+    name: uniqueName(prefix),
+    freePorts: true,
+    log: (line) => console.log(`[${prefix}] ${line}`),
+    ...options,
+  });
+}
+
+/** Stop and remove the stack (files kept when KEEP_LOCAL_STATE=1, for debugging). */
+export async function teardown(stack: Topology | undefined): Promise<void> {
+  if (!stack) return;
+  if (process.env.KEEP_LOCAL_STATE === "1") {
+    await stack.stop();
+    console.log(`kept ${stack.stateDir}`);
+  } else {
+    await stack.destroy();
+  }
+}
+
+/** Every recorded process of the stack (for leak checks after stop). */
+export function processRecords(stack: Topology): ProcessRecord[] {
+  const s = stack.state;
+  return [s.redis, s.pgPrimary, s.pgReplica, s.nginx, ...s.apps].flatMap((c) => (c.process ? [c.process] : []));
+}
+
+/** Ports still accepting connections, and processes (or process groups) still alive. */
+export async function leftovers(ports: number[], records: ProcessRecord[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const port of ports) if (await portIsListening(port, 500)) found.push(`listener on 127.0.0.1:${port}`);
+  for (const r of records) {
+    if (isRunning(r)) found.push(`process ${r.pid} (${r.command.split(" ")[0]})`);
+    else if (processGroupAlive(r.pid)) found.push(`process group ${r.pid} (${r.command.split(" ")[0]})`);
+  }
+  return found;
+}
+
+export interface Reply {
+  status: number;
+  instance: string | undefined;
+  body: string;
+  error?: string;
+}
+
+/** One request on the given agent; never rejects (errors come back as status 0). */
+export function request(
+  url: string,
+  options: { agent?: http.Agent; method?: string; body?: string; timeoutMs?: number; onSent?: () => void } = {},
+): Promise<Reply> {
+  return new Promise((resolve) => {
+    const headers: Record<string, string> = {};
+    if (options.body !== undefined) {
+      headers["content-type"] = "application/json";
+      headers["content-length"] = String(Buffer.byteLength(options.body));
+    }
+    const req = http.request(
+      url,
+      { method: options.method ?? "GET", agent: options.agent, headers, timeout: options.timeoutMs ?? 10_000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            instance: res.headers["x-instance"] as string | undefined,
+            body: Buffer.concat(chunks).toString("utf8"),
+          }),
+        );
+        res.on("error", (err) => resolve({ status: 0, instance: undefined, body: "", error: err.message }));
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", (err) => resolve({ status: 0, instance: undefined, body: "", error: err.message }));
+    req.on("finish", () => options.onSent?.());
+    req.end(options.body);
+  });
+}
+
+export function countBy<T>(items: T[], key: (item: T) => string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const item of items) {
+    const k = key(item);
+    out[k] = (out[k] ?? 0) + 1;
+  }
+  return out;
+}
