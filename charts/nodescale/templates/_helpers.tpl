@@ -1,0 +1,407 @@
+{{/*
+Expand the name of the chart.
+*/}}
+{{- define "nodescale.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Create a default fully qualified app name.
+We truncate at 63 chars because some Kubernetes name fields are limited to this (by the DNS naming spec).
+If release name contains chart name it will be used as a full name.
+*/}}
+{{- define "nodescale.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Create chart name and version as used by the chart label.
+*/}}
+{{- define "nodescale.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels
+*/}}
+{{- define "nodescale.labels" -}}
+helm.sh/chart: {{ include "nodescale.chart" . }}
+{{ include "nodescale.selectorLabels" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Selector labels
+*/}}
+{{- define "nodescale.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "nodescale.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Create the name of the service account to use
+*/}}
+{{- define "nodescale.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "nodescale.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* ---------------------------------------------------------------------------------
+     Beyond the scaffold
+     --------------------------------------------------------------------------------- */}}
+
+{{/*
+Labels of the pods that are not app pods (migration Job, helm test pods): the chart's
+labels WITHOUT app.kubernetes.io/name, so the Service and the Deployment never select
+them. Pass (dict "ctx" $ "component" "migration").
+*/}}
+{{- define "nodescale.auxLabels" -}}
+helm.sh/chart: {{ include "nodescale.chart" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/part-of: {{ include "nodescale.name" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- if .ctx.Chart.AppVersion }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Labels that let a pod through the Bitnami charts' NetworkPolicies when their
+`networkPolicy.allowExternal` is false: `<subchart fullname>-client: "true"`.
+*/}}
+{{- define "nodescale.clientLabels" -}}
+{{- if .Values.postgresql.enabled }}
+{{ include "nodescale.postgresql.fullname" . }}-client: "true"
+{{- end }}
+{{- if .Values.redis.enabled }}
+{{ include "nodescale.redis.fullname" . }}-client: "true"
+{{- end }}
+{{- end }}
+
+{{/*
+The app image: repository:tag, or repository@digest when a digest is set.
+*/}}
+{{- define "nodescale.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag | toString) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The image of the helm test pods: tests.image, or the app image when its repository is empty.
+*/}}
+{{- define "nodescale.testImage" -}}
+{{- $t := .Values.tests.image }}
+{{- if not $t.repository }}
+{{- include "nodescale.image" . }}
+{{- else if $t.digest }}
+{{- printf "%s@%s" $t.repository $t.digest }}
+{{- else }}
+{{- printf "%s:%s" $t.repository (default .Chart.AppVersion $t.tag | toString) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the chart's own Secret (session secrets; inline external passwords).
+*/}}
+{{- define "nodescale.secretName" -}}
+{{- include "nodescale.fullname" . }}
+{{- end }}
+
+{{/*
+terminationGracePeriodSeconds: preStop sleep + drain + 10 s slack, unless set; a value
+too small to fit the drain fails the render.
+*/}}
+{{- define "nodescale.terminationGracePeriodSeconds" -}}
+{{- $need := add (int .Values.preStopSleepSeconds) (div (add (int .Values.config.shutdownDrainMs) 999) 1000) 10 }}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
+{{- $need }}
+{{- else if lt (int .Values.terminationGracePeriodSeconds) (int $need) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be at least preStopSleepSeconds + config.shutdownDrainMs + 10 s slack = %d" (int .Values.terminationGracePeriodSeconds) (int $need)) }}
+{{- else }}
+{{- .Values.terminationGracePeriodSeconds }}
+{{- end }}
+{{- end }}
+
+{{/* ---------------------------------------------------------------------------------
+     Wiring to the Bitnami subcharts. These helpers are the contract with the Bitnami
+     postgresql and redis charts: they compute the names of the Services and Secrets those
+     charts create, from values this chart declares, with the Bitnami defaults where a
+     value is absent (charts/tests/run.sh renders with the subcharts stripped and asserts
+     the resulting names).
+     --------------------------------------------------------------------------------- */}}
+
+{{/*
+Bitnami's common.names.fullname for a subchart: fullnameOverride, else the release name
+when it contains the chart name, else "<release>-<chart>". Pass (dict "ctx" $ "chart" "redis" "values" .Values.redis).
+*/}}
+{{- define "nodescale.subchartFullname" -}}
+{{- if .values.fullnameOverride }}
+{{- .values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .chart .values.nameOverride }}
+{{- if contains $name .ctx.Release.Name }}
+{{- .ctx.Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .ctx.Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "nodescale.postgresql.fullname" -}}
+{{- $global := dig "postgresql" "fullnameOverride" "" (default dict .Values.global) }}
+{{- if $global }}
+{{- $global }}
+{{- else }}
+{{- include "nodescale.subchartFullname" (dict "ctx" . "chart" "postgresql" "values" .Values.postgresql) }}
+{{- end }}
+{{- end }}
+
+{{- define "nodescale.redis.fullname" -}}
+{{- include "nodescale.subchartFullname" (dict "ctx" . "chart" "redis" "values" .Values.redis) }}
+{{- end }}
+
+{{/*
+PostgreSQL connection: a dict with host, port, user, database, replicaHosts (list),
+secretName, secretKey.
+*/}}
+{{- define "nodescale.database" -}}
+{{- if .Values.postgresql.enabled }}
+{{- $pg := .Values.postgresql }}
+{{- $full := include "nodescale.postgresql.fullname" . }}
+{{- $replication := eq (default "standalone" $pg.architecture) "replication" }}
+{{- $port := dig "primary" "service" "ports" "postgresql" 5432 $pg }}
+{{- $host := ternary (printf "%s-%s" $full (dig "primary" "name" "primary" $pg) | trunc 63 | trimSuffix "-") $full $replication }}
+{{- $replicas := list }}
+{{- if and $replication (gt (int (dig "readReplicas" "replicaCount" 1 $pg)) 0) }}
+{{- $replicas = list (printf "%s-%s" $full (dig "readReplicas" "name" "read" $pg) | trunc 63 | trimSuffix "-") }}
+{{- end }}
+{{- $user := required "postgresql.auth.username is required: the app must not connect as postgres" (dig "auth" "username" "" $pg) }}
+{{- $existing := dig "auth" "existingSecret" "" $pg }}
+{{- $key := "password" }}
+{{- if $existing }}
+{{- $key = dig "auth" "secretKeys" "userPasswordKey" "password" $pg }}
+{{- end }}
+{{- toYaml (dict "host" $host "port" $port "user" $user "database" (dig "auth" "database" $user $pg) "replicaHosts" $replicas "secretName" (default $full $existing) "secretKey" $key) }}
+{{- else }}
+{{- $db := .Values.externalDatabase }}
+{{- $host := required "externalDatabase.host is required when postgresql.enabled is false" $db.host }}
+{{- if and (not $db.existingSecret) (not $db.password) }}
+{{- fail "externalDatabase.existingSecret or externalDatabase.password is required when postgresql.enabled is false" }}
+{{- end }}
+{{- $secret := default (include "nodescale.secretName" .) $db.existingSecret }}
+{{- $key := ternary $db.existingSecretPasswordKey "database-password" (not (empty $db.existingSecret)) }}
+{{- toYaml (dict "host" $host "port" $db.port "user" $db.user "database" $db.database "replicaHosts" $db.replicaHosts "secretName" $secret "secretKey" $key) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Redis connection: a dict with url or sentinels+master, and secretName/secretKey (empty
+secretName: no password).
+*/}}
+{{- define "nodescale.redis" -}}
+{{- if .Values.redis.enabled }}
+{{- $r := .Values.redis }}
+{{- $full := include "nodescale.redis.fullname" . }}
+{{- $authOn := dig "auth" "enabled" true $r }}
+{{- $existing := dig "auth" "existingSecret" "" $r }}
+{{- $key := default "redis-password" (ternary (dig "auth" "existingSecretPasswordKey" "" $r) "" (not (empty $existing))) }}
+{{- $secret := ternary (default $full $existing) "" $authOn }}
+{{- if dig "sentinel" "enabled" false $r }}
+{{- $sport := dig "sentinel" "service" "ports" "sentinel" 26379 $r }}
+{{- toYaml (dict "sentinels" (list (printf "%s:%v" $full $sport)) "master" (dig "sentinel" "masterSet" "mymaster" $r) "secretName" $secret "secretKey" $key) }}
+{{- else }}
+{{- $port := dig "master" "service" "ports" "redis" 6379 $r }}
+{{- toYaml (dict "url" (printf "redis://%s-master:%v/0" $full $port) "secretName" $secret "secretKey" $key) }}
+{{- end }}
+{{- else }}
+{{- $x := .Values.externalRedis }}
+{{- $secret := "" }}
+{{- $key := "" }}
+{{- if $x.existingSecret }}
+{{- $secret = $x.existingSecret }}
+{{- $key = $x.existingSecretPasswordKey }}
+{{- else if $x.password }}
+{{- $secret = include "nodescale.secretName" . }}
+{{- $key = "redis-password" }}
+{{- end }}
+{{- if $x.sentinels }}
+{{- toYaml (dict "sentinels" $x.sentinels "master" $x.sentinelMaster "secretName" $secret "secretKey" $key) }}
+{{- else }}
+{{- $host := required "externalRedis.host (or externalRedis.sentinels) is required when redis.enabled is false" $x.host }}
+{{- toYaml (dict "url" (printf "redis://%s:%v/%v" $host $x.port $x.db) "secretName" $secret "secretKey" $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when the migration Job can run before install: every Secret and service it needs
+exists outside this release (the app's config needs REDIS_* and SESSION_SECRETS too).
+*/}}
+{{- define "nodescale.migration.preInstall" -}}
+{{- $v := .Values }}
+{{- $dbOutside := and (not $v.postgresql.enabled) (not (empty $v.externalDatabase.existingSecret)) }}
+{{- $redisOutside := and (not $v.redis.enabled) (or (not (empty $v.externalRedis.existingSecret)) (empty $v.externalRedis.password)) }}
+{{- $sessionOutside := not (empty $v.sessionSecrets.existingSecret) }}
+{{- and $dbOutside $redisOutside $sessionOutside }}
+{{- end }}
+
+{{/*
+The non-secret environment of the app, as a dict NAME: value (the ConfigMap's data; the
+migration Job sets it inline, since a pre-install hook runs before the ConfigMap exists).
+*/}}
+{{- define "nodescale.configEnv" -}}
+{{- $db := include "nodescale.database" . | fromYaml }}
+{{- $redis := include "nodescale.redis" . | fromYaml }}
+{{- $c := .Values.config }}
+{{- $env := dict
+  "PORT" (toString .Values.containerPort)
+  "NODE_ENV" $c.nodeEnv
+  "LOG_LEVEL" $c.logLevel
+  "PG_POOL_MAX" (toString $c.pgPoolMax)
+  "WORKER_THREADS" (toString $c.workerThreads)
+  "SHUTDOWN_DRAIN_MS" (toString $c.shutdownDrainMs)
+  "KEEP_ALIVE_TIMEOUT_MS" (toString $c.keepAliveTimeoutMs)
+  "TRUST_PROXY" (toString $c.trustProxy)
+  "DATABASE_URL" (include "nodescale.pgUrl" (dict "db" $db "host" $db.host))
+}}
+{{- $replicas := list }}
+{{- range $db.replicaHosts }}
+{{- $replicas = append $replicas (include "nodescale.pgUrl" (dict "db" $db "host" .)) }}
+{{- end }}
+{{- $_ := set $env "DATABASE_REPLICA_URLS" (join "," $replicas) }}
+{{- if $redis.sentinels }}
+{{- $_ := set $env "REDIS_SENTINELS" (join "," $redis.sentinels) }}
+{{- $_ := set $env "REDIS_SENTINEL_MASTER" $redis.master }}
+{{- else }}
+{{- $_ := set $env "REDIS_URL" $redis.url }}
+{{- end }}
+{{- range $k, $v := $c.extraEnv }}
+{{- if hasKey $env $k }}
+{{- fail (printf "config.extraEnv.%s: the chart sets %s itself" $k $k) }}
+{{- end }}
+{{- $_ := set $env $k (toString $v) }}
+{{- end }}
+{{- toYaml $env }}
+{{- end }}
+
+{{/*
+postgres://user@host:port/database (no password: PGPASSWORD comes from a Secret).
+*/}}
+{{- define "nodescale.pgUrl" -}}
+{{- printf "postgres://%s@%s:%v/%s" (urlquery .db.user) .host .db.port (urlquery .db.database) }}
+{{- end }}
+
+{{/*
+The environment of the app container and of the migration Job: the contract of DESIGN.md.
+Non-secret values come from the ConfigMap; passwords only through secretKeyRef.
+*/}}
+{{- define "nodescale.env" -}}
+{{- $db := include "nodescale.database" . | fromYaml }}
+{{- $redis := include "nodescale.redis" . | fromYaml }}
+- name: PGPASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $db.secretName }}
+      key: {{ $db.secretKey }}
+{{- if $redis.secretName }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $redis.secretName }}
+      key: {{ $redis.secretKey }}
+{{- end }}
+- name: SESSION_SECRETS
+  valueFrom:
+    secretKeyRef:
+      name: {{ default (include "nodescale.secretName" .) .Values.sessionSecrets.existingSecret }}
+      key: {{ .Values.sessionSecrets.existingSecretKey }}
+{{- end }}
+
+{{/*
+NetworkPolicy egress shared by the app and the aux pods: DNS, PostgreSQL, Redis, nothing
+else. Pass (dict "ctx" $ "db" <nodescale.database> "redis" <nodescale.redis>).
+*/}}
+{{- define "nodescale.networkPolicy.egress" -}}
+{{- $np := .ctx.Values.networkPolicy }}
+- to:
+    - namespaceSelector:
+        {{- toYaml $np.dnsNamespaceSelector | nindent 8 }}
+  ports:
+    - protocol: UDP
+      port: 53
+    - protocol: TCP
+      port: 53
+{{- if .ctx.Values.postgresql.enabled }}
+- to:
+    - podSelector:
+        matchLabels:
+          app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+          app.kubernetes.io/name: {{ default "postgresql" .ctx.Values.postgresql.nameOverride }}
+  ports:
+    - protocol: TCP
+      port: {{ .db.port }}
+{{- else }}
+- to:
+    {{- range $np.externalCIDRs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    - protocol: TCP
+      port: {{ .db.port }}
+{{- end }}
+{{- $redisPorts := list }}
+{{- if .redis.url }}
+{{- $redisPorts = append $redisPorts (.redis.url | urlParse).host }}
+{{- end }}
+{{- range .redis.sentinels }}
+{{- $redisPorts = append $redisPorts . }}
+{{- end }}
+{{- if .ctx.Values.redis.enabled }}
+- to:
+    - podSelector:
+        matchLabels:
+          app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+          app.kubernetes.io/name: {{ default "redis" .ctx.Values.redis.nameOverride }}
+{{- else }}
+- to:
+    {{- range $np.externalCIDRs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+{{- end }}
+  ports:
+    {{- range $hostPort := $redisPorts | uniq }}
+    - protocol: TCP
+      port: {{ regexReplaceAll "^.*:" $hostPort "" | int }}
+    {{- end }}
+    {{- if and .ctx.Values.redis.enabled .redis.sentinels }}
+    - protocol: TCP
+      port: {{ dig "master" "service" "ports" "redis" 6379 .ctx.Values.redis }}
+    {{- end }}
+{{- end }}
