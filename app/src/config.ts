@@ -76,6 +76,9 @@ const envSchema = z.object({
   PG_IDLE_TIMEOUT_MS: integer(1000, 3_600_000).default(30_000),
   // A replica further behind than this is skipped for reads (they go to the primary).
   REPLICA_MAX_LAG_MS: integer(0, 3_600_000).default(5000),
+  REPLICA_POLL_INTERVAL_MS: integer(50, 60_000).default(250),
+  // The largest NDJSON import accepted; it is streamed, so this bounds time, not memory.
+  IMPORT_MAX_BYTES: integer(1024, 10 * 1024 ** 3).default(1024 ** 3),
 
   SESSION_SECRETS: list(z.string().min(16, { error: "each secret needs at least 16 characters" })).optional(),
   SESSION_TTL_SECONDS: integer(60, 31_536_000).default(86_400),
@@ -156,7 +159,9 @@ function toConfig(env: Env) {
       statementTimeoutMs: env.PG_STATEMENT_TIMEOUT_MS,
       idleTimeoutMs: env.PG_IDLE_TIMEOUT_MS,
       replicaMaxLagMs: env.REPLICA_MAX_LAG_MS,
+      replicaPollIntervalMs: env.REPLICA_POLL_INTERVAL_MS,
     },
+    importMaxBytes: env.IMPORT_MAX_BYTES,
     session: {
       // Development gets a fixed secret so that `NODE_ENV=development` starts with no setup.
       secrets: env.SESSION_SECRETS ?? ["development-only-session-secret"],

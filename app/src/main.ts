@@ -6,14 +6,18 @@
 //   node dist/main.js migrate    apply database migrations, then exit
 
 import { createServer } from "node:http";
+import { createLoginRateLimiter } from "./auth/rate-limit.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { migrate } from "./db/migrate.ts";
 import { createDatabase } from "./db/pools.ts";
+import { createReadRouter } from "./db/replicas.ts";
 import { buildApp } from "./http/app.ts";
 import { createLifecycle, installShutdown } from "./lifecycle.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createMetrics } from "./metrics.ts";
 import { closeRedis, createRedis } from "./redis.ts";
+import { createSessionMiddleware } from "./sessions/middleware.ts";
+import { RedisSessionStore } from "./sessions/store.ts";
 import { createWorkerPool } from "./work/pool.ts";
 
 // sysexits.h: EX_USAGE and EX_CONFIG, so a supervisor can tell a bad setup from a crash.
@@ -24,10 +28,21 @@ async function serve(config: Config, log: Logger): Promise<void> {
   const metrics = createMetrics();
   const redis = createRedis(config.redis, log, metrics);
   const db = createDatabase(config.database, log, metrics);
+  const reads = createReadRouter(
+    db,
+    { maxLagMs: config.database.replicaMaxLagMs, pollIntervalMs: config.database.replicaPollIntervalMs },
+    log,
+    metrics,
+  );
+  const session = createSessionMiddleware(
+    config.session,
+    new RedisSessionStore({ redis, ttlSeconds: config.session.ttlSeconds }),
+  );
+  const loginLimiter = createLoginRateLimiter(redis, config.session.loginRateLimitPerMinute);
   const workers = createWorkerPool(config.workers, metrics);
   const lifecycle = createLifecycle();
 
-  const app = buildApp({ config, log, metrics, lifecycle, redis, db, workers });
+  const app = buildApp({ config, log, metrics, lifecycle, redis, db, reads, session, loginLimiter, workers });
   const server = createServer(app);
   server.keepAliveTimeout = config.keepAliveTimeoutMs;
   // Node requires headersTimeout above keepAliveTimeout, or it can drop a reused connection.
@@ -41,6 +56,7 @@ async function serve(config: Config, log: Logger): Promise<void> {
     log,
     closers: [
       { name: "workers", close: () => workers.close() },
+      { name: "replica monitor", close: async () => reads.close() },
       { name: "postgres", close: () => db.close() },
       { name: "redis", close: () => closeRedis(redis) },
     ],

@@ -1,6 +1,7 @@
 import { Redis, type RedisOptions } from "ioredis";
 import { Gauge } from "prom-client";
 import type { RedisConfig } from "./config.ts";
+import { unavailable } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -65,4 +66,11 @@ export async function closeRedis(client: Redis): Promise<void> {
     return;
   }
   client.disconnect();
+}
+
+/** What a request path raises when Redis fails: 503 with retry-after, the cause kept for logs. */
+export function redisUnavailable(cause: unknown) {
+  const failure = unavailable("redis_unavailable", "Sessions are unavailable right now; retry shortly.");
+  failure.cause = cause;
+  return failure;
 }

@@ -10,3 +10,12 @@ declare global {
     }
   }
 }
+
+declare module "express-session" {
+  interface SessionData {
+    userId: number;
+    username: string;
+    /** The primary's WAL position after this session's latest write (read-your-writes). */
+    lastWriteLsn: string;
+  }
+}

@@ -3,13 +3,17 @@
 
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createLoginRateLimiter } from "../src/auth/rate-limit.ts";
 import { loadConfig } from "../src/config.ts";
 import { createDatabase } from "../src/db/pools.ts";
+import { createReadRouter } from "../src/db/replicas.ts";
 import { buildApp } from "../src/http/app.ts";
 import { createLifecycle } from "../src/lifecycle.ts";
 import { createLogger } from "../src/logger.ts";
 import { createMetrics } from "../src/metrics.ts";
 import { closeRedis, createRedis } from "../src/redis.ts";
+import { createSessionMiddleware } from "../src/sessions/middleware.ts";
+import { RedisSessionStore } from "../src/sessions/store.ts";
 import { createWorkerPool } from "../src/work/pool.ts";
 
 export const closedPortEnv = {
@@ -28,9 +32,13 @@ export async function startApp(env: Record<string, string> = {}) {
   const metrics = createMetrics();
   const redis = createRedis(config.redis, log, metrics);
   const db = createDatabase(config.database, log, metrics);
+  const reads = createReadRouter(db, { maxLagMs: 1000, pollIntervalMs: 1000 }, log, metrics);
+  const session = createSessionMiddleware(config.session, new RedisSessionStore({ redis, ttlSeconds: 60 }));
+  const loginLimiter = createLoginRateLimiter(redis, config.session.loginRateLimitPerMinute);
   const workers = createWorkerPool(config.workers, metrics);
   const lifecycle = createLifecycle();
-  const server: Server = createServer(buildApp({ config, log, metrics, lifecycle, redis, db, workers }));
+  const app = buildApp({ config, log, metrics, lifecycle, redis, db, reads, session, loginLimiter, workers });
+  const server: Server = createServer(app);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   lifecycle.markReady();
   const { port } = server.address() as AddressInfo;
@@ -42,6 +50,7 @@ export async function startApp(env: Record<string, string> = {}) {
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
+      reads.close();
       await Promise.all([workers.close(), db.close(), closeRedis(redis)]);
     },
   };

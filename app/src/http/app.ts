@@ -1,17 +1,22 @@
 import { constants as zlib } from "node:zlib";
 import compression from "compression";
+import type { RequestHandler } from "express";
 import express from "express";
 import helmet from "helmet";
 import type { Redis } from "ioredis";
+import type { RateLimiter } from "../auth/rate-limit.ts";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/pools.ts";
+import type { ReadRouter } from "../db/replicas.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
 import type { WorkerPool } from "../work/pool.ts";
 import { requestContext } from "./context.ts";
 import { errorHandler, notFoundHandler } from "./errors.ts";
+import { authRouter } from "./routes/auth.ts";
 import { healthRouter } from "./routes/health.ts";
+import { itemsRouter } from "./routes/items.ts";
 import { metricsRouter } from "./routes/metrics.ts";
 import { workRouter } from "./routes/work.ts";
 
@@ -22,6 +27,9 @@ export type AppDeps = {
   lifecycle: Lifecycle;
   redis: Redis;
   db: Database;
+  reads: ReadRouter;
+  session: RequestHandler;
+  loginLimiter: RateLimiter;
   workers: WorkerPool;
 };
 
@@ -47,6 +55,11 @@ export function buildApp(deps: AppDeps): express.Express {
   app.use(healthRouter(deps));
   app.use(metricsRouter(deps.metrics));
 
+  const primary = deps.db.primary.pool;
+  app.use(authRouter({ primary, session: deps.session, loginLimiter: deps.loginLimiter }));
+  app.use(
+    itemsRouter({ primary, reads: deps.reads, session: deps.session, importMaxBytes: deps.config.importMaxBytes }),
+  );
   app.use(workRouter(deps));
 
   app.use(notFoundHandler);

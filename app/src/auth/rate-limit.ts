@@ -1,0 +1,32 @@
+import type { Redis } from "ioredis";
+import { AppError } from "../errors.ts";
+import { redisUnavailable } from "../redis.ts";
+
+// A fixed one-minute window per client, counted in Redis so the limit holds across every
+// instance. INCR and EXPIRE NX run in one MULTI: the first attempt of a window starts its
+// clock, and a crash between the two cannot leave a counter that never expires.
+
+export type RateLimiter = { consume(client: string): Promise<void> };
+
+export function createLoginRateLimiter(redis: Redis, limitPerMinute: number): RateLimiter {
+  return {
+    async consume(client) {
+      const key = `ratelimit:login:${client}`;
+      let results: [error: Error | null, value: unknown][] | null;
+      try {
+        results = await redis.multi().incr(key).expire(key, 60, "NX").ttl(key).exec();
+      } catch (error) {
+        throw redisUnavailable(error);
+      }
+      const failed = results?.find(([error]) => error !== null);
+      if (results === null || failed !== undefined) throw redisUnavailable(failed?.[0] ?? "transaction aborted");
+      const count = Number(results[0]?.[1] ?? 0);
+      const ttl = Number(results?.[2]?.[1] ?? 60);
+      if (count > limitPerMinute) {
+        throw new AppError(429, "too_many_login_attempts", "Too many login attempts; wait before trying again.", {
+          "retry-after": String(Math.max(1, ttl)),
+        });
+      }
+    },
+  };
+}

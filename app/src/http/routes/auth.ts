@@ -1,0 +1,58 @@
+import express, { type RequestHandler, Router } from "express";
+import type pg from "pg";
+import { z } from "zod";
+import { decoyHash, hashPassword, verifyPassword } from "../../auth/passwords.ts";
+import type { RateLimiter } from "../../auth/rate-limit.ts";
+import { createUser, findUserForLogin } from "../../auth/users.ts";
+import { AppError } from "../../errors.ts";
+import { destroySession, regenerateSession, requireUser, saveSession } from "../../sessions/middleware.ts";
+import { parse, requireJson } from "../validate.ts";
+
+const credentials = z.strictObject({
+  username: z
+    .string()
+    .min(3)
+    .max(64)
+    .regex(/^[A-Za-z0-9_.-]+$/, { error: "letters, digits, '_', '.' and '-' only" }),
+  password: z.string().min(8).max(256),
+});
+
+const json = [requireJson, express.json({ limit: "4kb" })];
+
+export function authRouter(deps: { primary: pg.Pool; session: RequestHandler; loginLimiter: RateLimiter }) {
+  const router = Router();
+
+  router.post("/api/auth/register", ...json, async (req, res) => {
+    const { username, password } = parse(credentials, req.body);
+    const user = await createUser(deps.primary, username, await hashPassword(password));
+    res.status(201).json(user);
+  });
+
+  router.post("/api/auth/login", ...json, deps.session, async (req, res) => {
+    const { username, password } = parse(credentials, req.body);
+    await deps.loginLimiter.consume(req.ip ?? "unknown");
+    const user = await findUserForLogin(deps.primary, username);
+    const valid = await verifyPassword(password, user?.passwordHash ?? (await decoyHash()));
+    if (user === undefined || !valid) {
+      throw new AppError(401, "invalid_credentials", "Wrong username or password.");
+    }
+    // A fresh id at login, so a session id planted before login is worth nothing after it.
+    await regenerateSession(req);
+    req.session.userId = user.id;
+    req.session.username = user.username;
+    await saveSession(req);
+    res.json({ id: user.id, username: user.username });
+  });
+
+  router.post("/api/auth/logout", deps.session, async (req, res) => {
+    if (req.session.userId !== undefined) await destroySession(req);
+    res.clearCookie("sid", { path: "/" });
+    res.status(204).end();
+  });
+
+  router.get("/api/me", deps.session, (req, res) => {
+    res.json(requireUser(req));
+  });
+
+  return router;
+}

@@ -1,0 +1,174 @@
+import { once } from "node:events";
+import express, { type Request, type RequestHandler, type Response, Router } from "express";
+import type pg from "pg";
+import { z } from "zod";
+import type { ReadRoute, ReadRouter } from "../../db/replicas.ts";
+import { AppError, badRequest, notFound } from "../../errors.ts";
+import { readNdjson } from "../../items/ndjson.ts";
+import {
+  currentLsn,
+  findItem,
+  insertItem,
+  insertItemBatch,
+  listItems,
+  type NewItem,
+  streamItems,
+} from "../../items/store.ts";
+import { optionalSession, requireUser, saveSession } from "../../sessions/middleware.ts";
+import { parse, requireJson } from "../validate.ts";
+
+const newItem = z.strictObject({
+  title: z.string().trim().min(1).max(200),
+  body: z.string().max(10_000).default(""),
+});
+
+// Ids are bigint in PostgreSQL; anything outside JavaScript's safe integers cannot name a row.
+const itemId = z.strictObject({
+  id: z
+    .string()
+    .regex(/^[1-9]\d{0,15}$/, { error: "expected a positive whole number" })
+    .transform(Number),
+});
+
+const listQuery = z.strictObject({
+  after: z
+    .string()
+    .regex(/^\d{1,16}$/)
+    .transform(Number)
+    .default(0),
+  limit: z
+    .string()
+    .regex(/^\d{1,3}$/)
+    .transform(Number)
+    .pipe(z.number().min(1).max(100))
+    .default(20),
+  mine: z.enum(["true", "false"]).default("false"),
+});
+
+const IMPORT_BATCH_ROWS = 500;
+const EXPORT_BATCH_ROWS = 1000;
+
+export type ItemsDeps = {
+  primary: pg.Pool;
+  reads: ReadRouter;
+  session: RequestHandler;
+  importMaxBytes: number;
+};
+
+export function itemsRouter(deps: ItemsDeps) {
+  const router = Router();
+  const anyoneWithOptionalSession = optionalSession(deps.session);
+
+  /** Runs a read where the router sends it; a replica that fails mid-query hands over to the primary. */
+  async function read<T>(req: Request, res: Response, query: (pool: pg.Pool) => Promise<T>): Promise<T> {
+    const route = deps.reads.choose(req.session?.lastWriteLsn);
+    try {
+      return await respondFrom(res, route, query);
+    } catch (error) {
+      if (route.route !== "replica") throw error;
+      deps.reads.markDown(route.name, error);
+      req.log.warn({ err: error, replica: route.name }, "replica read failed; retrying on the primary");
+      return respondFrom(
+        res,
+        { route: "primary", pool: deps.primary, name: "primary", reason: "replica-failed" },
+        query,
+      );
+    }
+  }
+
+  router.post("/api/items", requireJson, express.json({ limit: "64kb" }), deps.session, async (req, res) => {
+    const user = requireUser(req);
+    const input = parse(newItem, req.body);
+    const { item, lsn } = await insertItem(deps.primary, user.id, input);
+    await rememberWrite(req, lsn);
+    res.status(201).set("x-db-route", "primary").json(item);
+  });
+
+  router.get("/api/items", anyoneWithOptionalSession, async (req, res) => {
+    const query = parse(listQuery, req.query, "query");
+    const ownerId = query.mine === "true" ? requireUser(req).id : undefined;
+    const items = await read(req, res, (pool) =>
+      listItems(pool, { afterId: query.after, limit: query.limit, ownerId }),
+    );
+    res.json({ items, next: items.length === query.limit ? items.at(-1)?.id : null });
+  });
+
+  router.get("/api/items/export", anyoneWithOptionalSession, async (req, res) => {
+    const mine = parse(z.strictObject({ mine: z.enum(["true", "false"]).default("false") }), req.query, "query");
+    const ownerId = mine.mine === "true" ? requireUser(req).id : undefined;
+    const route = deps.reads.choose(req.session?.lastWriteLsn);
+    res.status(200).type("application/x-ndjson").set("x-db-route", route.route);
+    let aborted = false;
+    res.on("close", () => {
+      aborted = !res.writableFinished;
+    });
+    for await (const batch of streamItems(route.pool, { ownerId, batchSize: EXPORT_BATCH_ROWS })) {
+      if (aborted) break;
+      const text = batch.map((item) => JSON.stringify(item)).join("\n");
+      // Backpressure: wait for the socket to take what was written before reading more rows.
+      if (!res.write(`${text}\n`)) await Promise.race([once(res, "drain"), once(res, "close")]);
+    }
+    res.end();
+  });
+
+  router.post("/api/items/import", deps.session, async (req, res) => {
+    const user = requireUser(req);
+    if (!req.is("application/x-ndjson")) {
+      throw new AppError(415, "unsupported_media_type", "Send the body as application/x-ndjson, one item per line.");
+    }
+    const client = await deps.primary.connect();
+    let imported = 0;
+    try {
+      // One transaction: a bad line anywhere rolls the whole import back, so nothing half-lands.
+      await client.query("begin");
+      let batch: NewItem[] = [];
+      for await (const { line, value } of readNdjson(req, {
+        maxLineBytes: 64 * 1024,
+        maxTotalBytes: deps.importMaxBytes,
+      })) {
+        const result = newItem.safeParse(value);
+        if (!result.success) {
+          const issue = result.error.issues[0];
+          throw badRequest("invalid_item", `line ${line}: ${issue?.path.join(".") || "item"}: ${issue?.message}`);
+        }
+        batch.push(result.data);
+        if (batch.length === IMPORT_BATCH_ROWS) {
+          await insertItemBatch(client, user.id, batch);
+          imported += batch.length;
+          batch = [];
+        }
+      }
+      if (batch.length > 0) await insertItemBatch(client, user.id, batch);
+      imported += batch.length;
+      await client.query("commit");
+    } catch (error) {
+      await client.query("rollback").catch(() => undefined);
+      client.release();
+      throw error;
+    }
+    const lsn = await currentLsn(client).finally(() => client.release());
+    await rememberWrite(req, lsn);
+    res.status(201).set("x-db-route", "primary").json({ imported });
+  });
+
+  router.get("/api/items/:id", anyoneWithOptionalSession, async (req, res) => {
+    const { id } = parse(itemId, req.params, "path");
+    const item = await read(req, res, (pool) => findItem(pool, id));
+    if (item === undefined) throw notFound("item_not_found", `No item ${id}.`);
+    res.json(item);
+  });
+
+  return router;
+}
+
+async function respondFrom<T>(res: Response, route: ReadRoute, query: (pool: pg.Pool) => Promise<T>): Promise<T> {
+  const result = await query(route.pool);
+  res.set("x-db-route", route.route);
+  return result;
+}
+
+/** Keeps the primary's WAL position in the session, so this user's next reads see this write. */
+async function rememberWrite(req: Request, lsn: string): Promise<void> {
+  req.session.lastWriteLsn = lsn;
+  await saveSession(req);
+}

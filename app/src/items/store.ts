@@ -1,0 +1,97 @@
+import type pg from "pg";
+import Cursor from "pg-cursor";
+
+export type Item = { id: number; ownerId: number | null; title: string; body: string; createdAt: string };
+export type NewItem = { title: string; body: string };
+
+type ItemRow = { id: string; owner_id: string | null; title: string; body: string; created_at: Date };
+
+const columns = "id, owner_id, title, body, created_at";
+
+export function toItem(row: ItemRow): Item {
+  return {
+    id: Number(row.id),
+    ownerId: row.owner_id === null ? null : Number(row.owner_id),
+    title: row.title,
+    body: row.body,
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+/** Inserts on the primary and returns the row with the WAL position that includes it. */
+export async function insertItem(
+  primary: pg.Pool,
+  ownerId: number,
+  item: NewItem,
+): Promise<{ item: Item; lsn: string }> {
+  const { rows } = await primary.query<ItemRow>(
+    `insert into items (owner_id, title, body) values ($1, $2, $3) returning ${columns}`,
+    [ownerId, item.title, item.body],
+  );
+  // Read after the insert has committed, so a replica at this position has the row.
+  return { item: toItem(rows[0] as ItemRow), lsn: await currentLsn(primary) };
+}
+
+export async function currentLsn(primary: pg.Pool | pg.PoolClient): Promise<string> {
+  const { rows } = await primary.query<{ lsn: string }>("select pg_current_wal_lsn()::text as lsn");
+  return (rows[0] as { lsn: string }).lsn;
+}
+
+export async function findItem(pool: pg.Pool, id: number): Promise<Item | undefined> {
+  const { rows } = await pool.query<ItemRow>(`select ${columns} from items where id = $1`, [id]);
+  return rows[0] && toItem(rows[0]);
+}
+
+/** Keyset pagination: stable and index-backed however deep the client pages. */
+export async function listItems(
+  pool: pg.Pool,
+  options: { afterId: number; limit: number; ownerId?: number },
+): Promise<Item[]> {
+  const { rows } = await pool.query<ItemRow>(
+    `select ${columns} from items
+      where id > $1 and ($3::bigint is null or owner_id = $3)
+      order by id limit $2`,
+    [options.afterId, options.limit, options.ownerId ?? null],
+  );
+  return rows.map(toItem);
+}
+
+/**
+ * Streams every item through a server-side cursor, `batchSize` rows at a time; the caller
+ * pulls the next batch only when it is ready, so memory stays bounded by one batch.
+ */
+export async function* streamItems(
+  pool: pg.Pool,
+  options: { ownerId?: number; batchSize: number },
+): AsyncGenerator<Item[]> {
+  const client = await pool.connect();
+  const cursor = client.query(
+    new Cursor<ItemRow>(`select ${columns} from items where ($1::bigint is null or owner_id = $1) order by id`, [
+      options.ownerId ?? null,
+    ]),
+  );
+  let failed = false;
+  try {
+    while (true) {
+      const rows = await cursor.read(options.batchSize);
+      if (rows.length === 0) return;
+      yield rows.map(toItem);
+    }
+  } catch (error) {
+    failed = true;
+    throw error;
+  } finally {
+    await cursor.close().catch(() => undefined);
+    // A connection whose cursor failed mid-stream is not trusted back into the pool.
+    client.release(failed);
+  }
+}
+
+/** Inserts a batch in one statement (arrays unnested server-side) inside the caller's transaction. */
+export async function insertItemBatch(client: pg.PoolClient, ownerId: number, items: NewItem[]): Promise<void> {
+  await client.query(
+    `insert into items (owner_id, title, body)
+     select $1, title, body from unnest($2::text[], $3::text[]) as batch(title, body)`,
+    [ownerId, items.map((i) => i.title), items.map((i) => i.body)],
+  );
+}

@@ -1,0 +1,66 @@
+import type { NextFunction, Request, RequestHandler, Response } from "express";
+import session from "express-session";
+import type { Config } from "../config.ts";
+import { AppError } from "../errors.ts";
+import type { RedisSessionStore } from "./store.ts";
+
+export type SessionUser = { id: number; username: string };
+
+export function createSessionMiddleware(config: Config["session"], store: RedisSessionStore): RequestHandler {
+  return session({
+    name: "sid",
+    store,
+    secret: config.secrets,
+    resave: false,
+    saveUninitialized: false,
+    // Expiry resets only when the session changes; see the store for why there is no touch.
+    rolling: false,
+    cookie: {
+      httpOnly: true,
+      sameSite: "lax",
+      // "auto" follows req.secure, which trusts X-Forwarded-Proto from the load balancer.
+      secure: config.cookieSecure === "auto" ? "auto" : config.cookieSecure === "true",
+      maxAge: config.ttlSeconds * 1000,
+    },
+  });
+}
+
+/**
+ * Loads the session when Redis answers; when it does not, the request goes on without one
+ * (`req.session` undefined). For reads that only use the session to route around replica
+ * lag, being anonymous is safe: an unknown write position sends the read to the primary.
+ */
+export function optionalSession(middleware: RequestHandler): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    middleware(req, res, (error?: unknown) => {
+      if (error instanceof AppError && error.code === "redis_unavailable") {
+        next();
+        return;
+      }
+      next(error);
+    });
+  };
+}
+
+export function currentUser(req: Request): SessionUser | undefined {
+  const { userId, username } = req.session ?? {};
+  return userId !== undefined && username !== undefined ? { id: userId, username } : undefined;
+}
+
+export function requireUser(req: Request): SessionUser {
+  const user = currentUser(req);
+  if (user === undefined) throw new AppError(401, "not_authenticated", "Log in first.");
+  return user;
+}
+
+const promisify =
+  (method: "save" | "regenerate" | "destroy") =>
+  (req: Request): Promise<void> =>
+    new Promise((resolve, reject) => {
+      req.session[method]((error: unknown) => (error ? reject(error) : resolve()));
+    });
+
+/** Saves now, so that a store failure becomes this request's error rather than a lost write. */
+export const saveSession = promisify("save");
+export const regenerateSession = promisify("regenerate");
+export const destroySession = promisify("destroy");
