@@ -14,7 +14,10 @@ export const LB_ALGORITHMS = ["round_robin", "least_conn", "random_two"] as cons
 export type LbAlgorithm = (typeof LB_ALGORITHMS)[number];
 
 export function parseLbAlgorithm(value: string | undefined): LbAlgorithm {
-  const v = (value ?? "round_robin").trim().replace(/[\s-]+/g, "_");
+  let v = (value ?? "round_robin").trim().replace(/[\s-]+/g, "_");
+  // ingress-nginx's ewma picks the better of two random peers (power of two choices); nginx
+  // OSS has no ewma, and `random two least_conn` is the same idea with connections as the score.
+  if (v === "ewma") v = "random_two";
   if ((LB_ALGORITHMS as readonly string[]).includes(v)) return v as LbAlgorithm;
   throw new Error(`LB_ALGORITHM=${value}: expected one of ${LB_ALGORITHMS.join(", ")}`);
 }
