@@ -523,7 +523,7 @@ export class Topology {
             node: s.node,
             entry: s.appEntry,
             cwd: s.appDir,
-            env: this.appEnv(0),
+            env: { ...this.appEnv(0), INSTANCE_NAME: "migrate" },
             logFile: join(this.logDir, "migrate.log"),
           },
           120_000,
