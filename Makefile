@@ -19,7 +19,8 @@ NODE_TEST := $(NODE) --test --test-reporter=spec
 # Local topology settings (see local/README.md); the Makefile only passes them through.
 INSTANCES ?= 2
 LB_PORT ?= 8080
-export INSTANCES LB_PORT
+export INSTANCES LB_PORT STACK_NAME LB_ALGORITHM REDIS_PORT PG_PRIMARY_PORT PG_REPLICA_PORT APP_BASE_PORT \
+	SHUTDOWN_DRAIN_MS REPLICA_APPLY_DELAY_MS
 
 ##@ Getting started
 
@@ -83,7 +84,7 @@ unit: node-deps ## Unit tests of the app (no services needed)
 
 .PHONY: integration
 integration: node-deps ## Integration tests on real Redis, PostgreSQL primary + replica and nginx
-	@$(NODE_TEST) --test-concurrency=1 'local/test/**/*.test.ts'
+	@$(NODE_TEST) --test-concurrency=1 'local/test/**/*.test.ts' 'app/test/integration/**/*.test.ts'
 
 .PHONY: chart-test
 chart-test: tools ## Lint (Helm 3 and 4), render, strictly validate and policy-check the chart
@@ -106,6 +107,10 @@ local-down: ## Stop exactly what local-up started
 .PHONY: local-restart
 local-restart: ## Rolling restart of the app instances behind nginx, one at a time
 	@$(NODE) local/cli.ts restart
+
+.PHONY: local-env
+local-env: ## Print the environment of the first local app instance, as export lines
+	@$(NODE) local/cli.ts env
 
 .PHONY: local-status
 local-status: ## Show what the local topology runs and where

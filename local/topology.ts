@@ -261,6 +261,7 @@ export class Topology {
     return {
       ...process.env,
       PORT: String(app.port),
+      HOST: "127.0.0.1",
       INSTANCE_NAME: app.name,
       REDIS_URL: this.redisUrl,
       DATABASE_URL: this.databaseUrl,

@@ -58,7 +58,14 @@ const redisUrl = url(["redis:", "rediss:"]);
 const envSchema = z.object({
   NODE_ENV: z.enum(["production", "development", "test"]).default("production"),
   PORT: integer(1, 65535).default(3000),
+  // Interface to listen on; unset means every interface (what a pod needs).
+  HOST: z.string().trim().min(1).optional(),
   INSTANCE_NAME: z.string().trim().min(1).max(253).optional(),
+  // Set by PM2 in cluster mode: which worker this process is (0, 1, ...).
+  NODE_APP_INSTANCE: integer(0, 4095).optional(),
+  // When set, /metrics is also served on METRICS_PORT + NODE_APP_INSTANCE, so that each PM2
+  // worker is scraped on its own and sums across workers are right.
+  METRICS_PORT: integer(1, 65535).optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
   REDIS_URL: redisUrl.optional(),
@@ -148,7 +155,10 @@ function toConfig(env: Env) {
   return {
     env: env.NODE_ENV,
     port: env.PORT,
-    instanceName: env.INSTANCE_NAME ?? hostname(),
+    host: env.HOST,
+    instanceName:
+      env.INSTANCE_NAME ?? (env.NODE_APP_INSTANCE === undefined ? hostname() : `${hostname()}-${env.NODE_APP_INSTANCE}`),
+    metricsPort: env.METRICS_PORT === undefined ? undefined : env.METRICS_PORT + (env.NODE_APP_INSTANCE ?? 0),
     logLevel: env.LOG_LEVEL,
     redis,
     database: {

@@ -99,4 +99,9 @@ export function installShutdown(options: ShutdownOptions): void {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  // PM2 sends this message instead of a signal where signals are unavailable
+  // (`shutdown_with_message`).
+  process.on("message", (message) => {
+    if (message === "shutdown") onSignal("shutdown message");
+  });
 }

@@ -5,13 +5,13 @@
 //   node dist/main.js            serve HTTP (the default)
 //   node dist/main.js migrate    apply database migrations, then exit
 
-import { createServer } from "node:http";
+import { createServer, type Server } from "node:http";
 import { createLoginRateLimiter } from "./auth/rate-limit.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { migrate } from "./db/migrate.ts";
 import { createDatabase } from "./db/pools.ts";
 import { createReadRouter } from "./db/replicas.ts";
-import { buildApp } from "./http/app.ts";
+import { buildApp, metricsOnly } from "./http/app.ts";
 import { createLifecycle, installShutdown } from "./lifecycle.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createMetrics } from "./metrics.ts";
@@ -48,6 +48,7 @@ async function serve(config: Config, log: Logger): Promise<void> {
   // Node requires headersTimeout above keepAliveTimeout, or it can drop a reused connection.
   server.headersTimeout = config.keepAliveTimeoutMs + 1000;
 
+  const metricsServer = config.metricsPort === undefined ? undefined : createServer(metricsOnly(metrics));
   installShutdown({
     server,
     lifecycle,
@@ -59,15 +60,24 @@ async function serve(config: Config, log: Logger): Promise<void> {
       { name: "replica monitor", close: async () => reads.close() },
       { name: "postgres", close: () => db.close() },
       { name: "redis", close: () => closeRedis(redis) },
+      { name: "metrics server", close: async () => metricsServer?.close() },
     ],
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.port, () => resolve());
-  });
+  await listen(server, config.port, config.host);
+  if (metricsServer && config.metricsPort !== undefined) await listen(metricsServer, config.metricsPort, config.host);
   lifecycle.markReady();
+  // A process manager that started us with an IPC channel (PM2's wait_ready) learns that this
+  // worker can take traffic, so a reload replaces the old worker only after this one is up.
+  process.send?.("ready");
   log.info({ port: config.port, workerThreads: config.workers.threads, replicas: db.replicas.length }, "listening");
+}
+
+function listen(server: Server, port: number, host: string | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
 }
 
 async function runMigrations(config: Config, log: Logger): Promise<void> {

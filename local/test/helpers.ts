@@ -99,3 +99,52 @@ export function countBy<T>(items: T[], key: (item: T) => string): Record<string,
   }
   return out;
 }
+
+/**
+ * Open-loop traffic around an action: requests are issued on a fixed schedule (`rate` per
+ * second) whether or not earlier ones have finished, from `warmupMs` before the action until
+ * `cooldownMs` after it, bounded by `maxMs`. Returns every reply and the sending time.
+ */
+export async function trafficAround<T>(options: {
+  rate: number;
+  warmupMs: number;
+  cooldownMs: number;
+  maxMs: number;
+  send: () => Promise<Reply>;
+  action: () => Promise<T>;
+}): Promise<{ replies: Reply[]; sendingMs: number; rate: number; actionResult: T }> {
+  const maxRequests = Math.ceil((options.rate * options.maxMs) / 1000);
+  const inFlight: Promise<Reply>[] = [];
+  let stopSending = false;
+  const started = Date.now();
+  const sender = new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const elapsed = Date.now() - started;
+      const due = Math.min(Math.floor((elapsed * options.rate) / 1000), maxRequests);
+      while (inFlight.length < due) inFlight.push(options.send());
+      if (stopSending || elapsed > options.maxMs || inFlight.length >= maxRequests) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 2);
+  });
+
+  await new Promise((r) => setTimeout(r, options.warmupMs));
+  const actionResult = await options.action();
+  await new Promise((r) => setTimeout(r, options.cooldownMs));
+  stopSending = true;
+  await sender;
+  const sendingMs = Date.now() - started;
+  const replies = await Promise.all(inFlight);
+  return { replies, sendingMs, rate: Math.round((replies.length * 1000) / sendingMs), actionResult };
+}
+
+/** One line: how many were sent, at what rate, how many failed and why, and who served them. */
+export function summarizeReplies(replies: Reply[], sendingMs: number, rate: number) {
+  const ok = replies.filter((r) => r.status === 200);
+  const failed = replies.filter((r) => r.status !== 200);
+  const perInstance = countBy(ok, (r) => r.instance ?? "(none)");
+  const failures = countBy(failed, (r) => (r.status === 0 ? `error: ${r.error}` : `status ${r.status}`));
+  const line = `sent ${replies.length} in ${sendingMs} ms (${rate} req/s), ok ${ok.length}, failed ${failed.length} ${JSON.stringify(failures)}, per instance ${JSON.stringify(perInstance)}`;
+  return { ok, failed, perInstance, failures, line };
+}

@@ -7,14 +7,13 @@ import http from "node:http";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { REPO_ROOT, type Topology } from "../topology.ts";
-import { countBy, type Reply, request, startTestStack, teardown } from "./helpers.ts";
+import { request, startTestStack, summarizeReplies, teardown, trafficAround } from "./helpers.ts";
 
 const INSTANCES = 2;
 const RATE = 250; // requests per second, open loop (issued on schedule, whether or not earlier ones finished)
 const WARMUP_MS = 1000; // traffic before the restart starts
 const COOLDOWN_MS = 1000; // traffic after it ends
 const MAX_MS = 90_000; // hard bound on the traffic phase
-const MAX_REQUESTS = RATE * (MAX_MS / 1000);
 
 let stack: Topology | undefined;
 
@@ -55,39 +54,25 @@ test(`rolling restart under ${RATE} req/s loses no request`, { timeout: 150_000 
   assert.ok(stack);
   const url = `${stack.lbUrl}/livez`;
   const pidsBefore = stack.instances.map((i) => i.pid);
+  const name = stack.name;
   const agent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
-  const inFlight: Promise<Reply>[] = [];
-  let stopSending = false;
-
-  // Open-loop sender: every tick, issue as many requests as the schedule says are due.
-  const started = Date.now();
-  const sender = new Promise<void>((resolve) => {
-    const timer = setInterval(() => {
-      const elapsed = Date.now() - started;
-      const due = Math.min(Math.floor((elapsed * RATE) / 1000), MAX_REQUESTS);
-      while (inFlight.length < due) inFlight.push(request(url, { agent, timeoutMs: 10_000 }));
-      if (stopSending || elapsed > MAX_MS || inFlight.length >= MAX_REQUESTS) {
-        clearInterval(timer);
-        resolve();
-      }
-    }, 2);
+  const {
+    replies,
+    sendingMs,
+    rate,
+    actionResult: restart,
+  } = await trafficAround({
+    rate: RATE,
+    warmupMs: WARMUP_MS,
+    cooldownMs: COOLDOWN_MS,
+    maxMs: MAX_MS,
+    send: () => request(url, { agent, timeoutMs: 10_000 }),
+    action: () => cliRestart(name),
   });
-
-  await new Promise((r) => setTimeout(r, WARMUP_MS));
-  const restart = await cliRestart(stack.name);
-  await new Promise((r) => setTimeout(r, COOLDOWN_MS));
-  stopSending = true;
-  await sender;
-  const sendingMs = Date.now() - started;
-  const replies = await Promise.all(inFlight);
   agent.destroy();
 
-  const ok = replies.filter((r) => r.status === 200);
-  const failed = replies.filter((r) => r.status !== 200);
-  const perInstance = countBy(ok, (r) => r.instance ?? "(none)");
-  const failures = countBy(failed, (r) => (r.status === 0 ? `error: ${r.error}` : `status ${r.status}`));
-  const rate = Math.round((replies.length * 1000) / sendingMs);
-  const summary = `sent ${replies.length} in ${sendingMs} ms (${rate} req/s), ok ${ok.length}, failed ${failed.length} ${JSON.stringify(failures)}, per instance ${JSON.stringify(perInstance)}; restart took ${restart.ms} ms`;
+  const { failed, perInstance, failures, line } = summarizeReplies(replies, sendingMs, rate);
+  const summary = `${line}; restart took ${restart.ms} ms`;
   t.diagnostic(summary);
   console.log(`measured: ${summary}`);
   console.log(restart.output.trimEnd());

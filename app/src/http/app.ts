@@ -66,3 +66,11 @@ export function buildApp(deps: AppDeps): express.Express {
   app.use(errorHandler);
   return app;
 }
+
+/** Only /metrics, for a per-process metrics port (PM2 workers share the main port). */
+export function metricsOnly(metrics: Metrics): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.use(metricsRouter(metrics));
+  return app;
+}
