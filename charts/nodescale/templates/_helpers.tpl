@@ -92,11 +92,15 @@ Labels that let a pod through the Bitnami charts' NetworkPolicies when their
 `networkPolicy.allowExternal` is false: `<subchart fullname>-client: "true"`.
 */}}
 {{- define "nodescale.clientLabels" -}}
+{{- $labels := dict }}
 {{- if .Values.postgresql.enabled }}
-{{ include "nodescale.postgresql.fullname" . }}-client: "true"
+{{- $_ := set $labels (printf "%s-client" (include "nodescale.postgresql.fullname" .)) "true" }}
 {{- end }}
 {{- if .Values.redis.enabled }}
-{{ include "nodescale.redis.fullname" . }}-client: "true"
+{{- $_ := set $labels (printf "%s-client" (include "nodescale.redis.fullname" .)) "true" }}
+{{- end }}
+{{- with $labels }}
+{{- toYaml . }}
 {{- end }}
 {{- end }}
 

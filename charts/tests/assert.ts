@@ -1,0 +1,301 @@
+// Assertions on a rendered nodescale chart: what a user would see once it is applied.
+// Input: the JSON array of objects that tools/bin/kube-validate writes (-json) after it has
+// decoded every object strictly. Runs on Node 24 (type stripping, no build step).
+//
+//   node charts/tests/assert.ts <case> <objects.json> <release>
+//
+// <case> picks the expectations of one values file (charts/tests/values/<case>.yaml) or of
+// one wiring-contract render (see run.sh); the invariants below hold for every case.
+// Prints "ok - ..." per assertion; exits 1 when any failed.
+import { readFileSync } from "node:fs";
+
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
+type EnvVar = { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string }; configMapKeyRef?: unknown } };
+
+const [caseName, file, release] = process.argv.slice(2);
+if (!caseName || !file || !release) {
+  console.error("usage: node assert.ts <case> <objects.json> <release>");
+  process.exit(2);
+}
+const objects: Obj[] = JSON.parse(readFileSync(file, "utf8"));
+let failures = 0;
+
+function check(ok: unknown, message: string): void {
+  if (ok) {
+    console.log(`    ok - ${message}`);
+  } else {
+    failures++;
+    console.log(`    NOT OK - ${message}`);
+  }
+}
+const all = (kind: string) => objects.filter((o) => o.kind === kind);
+const one = (kind: string, name?: string) => objects.find((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
+const matches = (selector: Record<string, string> | undefined, labels: Record<string, string> | undefined) =>
+  !!selector && Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+
+const hooks = (o: Obj) => o.metadata.annotations?.["helm.sh/hook"] ?? "";
+const deployment = one("Deployment");
+const service = one("Service");
+const configMap = all("ConfigMap").find((c) => !c.metadata.name.endsWith("-dashboard"));
+const hpa = one("HorizontalPodAutoscaler");
+const pdb = one("PodDisruptionBudget");
+const job = one("Job");
+const testPods = all("Pod").filter((p) => hooks(p) === "test");
+const fullname = deployment?.metadata.name ?? "";
+
+// ---------------------------------------------------------------------------------------
+// Invariants: true of every values file.
+// ---------------------------------------------------------------------------------------
+check(deployment && service && configMap, "a Deployment, a Service and a ConfigMap are rendered");
+if (!deployment || !service || !configMap) {
+  console.log(`  ${failures} assertion(s) failed`);
+  process.exit(1);
+}
+const podSpec = deployment.spec.template.spec;
+const podLabels: Record<string, string> = deployment.spec.template.metadata.labels;
+const app = podSpec.containers[0];
+const env: EnvVar[] = app.env ?? [];
+const cmData: Record<string, string> = configMap.data ?? {};
+
+// selectors
+check(matches(deployment.spec.selector.matchLabels, podLabels), "the Deployment's selector matches its pod template labels");
+check(matches(service.spec.selector, podLabels), "the Service selects the Deployment's pods");
+for (const p of [job, ...testPods].filter(Boolean) as Obj[]) {
+  const labels = p.kind === "Job" ? p.spec.template.metadata.labels : p.metadata.labels;
+  check(!matches(service.spec.selector, labels), `the Service does not select the ${p.kind} ${p.metadata.name} pods`);
+  check(!matches(deployment.spec.selector.matchLabels, labels), `the Deployment's selector does not select the ${p.kind} ${p.metadata.name} pods`);
+}
+
+// probes name real ports, and the right endpoints
+const portNames = new Set<string>((app.ports ?? []).map((p: { name: string }) => p.name));
+const portNumbers = new Set<number>((app.ports ?? []).map((p: { containerPort: number }) => p.containerPort));
+for (const [probe, path] of [["startupProbe", "/readyz"], ["livenessProbe", "/livez"], ["readinessProbe", "/readyz"]] as const) {
+  const get = app[probe]?.httpGet;
+  check(get, `${probe} is set (httpGet)`);
+  if (!get) continue;
+  check(typeof get.port === "string" ? portNames.has(get.port) : portNumbers.has(get.port), `${probe} port "${get.port}" is a container port`);
+  check(get.path === path, `${probe} checks ${path} (got ${get.path})`);
+}
+check(String(portNumbers.values().next().value) === cmData.PORT, `the container port equals PORT (${cmData.PORT})`);
+const svcPort = service.spec.ports[0];
+check(portNames.has(svcPort.targetPort) || portNumbers.has(svcPort.targetPort), `the Service's targetPort "${svcPort.targetPort}" is a container port`);
+
+// HPA vs replicas, PDB
+if (hpa) {
+  check(deployment.spec.replicas === undefined, "the HPA is on and the Deployment leaves replicas out");
+  check(hpa.spec.scaleTargetRef.kind === "Deployment" && hpa.spec.scaleTargetRef.name === fullname, "the HPA scales the Deployment");
+  check(hpa.spec.behavior?.scaleUp && hpa.spec.behavior?.scaleDown, "the HPA has scale-up and scale-down behavior");
+  check(hpa.spec.minReplicas <= hpa.spec.maxReplicas, "the HPA's minReplicas <= maxReplicas");
+} else {
+  check(Number.isInteger(deployment.spec.replicas), `the HPA is off and the Deployment sets replicas (${deployment.spec.replicas})`);
+}
+const minPods = hpa ? hpa.spec.minReplicas : deployment.spec.replicas;
+const maxPods = hpa ? hpa.spec.maxReplicas : deployment.spec.replicas;
+if (pdb) {
+  check(maxPods > 1, `a PDB only when more than one replica can run (max ${maxPods})`);
+  check(matches(pdb.spec.selector.matchLabels, podLabels), "the PDB selects the Deployment's pods");
+  const mu = pdb.spec.maxUnavailable;
+  const ma = pdb.spec.minAvailable;
+  const blocks = ma !== undefined ? (typeof ma === "number" ? ma >= minPods : ma === "100%") : typeof mu === "number" ? mu < 1 : mu === "0%";
+  check(!blocks, `the PDB never blocks a drain at ${minPods} replica(s) (maxUnavailable ${mu}, minAvailable ${ma})`);
+} else {
+  check(maxPods <= 1 || caseName === "minimal", `no PDB (max replicas ${maxPods})`);
+}
+
+// no secret in plain env or in a ConfigMap
+const secretish = /PASSWORD|SECRET|TOKEN|PRIVATE|CREDENTIAL/i;
+for (const c of [...podSpec.containers, ...(job ? job.spec.template.spec.containers : [])]) {
+  for (const e of (c.env ?? []) as EnvVar[]) {
+    if (secretish.test(e.name)) check(e.valueFrom?.secretKeyRef && e.value === undefined, `${c.name}: ${e.name} comes from a Secret (secretKeyRef), not a plain value`);
+    if (e.value !== undefined) check(!/\/\/[^/@\s]*:[^/@\s]*@/.test(e.value), `${c.name}: ${e.name} holds no URL with a password`);
+  }
+}
+for (const cm of all("ConfigMap")) {
+  for (const [k, v] of Object.entries((cm.data ?? {}) as Record<string, string>)) {
+    if (cm.metadata.name.endsWith("-dashboard")) continue;
+    check(!secretish.test(k) && !/\/\/[^/@\s]*:[^/@\s]*@/.test(v), `ConfigMap ${cm.metadata.name}: ${k} is no secret and holds no password`);
+  }
+}
+for (const name of ["PGPASSWORD", "SESSION_SECRETS"]) {
+  check(env.find((e) => e.name === name)?.valueFrom?.secretKeyRef, `the app gets ${name} from a Secret`);
+}
+check(cmData.DATABASE_URL?.startsWith("postgres://"), `DATABASE_URL is set (${cmData.DATABASE_URL})`);
+check(cmData.REDIS_URL || (cmData.REDIS_SENTINELS && cmData.REDIS_SENTINEL_MASTER), "REDIS_URL or REDIS_SENTINELS + REDIS_SENTINEL_MASTER is set");
+check(!("INSTANCE_NAME" in cmData) && !env.some((e) => e.name === "INSTANCE_NAME"), "INSTANCE_NAME is left unset (the pod name)");
+check(Number(cmData.KEEP_ALIVE_TIMEOUT_MS) > 60000, `KEEP_ALIVE_TIMEOUT_MS (${cmData.KEEP_ALIVE_TIMEOUT_MS}) outlasts ingress-nginx's 60 s upstream keepalive`);
+
+// graceful shutdown fits
+const preStop = app.lifecycle?.preStop?.sleep?.seconds;
+const drain = Number(cmData.SHUTDOWN_DRAIN_MS) / 1000;
+check(Number.isInteger(preStop) && preStop > 0, `a preStop sleep (${preStop} s)`);
+check(podSpec.terminationGracePeriodSeconds >= preStop + drain + 10, `terminationGracePeriodSeconds ${podSpec.terminationGracePeriodSeconds} >= preStop ${preStop} + drain ${drain} + 10 s slack`);
+check(deployment.spec.template.metadata.annotations?.["checksum/config"] && deployment.spec.template.metadata.annotations?.["checksum/secret"], "checksum annotations roll the pods on config or secret changes");
+
+// restricted pod security for every pod the chart runs
+const pods: [string, any, any[]][] = [["Deployment", podSpec, podSpec.containers]];
+if (job) pods.push([`Job ${job.metadata.name}`, job.spec.template.spec, job.spec.template.spec.containers]);
+for (const p of testPods) pods.push([`Pod ${p.metadata.name}`, p.spec, p.spec.containers]);
+for (const [what, spec, containers] of pods) {
+  check(spec.automountServiceAccountToken === false, `${what}: automountServiceAccountToken is false`);
+  for (const c of containers) {
+    const sc = { ...spec.securityContext, ...c.securityContext };
+    const ok =
+      sc.runAsNonRoot === true && sc.runAsUser >= 10000 && c.securityContext?.readOnlyRootFilesystem === true &&
+      c.securityContext?.allowPrivilegeEscalation === false && c.securityContext?.capabilities?.drop?.includes("ALL") &&
+      sc.seccompProfile?.type === "RuntimeDefault";
+    check(ok, `${what}/${c.name}: restricted security context (non-root uid ${sc.runAsUser}, read-only root, no escalation, drop ALL, RuntimeDefault)`);
+    check(c.resources?.requests?.cpu && c.resources?.requests?.memory && c.resources?.limits?.memory, `${what}/${c.name}: CPU and memory requests, memory limit`);
+  }
+}
+const tmp = podSpec.volumes?.find((v: any) => v.name === "tmp");
+check(tmp?.emptyDir && app.volumeMounts?.some((m: any) => m.name === "tmp" && m.mountPath === "/tmp"), "a writable emptyDir on /tmp");
+check(podSpec.topologySpreadConstraints === undefined || podSpec.topologySpreadConstraints.every((t: any) => matches(t.labelSelector?.matchLabels, podLabels)), "topologySpreadConstraints select the Deployment's pods");
+
+// routes point at the Service
+for (const ing of all("Ingress")) {
+  for (const rule of ing.spec.rules) for (const p of rule.http.paths) {
+    check(p.backend.service.name === service.metadata.name && service.spec.ports.some((sp: any) => sp.name === p.backend.service.port.name || sp.port === p.backend.service.port.number), `Ingress ${rule.host}${p.path} -> Service port that exists`);
+  }
+}
+for (const r of all("HTTPRoute")) {
+  for (const rule of r.spec.rules) for (const b of rule.backendRefs) {
+    check(b.name === service.metadata.name && service.spec.ports.some((sp: any) => sp.port === b.port), `HTTPRoute backendRef -> Service ${b.name}:${b.port}`);
+  }
+}
+for (const sm of all("ServiceMonitor")) {
+  check(matches(sm.spec.selector.matchLabels, service.metadata.labels), "the ServiceMonitor selects the Service");
+  check(sm.spec.endpoints.every((e: any) => service.spec.ports.some((sp: any) => sp.name === e.port) && e.path === "/metrics"), "the ServiceMonitor scrapes /metrics on a named Service port");
+}
+const netpol = all("NetworkPolicy").find((n) => matches(n.spec.podSelector.matchLabels, podLabels));
+if (all("NetworkPolicy").length > 0) {
+  check(netpol, "a NetworkPolicy selects the app pods");
+  check(netpol?.spec.policyTypes.includes("Ingress") && netpol?.spec.policyTypes.includes("Egress"), "it restricts both ingress and egress");
+  check(netpol?.spec.ingress.every((r: any) => r.ports.every((p: any) => portNames.has(p.port) || portNumbers.has(p.port))), "its ingress ports are the app's ports");
+  check(netpol?.spec.egress.some((r: any) => r.ports?.some((p: any) => p.port === 53)), "its egress allows DNS");
+}
+if (job) {
+  check(/pre-upgrade/.test(hooks(job)) && /(pre|post)-install/.test(hooks(job)), `the migration Job is an install/upgrade hook (${hooks(job)})`);
+  check(job.spec.template.spec.containers[0].command.join(" ") === "node dist/main.js migrate", "the Job runs `node dist/main.js migrate`");
+}
+check(app.command?.join(" ") === "node dist/main.js" && app.workingDir === "/app", "the app runs `node dist/main.js` in /app");
+
+// ---------------------------------------------------------------------------------------
+// Expectations per case.
+// ---------------------------------------------------------------------------------------
+const kinds = new Set(objects.filter((o) => !hooks(o)).map((o) => o.kind));
+const expectKinds = (present: string[], absent: string[]) => {
+  for (const k of present) check(kinds.has(k), `renders a ${k}`);
+  for (const k of absent) check(!kinds.has(k), `renders no ${k}`);
+};
+const secretRef = (name: string) => env.find((e) => e.name === name)?.valueFrom?.secretKeyRef;
+const expectSecret = (name: string, secret: string, key: string) => {
+  const ref = secretRef(name);
+  check(ref?.name === secret && ref?.key === key, `${name} <- Secret ${secret}, key ${key} (got ${ref?.name}/${ref?.key})`);
+};
+const expectEnv = (name: string, value: string | undefined) =>
+  check(cmData[name] === value, `${name} = ${JSON.stringify(value)} (got ${JSON.stringify(cmData[name])})`);
+const expectTests = (names: string[]) =>
+  check(testPods.map((p) => p.metadata.name.replace(`${fullname}-test-`, "")).join(",") === names.join(","), `helm test pods: ${names.join(", ")}`);
+
+const cases: Record<string, () => void> = {
+  defaults() {
+    expectKinds(["HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "NetworkPolicy", "ServiceAccount", "Secret"], ["HTTPRoute", "ServiceMonitor"]);
+    check(one("Ingress")?.spec.ingressClassName === "nginx", "Ingress class nginx");
+    check(hooks(job!) === "post-install,pre-upgrade", "the bundled PostgreSQL makes the migration a post-install hook");
+    expectTests(["readiness", "session", "replicas"]);
+  },
+  "hpa-off"() {
+    expectKinds(["PodDisruptionBudget"], ["HorizontalPodAutoscaler"]);
+    check(deployment.spec.replicas === 3, "replicas: 3");
+  },
+  "single-replica"() {
+    expectKinds([], ["HorizontalPodAutoscaler", "PodDisruptionBudget"]);
+    check(deployment.spec.replicas === 1, "replicas: 1");
+  },
+  "external-services"() {
+    expectEnv("DATABASE_URL", "postgres://app@db-primary.example.internal:6432/shop");
+    expectEnv("DATABASE_REPLICA_URLS", "postgres://app@db-replica-1.example.internal:6432/shop,postgres://app@db-replica-2.example.internal:6432/shop");
+    expectEnv("REDIS_URL", "redis://redis.example.internal:6380/2");
+    expectSecret("PGPASSWORD", "shop-db", "pg-password");
+    expectSecret("REDIS_PASSWORD", "shop-redis", "password");
+    expectSecret("SESSION_SECRETS", "shop-sessions", "secrets");
+    check(!one("Secret"), "no chart Secret: every secret is an existing one");
+    check(hooks(job!) === "pre-install,pre-upgrade", "external services with existing Secrets: the migration runs pre-install");
+    check(!Object.keys(podLabels).some((l) => l.endsWith("-client")), "no Bitnami client labels without the subcharts");
+    const egress = netpol?.spec.egress ?? [];
+    check(egress.some((r: any) => r.to?.some((t: any) => t.ipBlock?.cidr === "10.20.0.0/16") && r.ports.some((p: any) => p.port === 6432)), "egress to the external PostgreSQL CIDR on 6432");
+    check(egress.some((r: any) => r.to?.some((t: any) => t.ipBlock) && r.ports.some((p: any) => p.port === 6380)), "egress to the external Redis on 6380");
+    expectTests(["readiness", "session", "replicas"]);
+  },
+  "gateway-api"() {
+    expectKinds(["HTTPRoute"], ["Ingress"]);
+    const route = one("HTTPRoute")!;
+    check(route.spec.parentRefs[0].name === "eg" && route.spec.parentRefs[0].namespace === "envoy-gateway-system", "attaches to the configured Gateway");
+    check(matches(netpol?.spec.ingress[0].from[0].namespaceSelector.matchLabels, { "kubernetes.io/metadata.name": "envoy-gateway-system" }), "the NetworkPolicy admits the gateway namespace");
+  },
+  monitoring() {
+    expectKinds(["ServiceMonitor"], []);
+    const dash = all("ConfigMap").find((c) => c.metadata.name.endsWith("-dashboard"));
+    check(dash?.metadata.labels?.grafana_dashboard === "1", "a dashboard ConfigMap labelled for the Grafana sidecar");
+    let parsed: any;
+    try {
+      parsed = JSON.parse(dash?.data?.["nodescale.json"] ?? "");
+    } catch {}
+    check(parsed?.panels?.length > 0, `the dashboard is valid JSON with panels (${parsed?.panels?.length})`);
+    check(netpol?.spec.ingress.some((r: any) => matches(r.from?.[0]?.namespaceSelector?.matchLabels, { "kubernetes.io/metadata.name": "monitoring" })), "the NetworkPolicy admits Prometheus");
+    check(one("ServiceMonitor")?.metadata.labels?.release === "kube-prometheus-stack", "the ServiceMonitor carries the Prometheus selector label");
+  },
+  minimal() {
+    expectKinds([], ["HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "HTTPRoute", "NetworkPolicy", "ServiceMonitor", "ServiceAccount"]);
+    check(!job && testPods.length === 0, "no migration Job, no test pods");
+    check(podSpec.serviceAccountName === "default", "the default ServiceAccount");
+  },
+  "redis-sentinel"() {
+    expectEnv("REDIS_URL", undefined);
+    expectEnv("REDIS_SENTINELS", `${release}-redis:26379`);
+    expectEnv("REDIS_SENTINEL_MASTER", "mymaster");
+    expectSecret("REDIS_PASSWORD", `${release}-redis`, "redis-password");
+    expectEnv("DATABASE_REPLICA_URLS", "");
+    expectTests(["readiness", "session"]);
+  },
+  // The wiring contract with the Bitnami charts (rendered by run.sh with --set overrides).
+  "contract-bitnami-defaults"() {
+    expectEnv("DATABASE_URL", `postgres://nodescale@${release}-postgresql-primary:5432/nodescale`);
+    expectEnv("DATABASE_REPLICA_URLS", `postgres://nodescale@${release}-postgresql-read:5432/nodescale`);
+    expectEnv("REDIS_URL", `redis://${release}-redis-master:6379/0`);
+    expectSecret("PGPASSWORD", `${release}-postgresql`, "password");
+    expectSecret("REDIS_PASSWORD", `${release}-redis`, "redis-password");
+    expectSecret("SESSION_SECRETS", fullname, "session-secrets");
+    check(podLabels[`${release}-postgresql-client`] === "true" && podLabels[`${release}-redis-client`] === "true", "pods carry the Bitnami client labels");
+  },
+  "contract-release-contains-chart-name"() {
+    // Bitnami's common.names.fullname: a release name that contains the chart name is used
+    // as is (release "mypostgresql": PostgreSQL is "mypostgresql", Redis "mypostgresql-redis").
+    expectEnv("DATABASE_URL", `postgres://nodescale@${release}-primary:5432/nodescale`);
+    expectEnv("DATABASE_REPLICA_URLS", `postgres://nodescale@${release}-read:5432/nodescale`);
+    expectEnv("REDIS_URL", `redis://${release}-redis-master:6379/0`);
+    expectSecret("PGPASSWORD", release, "password");
+    expectSecret("REDIS_PASSWORD", `${release}-redis`, "redis-password");
+  },
+  "contract-existing-secrets"() {
+    expectSecret("PGPASSWORD", "pg-creds", "app-password");
+    expectSecret("REDIS_PASSWORD", "redis-creds", "secret");
+    expectEnv("DATABASE_URL", "postgres://shop@pg-primary:5432/orders");
+    expectEnv("DATABASE_REPLICA_URLS", "postgres://shop@pg-read:5432/orders");
+    expectEnv("REDIS_URL", "redis://kv-master:6379/0");
+  },
+  "contract-standalone-postgresql"() {
+    expectEnv("DATABASE_URL", `postgres://nodescale@${release}-postgresql:5432/nodescale`);
+    expectEnv("DATABASE_REPLICA_URLS", "");
+    expectTests(["readiness", "session"]);
+  },
+  "contract-redis-no-auth"() {
+    check(!secretRef("REDIS_PASSWORD"), "no REDIS_PASSWORD when redis.auth.enabled is false");
+  },
+};
+const run = cases[caseName];
+check(run, `expectations exist for case "${caseName}"`);
+run?.();
+
+console.log(`  ${failures === 0 ? "all assertions hold" : `${failures} assertion(s) failed`}`);
+process.exit(failures === 0 ? 0 : 1);

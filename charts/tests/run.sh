@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# Every check of the nodescale chart (`make chart-test`). Prints each check by name with
+# PASS or FAIL (and the output of a failed one), and ends with "N passed, N failed";
+# exits non-zero when any check failed. Tools come from tools/bin (`make tools`); a
+# missing tool is a failure, never a silent skip.
+#
+# The Bitnami dependencies cannot be pulled here, and Helm refuses to render a chart
+# whose declared dependencies are missing. So the chart is tested as a copy with its
+# `dependencies:` removed (rendered without any subchart values), the Chart.yaml itself
+# with stand-in subcharts, and the names of the Bitnami Services and Secrets the app is
+# wired to are asserted explicitly (the contract-* cases).
+#
+# Usage: bash charts/tests/run.sh [FILTER]   (FILTER: run only checks whose name contains it)
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=../../tools/versions.env
+source "$ROOT/tools/versions.env"
+BIN="$ROOT/tools/bin"
+CHART="$ROOT/charts/nodescale"
+TESTS="$ROOT/charts/tests"
+FILTER="${1:-}"
+HELM3="$BIN/helm3"
+HELM4="$BIN/helm4"
+KV="$BIN/kube-validate"
+KUBE_SCORE="$BIN/kube-score"
+NAMESPACE=nodescale
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nodescale-chart-test.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+# Node 24 runs the TypeScript assertions directly (type stripping).
+NODE="$ROOT/node_modules/.bin/node"
+[[ -x "$NODE" ]] || NODE=$(command -v node || true)
+
+passed=0
+failed=0
+failed_names=()
+
+now() { date +%s.%N; }
+# check NAME COMMAND...: runs COMMAND, output to a log shown only on failure.
+check() {
+  local name=$1 start log rc
+  shift
+  [[ -n "$FILTER" && "$name" != *"$FILTER"* ]] && return 0
+  start=$(now)
+  log="$WORK/check.log"
+  "$@" >"$log" 2>&1
+  rc=$?
+  local took
+  took=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }')
+  if [[ $rc -eq 0 ]]; then
+    passed=$((passed + 1))
+    printf 'PASS  %s (%s)\n' "$name" "$took"
+  else
+    failed=$((failed + 1))
+    failed_names+=("$name")
+    printf 'FAIL  %s (%s)\n' "$name" "$took"
+    sed 's/^/      | /' "$log" | tail -n 60
+  fi
+}
+
+# ---------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------
+
+# strip_dependencies SRC DEST: a copy of the chart with Chart.yaml's dependencies removed.
+strip_dependencies() {
+  rm -rf "$2" && mkdir -p "$(dirname "$2")" && cp -r "$1" "$2"
+  rm -rf "$2/charts" "$2/Chart.lock"
+  awk '/^dependencies:/ { skip = 1; next } skip && /^[^ #-]/ { skip = 0 } !skip' "$1/Chart.yaml" >"$2/Chart.yaml"
+  ! grep -q '^dependencies:' "$2/Chart.yaml"
+}
+STRIPPED="$WORK/stripped/nodescale"
+
+# render HELM RELEASE OUT [helm template args...]
+render() {
+  local helm=$1 release=$2 out=$3
+  shift 3
+  "$helm" template "$release" "$STRIPPED" --namespace "$NAMESPACE" --kube-version "$KUBE_VERSION" "$@" >"$out"
+}
+
+# validate_and_assert CASE RELEASE RENDERED: strict decode, then the assertions.
+validate_and_assert() {
+  local case=$1 release=$2 rendered=$3
+  "$KV" -q -json "$rendered.json" "$rendered" || return 1
+  "$NODE" "$TESTS/assert.ts" "$case" "$rendered.json" "$release"
+}
+
+# Helm 3 and Helm 4 must render the same objects (the generated session secret and its
+# checksum differ by nature).
+# (Helm 4 also separates documents with an empty line; blank lines do not count.)
+same_render() {
+  diff <(grep -vE '^[[:space:]]*$|checksum/secret|session-secrets:' "$1") \
+    <(grep -vE '^[[:space:]]*$|checksum/secret|session-secrets:' "$2")
+}
+
+# kube-score-exceptions.txt: "<check id> [case,...]  # why" -> --ignore-test flags per case.
+kube_score_ignores() { # kube_score_ignores CASE: prints the check ids ignored for CASE
+  local line id scope why
+  while IFS= read -r line; do
+    [[ "$line" =~ ^[[:space:]]*(#|$) ]] && continue
+    why=$(sed -n 's/^[^#]*#[[:space:]]*//p' <<<"$line")
+    id=$(sed 's/[[:space:]]*#.*//' <<<"$line" | awk '{ print $1 }')
+    scope=$(sed 's/[[:space:]]*#.*//' <<<"$line" | sed -n 's/.*\[\(.*\)\].*/\1/p')
+    if [[ ${#why} -lt 40 ]]; then
+      echo "kube-score exception '$id' has no real justification: $line" >&2
+      return 1
+    fi
+    if [[ -z "$scope" || ",$scope," == *",$1,"* ]]; then echo "$id"; fi
+  done <"$TESTS/kube-score-exceptions.txt"
+}
+
+policy() { # policy CASE RENDERED
+  local ignores=() id
+  for id in $(kube_score_ignores "$1"); do ignores+=(--ignore-test "$id"); done
+  [[ ${#ignores[@]} -gt 0 ]] && echo "exceptions for $1: ${ignores[*]}"
+  "$KUBE_SCORE" score --output-format ci \
+    --enable-optional-test container-seccomp-profile --enable-optional-test container-ports-check \
+    "${ignores[@]}" "$2" >"$2.score"
+  local rc=$?
+  # ci format: one line per check and object: [OK], [SKIPPED], [WARNING] or [CRITICAL]
+  echo "$(grep -c '^\[OK\]' "$2.score") checks OK"
+  grep -E '^\[(WARNING|CRITICAL)\]' "$2.score"
+  [[ $rc -eq 0 ]] && ! grep -qE '^\[(WARNING|CRITICAL)\]' "$2.score"
+}
+
+expect_failure() { # expect_failure PATTERN COMMAND...: the command fails and its output matches PATTERN
+  local pattern=$1 out
+  shift
+  if out=$("$@" 2>&1); then
+    echo "expected a failure, but it succeeded"
+    return 1
+  fi
+  echo "$out" | tail -n 5
+  grep -qE -- "$pattern" <<<"$out" || { echo "the error does not match /$pattern/"; return 1; }
+}
+
+# ---------------------------------------------------------------------------------------
+# Tools and pins
+# ---------------------------------------------------------------------------------------
+tool_version() { # tool_version NAME WANT ACTUAL
+  [[ "$3" == "$2" ]] || { echo "tools/bin/$1 is '$3', tools/versions.env pins '$2': run make tools"; return 1; }
+}
+check "tools: helm3 $HELM3_VERSION" tool_version helm3 "$HELM3_VERSION" "$("$HELM3" version --template '{{.Version}}' 2>&1)"
+check "tools: helm4 $HELM4_VERSION" tool_version helm4 "$HELM4_VERSION" "$("$HELM4" version --template '{{.Version}}' 2>&1)"
+check "tools: kube-score $KUBE_SCORE_VERSION" tool_version kube-score "$KUBE_SCORE_VERSION" \
+  "v$("$KUBE_SCORE" version 2>&1 | sed -n 's/^kube-score version: \([^,]*\),.*/\1/p')"
+check "tools: kube-validate built from tools/kube-validate" test -x "$KV"
+check "tools: Node >= 22.18 for the TypeScript assertions" \
+  "$NODE" -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<22||(a===22&&b<18)) { console.error("Node "+process.version+": run npm ci at the repository root (it brings Node 24)"); process.exit(1) }'
+
+pins_agree() {
+  local gomod="$ROOT/tools/kube-validate/go.mod" ok=0
+  grep -q "k8s.io/api $K8S_API_VERSION\$" "$gomod" || { echo "go.mod: k8s.io/api is not $K8S_API_VERSION"; ok=1; }
+  grep -q "k8s.io/apimachinery $K8S_API_VERSION\$" "$gomod" || { echo "go.mod: k8s.io/apimachinery is not $K8S_API_VERSION"; ok=1; }
+  grep -q "sigs.k8s.io/gateway-api $GATEWAY_API_VERSION\$" "$gomod" || { echo "go.mod: gateway-api is not $GATEWAY_API_VERSION"; ok=1; }
+  grep -q "prometheus-operator/pkg/apis/monitoring $PROMETHEUS_OPERATOR_VERSION\$" "$gomod" || { echo "go.mod: monitoring is not $PROMETHEUS_OPERATOR_VERSION"; ok=1; }
+  [[ "$(cut -d. -f2 <<<"$KUBE_VERSION")" == "$(cut -d. -f2 <<<"$K8S_API_VERSION")" ]] || { echo "KUBE_VERSION $KUBE_VERSION and k8s.io/api $K8S_API_VERSION differ in minor"; ok=1; }
+  return $ok
+}
+check "pins: tools/kube-validate/go.mod agrees with tools/versions.env" pins_agree
+
+# ---------------------------------------------------------------------------------------
+# Chart metadata
+# ---------------------------------------------------------------------------------------
+app_version_matches() {
+  local app chart
+  app=$(sed -n 's/^  "version": "\(.*\)",*$/\1/p' "$ROOT/app/package.json" | head -n1)
+  chart=$(sed -n 's/^appVersion: "*\([^"]*\)"*$/\1/p' "$CHART/Chart.yaml")
+  echo "app/package.json $app, Chart.yaml appVersion $chart"
+  [[ -n "$app" && "$app" == "$chart" ]]
+}
+check "chart: appVersion equals app/package.json version" app_version_matches
+
+dependencies_pinned() {
+  local deps ok=0
+  deps=$(awk '/^dependencies:/ { on = 1; next } on && /^[^ #-]/ { on = 0 } on' "$CHART/Chart.yaml")
+  echo "$deps"
+  for dep in postgresql redis; do
+    local block
+    block=$(awk -v d="$dep" '/- name:/ { cur = $3 } cur == d' <<<"$deps")
+    grep -qE '^ +version: [0-9]+\.[0-9]+\.[0-9]+$' <<<"$block" || { echo "$dep: version is not an exact x.y.z pin"; ok=1; }
+    grep -q 'repository: oci://registry-1.docker.io/bitnamicharts$' <<<"$block" || { echo "$dep: not from oci://registry-1.docker.io/bitnamicharts"; ok=1; }
+    grep -q "condition: $dep.enabled\$" <<<"$block" || { echo "$dep: condition is not $dep.enabled"; ok=1; }
+  done
+  grep -qE 'name: postgresql' <<<"$deps" && grep -qE 'version: 18\.12\.' <<<"$deps" || { echo "postgresql is not 18.12.x (FACTS.md)"; ok=1; }
+  grep -qE 'version: 28\.0\.' <<<"$deps" || { echo "redis is not 28.0.x (FACTS.md)"; ok=1; }
+  return $ok
+}
+check "chart: Bitnami dependencies pinned exactly, from OCI, behind <name>.enabled" dependencies_pinned
+
+check "chart: a copy without dependencies can be made" strip_dependencies "$CHART" "$STRIPPED"
+
+kube_version_range() {
+  render "$HELM3" nodescale "$WORK/kv.yaml" || return 1
+  expect_failure "kubeVersion|incompatible" "$HELM3" template nodescale "$STRIPPED" --kube-version 1.29.0
+}
+check "chart: kubeVersion accepts $KUBE_VERSION and refuses 1.29" kube_version_range
+
+check "chart: helm test script parses (node --check)" "$NODE" --check "$CHART/files/helm-test.mjs"
+
+# ---------------------------------------------------------------------------------------
+# Lint (Helm 3 and Helm 4, every values file)
+# ---------------------------------------------------------------------------------------
+VALUES=("$TESTS"/values/*.yaml)
+lint_all() {
+  local helm=$1 f rc=0
+  for f in "${VALUES[@]}"; do
+    echo "== $(basename "$f")"
+    "$helm" lint --strict "$STRIPPED" -f "$f" --namespace "$NAMESPACE" --kube-version "$KUBE_VERSION" || rc=1
+  done
+  return $rc
+}
+check "lint: helm3 lint --strict, ${#VALUES[@]} values files" lint_all "$HELM3"
+check "lint: helm4 lint --strict, ${#VALUES[@]} values files" lint_all "$HELM4"
+
+# ---------------------------------------------------------------------------------------
+# The values matrix: render, strict validation, assertions, Helm 3 = Helm 4, policy
+# ---------------------------------------------------------------------------------------
+matrix_render() { render "$HELM3" nodescale "$3" -f "$2" && validate_and_assert "$1" nodescale "$3"; }
+matrix_helm4() { render "$HELM4" nodescale "$2.h4" -f "$1" && same_render "$2" "$2.h4"; }
+
+check "policy: every kube-score exception is justified" kube_score_ignores defaults
+for f in "${VALUES[@]}"; do
+  case=$(basename "$f" .yaml)
+  out="$WORK/$case.yaml"
+  check "matrix $case: renders, decodes strictly, assertions hold" matrix_render "$case" "$f" "$out"
+  check "matrix $case: Helm 4 renders what Helm 3 renders" matrix_helm4 "$f" "$out"
+  check "matrix $case: kube-score (default checks)" policy "$case" "$out"
+done
+
+# ---------------------------------------------------------------------------------------
+# The wiring contract with the Bitnami charts' Service and Secret names
+# ---------------------------------------------------------------------------------------
+contract() { # contract CASE RELEASE [--set ...]
+  local case=$1 release=$2 out="$WORK/$1.yaml"
+  shift 2
+  render "$HELM3" "$release" "$out" "$@" && validate_and_assert "$case" "$release" "$out"
+}
+check "contract: release shop -> shop-postgresql-primary/-read, shop-redis-master, Secrets shop-postgresql[password], shop-redis[redis-password]" \
+  contract contract-bitnami-defaults shop
+check "contract: a release name containing the subchart's name is its fullname (Bitnami common.names.fullname)" \
+  contract contract-release-contains-chart-name mypostgresql
+check "contract: existingSecret and fullnameOverride of the subcharts are followed" \
+  contract contract-existing-secrets shop \
+  --set postgresql.fullnameOverride=pg --set postgresql.auth.existingSecret=pg-creds \
+  --set postgresql.auth.secretKeys.userPasswordKey=app-password \
+  --set postgresql.auth.username=shop --set postgresql.auth.database=orders \
+  --set redis.fullnameOverride=kv --set redis.auth.existingSecret=redis-creds \
+  --set redis.auth.existingSecretPasswordKey=secret
+check "contract: postgresql architecture standalone -> <release>-postgresql, no replicas" \
+  contract contract-standalone-postgresql shop --set postgresql.architecture=standalone
+check "contract: redis.auth.enabled=false -> no REDIS_PASSWORD" \
+  contract contract-redis-no-auth shop --set redis.auth.enabled=false
+
+# The real Chart.yaml, with stand-in subcharts in charts/: Helm accepts the dependency
+# declarations, and their conditions switch the subcharts on and off.
+stub_dependencies() {
+  local dir="$WORK/stubbed/nodescale" dep version
+  rm -rf "$WORK/stubbed" && mkdir -p "$WORK/stubbed" && cp -r "$CHART" "$dir"
+  rm -rf "$dir/charts" && mkdir -p "$dir/charts"
+  for dep in postgresql redis; do
+    version=$(awk -v d="$dep" '/- name:/ { cur = $3 } cur == d && /version:/ { print $2 }' "$CHART/Chart.yaml")
+    mkdir -p "$dir/charts/$dep/templates"
+    printf 'apiVersion: v2\nname: %s\nversion: %s\n' "$dep" "$version" >"$dir/charts/$dep/Chart.yaml"
+    printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stand-in-%s\n' "$dep" >"$dir/charts/$dep/templates/configmap.yaml"
+  done
+  "$HELM3" dependency list "$dir"
+  "$HELM3" template shop "$dir" --kube-version "$KUBE_VERSION" >"$WORK/stub-on.yaml" || return 1
+  grep -q 'name: stand-in-postgresql' "$WORK/stub-on.yaml" && grep -q 'name: stand-in-redis' "$WORK/stub-on.yaml" ||
+    { echo "the subcharts are not rendered by default"; return 1; }
+  "$HELM4" template shop "$dir" --kube-version "$KUBE_VERSION" -f "$TESTS/values/external-services.yaml" >"$WORK/stub-off.yaml" || return 1
+  ! grep -q 'name: stand-in-' "$WORK/stub-off.yaml" || { echo "postgresql.enabled/redis.enabled=false still renders a subchart"; return 1; }
+}
+check "dependencies: the real Chart.yaml renders with stand-in subcharts; conditions switch them" stub_dependencies
+
+# ---------------------------------------------------------------------------------------
+# Must-show: wrong values and unknown fields fail, naming the culprit
+# ---------------------------------------------------------------------------------------
+check "schema: a misspelt key (replicaCont) fails helm3 template, naming it" \
+  expect_failure "replicaCont" "$HELM3" template shop "$STRIPPED" --set replicaCont=3
+check "schema: a misspelt nested key (autoscaling.maxReplica) fails helm4 template, naming it" \
+  expect_failure "maxReplica" "$HELM4" template shop "$STRIPPED" --set autoscaling.maxReplica=3
+check "schema: a string where a number belongs (replicaCount=three) fails, naming it" \
+  expect_failure "replicaCount.*(string|integer)" "$HELM3" template shop "$STRIPPED" --set-string replicaCount=three
+check "schema: a wrong type in a nested value (service.port) fails, naming it" \
+  expect_failure "service/port" "$HELM4" template shop "$STRIPPED" --set-string service.port=http
+check "values: a grace period shorter than preStop + drain fails, naming it" \
+  expect_failure "terminationGracePeriodSeconds" "$HELM3" template shop "$STRIPPED" --set terminationGracePeriodSeconds=5
+
+unknown_field() {
+  local copy="$WORK/typo/nodescale"
+  strip_dependencies "$CHART" "$copy" || return 1
+  sed -i 's/^          livenessProbe:$/          livenesProbe:/' "$copy/templates/deployment.yaml"
+  grep -q 'livenesProbe:' "$copy/templates/deployment.yaml" || { echo "could not plant the typo"; return 1; }
+  "$HELM3" template shop "$copy" --kube-version "$KUBE_VERSION" >"$WORK/typo.yaml" || return 1
+  expect_failure 'unknown field "spec.template.spec.containers\[0\].livenesProbe"' "$KV" -q "$WORK/typo.yaml"
+}
+check "strict: a template with livenesProbe (misspelt) fails strict validation, naming it" unknown_field
+
+wrong_type_in_template() {
+  local copy="$WORK/typo2/nodescale"
+  strip_dependencies "$CHART" "$copy" || return 1
+  sed -i 's/^  revisionHistoryLimit: .*/  revisionHistoryLimit: "five"/' "$copy/templates/deployment.yaml"
+  "$HELM3" template shop "$copy" --kube-version "$KUBE_VERSION" >"$WORK/typo2.yaml" || return 1
+  expect_failure 'revisionHistoryLimit' "$KV" -q "$WORK/typo2.yaml"
+}
+check "strict: a template with a string for an integer field fails strict validation" wrong_type_in_template
+
+# ---------------------------------------------------------------------------------------
+# Docs
+# ---------------------------------------------------------------------------------------
+check "docs: README.md parameter table matches values.yaml (make chart-docs)" bash "$TESTS/docs.sh" --check
+
+echo
+if [[ $failed -gt 0 ]]; then
+  echo "failed checks:"
+  printf '  - %s\n' "${failed_names[@]}"
+fi
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
