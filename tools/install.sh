@@ -60,12 +60,26 @@ from_path() {
   return 1
 }
 
+# need_go: Go 1.26 or newer (k8s.io/api v0.37 needs it); GOTOOLCHAIN=local forbids the
+# go command from fetching another toolchain behind our back.
+need_go() {
+  need go "Go 1.26 or newer (https://go.dev/doc/install, or Debian's golang package)"
+  local v
+  v=$(go env GOVERSION | sed 's/^go//')
+  [[ "$(printf '%s\n1.26\n' "$v" | sort -V | head -n1)" == "1.26" ]] || die "Go $v is too old: 1.26 or newer is needed"
+}
+
+# quiet_go: hides the "go: downloading ..." lines (hundreds on a cold cache), keeps errors.
+quiet_go() {
+  "$@" 2> >(grep -v '^go: downloading' >&2)
+}
+
 # go_install NAME PACKAGE@VERSION LDFLAGS: go install into a scratch GOBIN, then move
 go_install() {
   local name=$1 pkg=$2 ldflags=$3 tmp
-  need go "Go 1.25 or newer"
+  need_go
   tmp=$(mktemp -d "$CACHE/gobin.XXXXXX")
-  GOBIN="$tmp" go install -ldflags "-s -w $ldflags" "$pkg"
+  GOBIN="$tmp" quiet_go go install -ldflags "-s -w $ldflags" "$pkg"
   mv -f "$tmp"/* "$BIN/$name"
   rm -rf "$tmp"
 }
@@ -81,6 +95,7 @@ install_helm3() {
   # helm's own Makefile sets the version and the default Kubernetes version
   # (client-go v0.37 -> 1.37) by ldflags; without them `helm version` says "v3.22".
   local kminor
+  need_go
   kminor=$(go_module_minor helm.sh/helm/v3 "$v" k8s.io/client-go)
   go_install helm3 "helm.sh/helm/v3/cmd/helm@$v" \
     "-X helm.sh/helm/v3/internal/version.version=$v \
@@ -101,7 +116,7 @@ install_helm4() {
 # go_module_minor MODULE VERSION DEP: the minor of DEP (v0.X.Y -> X) required by MODULE@VERSION
 go_module_minor() {
   local gomod
-  gomod=$(go mod download -json "$1@$2" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')
+  gomod=$(quiet_go go mod download -json "$1@$2" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')
   awk -v dep="$3" '$1 == dep { split($2, p, "."); print p[2]; exit }' "$gomod"
 }
 
@@ -142,8 +157,8 @@ install_kube_validate() {
   # Rebuilt whenever its source or pinned libraries change.
   want=$(cat "$src/go.mod" "$src/go.sum" "$src"/*.go | sha256sum | cut -c1-16)
   up_to_date kube-validate "$want" && { log "kube-validate: up to date ($want)"; return; }
-  need go "Go 1.25 or newer"
-  (cd "$src" && go build -ldflags "-s -w" -o "$BIN/kube-validate" .)
+  need_go
+  (cd "$src" && quiet_go go build -ldflags "-s -w" -o "$BIN/kube-validate" .)
   record kube-validate "$want"
 }
 

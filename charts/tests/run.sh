@@ -230,6 +230,20 @@ for f in "${VALUES[@]}"; do
   check "matrix $case: kube-score (default checks)" policy "$case" "$out"
 done
 
+# NOTES.txt renders for every values file (Helm 4 renders it offline with --dry-run=client;
+# Helm 3 needs a cluster for that).
+notes_all() {
+  local f rc=0
+  for f in "${VALUES[@]}"; do
+    KUBECONFIG=/dev/null "$HELM4" install nodescale "$STRIPPED" --dry-run=client --namespace "$NAMESPACE" -f "$f" >"$WORK/notes.out" 2>&1 || {
+      echo "== $(basename "$f")"; cat "$WORK/notes.out"; rc=1; continue
+    }
+    sed -n '/^NOTES:/,$p' "$WORK/notes.out" | grep -q 'helm test\|Reach the app' || { echo "== $(basename "$f"): no NOTES"; rc=1; }
+  done
+  return $rc
+}
+check "notes: NOTES.txt renders for every values file" notes_all
+
 # ---------------------------------------------------------------------------------------
 # The wiring contract with the Bitnami charts' Service and Secret names
 # ---------------------------------------------------------------------------------------
@@ -322,6 +336,54 @@ wrong_type_in_template() {
   expect_failure 'revisionHistoryLimit' "$KV" -q "$WORK/typo2.yaml"
 }
 check "strict: a template with a string for an integer field fails strict validation" wrong_type_in_template
+
+validator_self_test() {
+  # Each document must fail on its own, for the reason in its comment.
+  cat >"$WORK/bad.yaml" <<'YAML'
+# an unknown field in a Gateway API kind
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: s, port: 80}], timeout: {request: 1s}}]
+---
+# an unknown field in a Prometheus Operator kind
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {name: m}
+spec:
+  selector: {}
+  endpoints: [{port: http, intervall: 15s}]
+---
+# a field in the wrong case (JSON decoding in Go would accept it; the API server does not)
+apiVersion: v1
+kind: Service
+metadata: {name: s}
+spec:
+  Ports: [{port: 80}]
+---
+# a duplicate key
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: c}
+data: {a: "1", a: "2"}
+---
+# a kind the validator does not know is an error, not a pass
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w}
+YAML
+  "$KV" -q "$WORK/bad.yaml" >"$WORK/bad.out" 2>&1
+  cat "$WORK/bad.out"
+  grep -q 'HTTPRoute/r): unknown field "spec.rules\[0\].timeout"' "$WORK/bad.out" &&
+    grep -q 'ServiceMonitor/m): unknown field "spec.endpoints\[0\].intervall"' "$WORK/bad.out" &&
+    grep -q 'Service/s): unknown field "spec.Ports"' "$WORK/bad.out" &&
+    grep -q 'already set in map' "$WORK/bad.out" &&
+    grep -q 'Widget/w): unknown kind' "$WORK/bad.out" &&
+    grep -q '5 objects, 5 invalid' "$WORK/bad.out"
+}
+check "strict: kube-validate rejects unknown fields in Gateway API and Prometheus Operator kinds, wrong case, duplicate keys, unknown kinds" validator_self_test
 
 # ---------------------------------------------------------------------------------------
 # Docs

@@ -57,8 +57,9 @@ type source struct {
 }
 
 type result struct {
+	docs    int // non-empty documents seen
 	errs    []string
-	objects []json.RawMessage
+	objects []json.RawMessage // every document that parsed as JSON, valid or not
 }
 
 func main() {
@@ -96,8 +97,8 @@ func main() {
 	for _, e := range res.errs {
 		fmt.Println("INVALID", e)
 	}
-	fmt.Printf("kube-validate: %d objects, %d invalid\n", len(res.objects), len(res.errs))
-	if len(res.errs) > 0 || len(res.objects) == 0 {
+	fmt.Printf("kube-validate: %d objects, %d invalid\n", res.docs, len(res.errs))
+	if len(res.errs) > 0 || res.docs == 0 {
 		os.Exit(1)
 	}
 }
@@ -117,6 +118,7 @@ func validate(scheme *runtime.Scheme, src source, res *result, quiet bool) {
 		if len(bytes.TrimSpace(stripComments(raw))) == 0 {
 			continue // an empty document (a template that rendered nothing)
 		}
+		res.docs++
 		where := fmt.Sprintf("%s: document %d", src.name, doc)
 		// YAMLToJSONStrict rejects duplicate keys in the YAML itself.
 		js, err := yaml.YAMLToJSONStrict(raw)
@@ -163,7 +165,7 @@ func decodeStrict(scheme *runtime.Scheme, js []byte) (string, error) {
 	}
 	obj, err := scheme.New(gv.WithKind(head.Kind))
 	if err != nil {
-		return id, fmt.Errorf("unknown kind (not in the validator's scheme): %v", err)
+		return id, fmt.Errorf("unknown kind %s %s: not in the validator's scheme (k8s.io/api, Gateway API v1, Prometheus Operator v1)", head.APIVersion, head.Kind)
 	}
 	strictErrs, err := kjson.UnmarshalStrict(js, obj)
 	if err != nil {
