@@ -198,6 +198,17 @@ kube_version_range() {
 }
 check "chart: kubeVersion accepts $KUBE_VERSION and refuses 1.29" kube_version_range
 
+schema_coverage() {
+  # The chart's own values as JSON: a throwaway template in the stripped copy prints them.
+  local copy="$WORK/values-json/nodescale"
+  strip_dependencies "$CHART" "$copy" || return 1
+  find "$copy/templates" -type f -delete
+  printf '{{ .Values | toJson }}\n' >"$copy/templates/values.json"
+  "$HELM3" template shop "$copy" | sed -n '/^{/p' >"$WORK/values.json" || return 1
+  "$NODE" "$TESTS/schema-coverage.ts" "$WORK/values.json" "$CHART/values.schema.json"
+}
+check "chart: values.schema.json covers exactly the keys of values.yaml" schema_coverage
+
 check "chart: helm test script parses (node --check)" "$NODE" --check "$CHART/files/helm-test.mjs"
 
 # ---------------------------------------------------------------------------------------
