@@ -245,6 +245,7 @@ const cases: Record<string, () => void> = {
     check(parsed?.panels?.length > 0, `the dashboard is valid JSON with panels (${parsed?.panels?.length})`);
     check(netpol?.spec.ingress.some((r: any) => matches(r.from?.[0]?.namespaceSelector?.matchLabels, { "kubernetes.io/metadata.name": "monitoring" })), "the NetworkPolicy admits Prometheus");
     check(one("ServiceMonitor")?.metadata.labels?.release === "kube-prometheus-stack", "the ServiceMonitor carries the Prometheus selector label");
+    check(netpol?.spec.egress.some((r: any) => r.ports?.some((p: any) => p.port === 4318)), "networkPolicy.extraEgress is appended to the app's egress");
   },
   minimal() {
     expectKinds([], ["HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "HTTPRoute", "NetworkPolicy", "ServiceMonitor", "ServiceAccount"]);
