@@ -180,6 +180,23 @@ if (job) {
 }
 check(app.command?.join(" ") === "node dist/main.js" && app.workingDir === "/app", "the app runs `node dist/main.js` in /app");
 
+// A pre-install hook runs before any object of the release exists: it may reference only
+// objects the chart does not create.
+for (const hook of objects.filter((o) => /pre-install/.test(hooks(o)))) {
+  const spec = hook.kind === "Job" ? hook.spec.template.spec : hook.spec;
+  const created = (kind: string, name: string) => objects.some((o) => !hooks(o) && o.kind === kind && o.metadata.name === name);
+  const refs: [string, string][] = [];
+  if (spec.serviceAccountName) refs.push(["ServiceAccount", spec.serviceAccountName]);
+  for (const c of spec.containers) {
+    for (const e of (c.env ?? []) as EnvVar[]) if (e.valueFrom?.secretKeyRef) refs.push(["Secret", e.valueFrom.secretKeyRef.name]);
+    for (const f of c.envFrom ?? []) {
+      if (f.secretRef) refs.push(["Secret", f.secretRef.name]);
+      if (f.configMapRef) refs.push(["ConfigMap", f.configMapRef.name]);
+    }
+  }
+  for (const [kind, name] of refs) check(!created(kind, name), `pre-install hook ${hook.metadata.name} does not depend on the ${kind} ${name} the release creates`);
+}
+
 // ---------------------------------------------------------------------------------------
 // Expectations per case.
 // ---------------------------------------------------------------------------------------
