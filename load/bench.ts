@@ -1,0 +1,498 @@
+// `make bench`: one run, on this machine, of everything the load story claims.
+//
+//   1. brings the local topology up (nginx, 2 app instances, Redis, PostgreSQL primary +
+//      replica) on free ports, plus two anchors as their own processes: a bare node:http
+//      hello-world and an Express 5 hello-world;
+//   2. measures the anchors and then every endpoint of the app with the same client and the
+//      same settings (closed loop, fixed connections), straight to one process each: req/s,
+//      CPU time per request (from /proc/<pid>/stat of the server), Redis commands per request
+//      (INFO commandstats deltas) and PostgreSQL transactions per request (pg_stat_database
+//      xact_commit + xact_rollback deltas on the primary and on the replica; each statement
+//      the app sends outside a transaction is one transaction there);
+//   3. runs every shape of load/shapes.ts through nginx, scaled to this machine;
+//   4. measures the anchors again (the machine is shared: the two measurements show drift);
+//   5. writes bench/results/<timestamp>.json and .html, and stops what it started.
+//
+// Ratios, not absolute numbers, are the result: everything is measured in the same run.
+// Settings (env): BENCH_TARGET_RPS (the local ramp target; default: derived from the
+// endpoint measurements), BENCH_CONNECTIONS (32), BENCH_QUICK=1 (shorter phases, for trying
+// the bench itself), BENCH_OUT (bench/results), BENCH_KEEP=1 (keep the stack's logs).
+
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, totalmem } from "node:os";
+import { join, relative, resolve } from "node:path";
+import { promisify } from "node:util";
+import { randomBytes } from "node:crypto";
+import { freePort, freePorts } from "../local/net.ts";
+import { APP_ROLE, DATABASE, pgUrl } from "../local/postgres.ts";
+import { startTopology, stateDirFor, type Topology } from "../local/topology.ts";
+import { type PgCounts, PgCounter } from "./runner/pg-counter.ts";
+import { type ClosedResult, type Fixture, runClosed, runShape, type ShapeResult, setupFixture } from "./runner/drive.ts";
+import { CpuMeter } from "./runner/procstat.ts";
+import { renderReport } from "./report.ts";
+import {
+  API_MIX,
+  clusterShape,
+  durationOf,
+  type EndpointName,
+  requestFor,
+  type RequestSpec,
+  type Shape,
+  type ShapeName,
+  scale,
+  scaleTo,
+  USER_PASSWORD,
+  username,
+} from "./shapes.ts";
+
+const REPO = resolve(import.meta.dirname, "..");
+const execFileP = promisify(execFile);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const started = Date.now();
+const log = (line: string) => process.stdout.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${line}\n`);
+
+const QUICK = process.env.BENCH_QUICK === "1";
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const MEASURE_S = QUICK ? 2 : 5;
+const WARMUP_S = 1;
+/** Cluster scale the local shapes are derived from: the k6 scripts' default TARGET_RPS. */
+export const CLUSTER_TARGET_RPS = 1000;
+/** Seconds each shape gets on this machine. */
+const SHAPE_SECONDS: Record<ShapeName, number> = QUICK
+  ? { smoke: 5, ramp: 20, spike: 10, soak: 10, sessions: 10, breakpoint: 20 }
+  : { smoke: 10, ramp: 75, spike: 30, soak: 40, sessions: 30, breakpoint: 60 };
+
+// ----- counters of the backing services -----
+
+async function redisCommands(port: number): Promise<Record<string, number>> {
+  const { stdout } = await execFileP("redis-cli", ["-h", "127.0.0.1", "-p", String(port), "INFO", "commandstats"]);
+  const out: Record<string, number> = {};
+  for (const m of stdout.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out[m[1] as string] = Number(m[2]);
+  return out;
+}
+
+type Counters = { at: number; redis: Record<string, number>; pg: Record<string, PgCounts> };
+
+let pgCounter: PgCounter | undefined;
+
+async function counters(stack: Topology): Promise<Counters> {
+  const redis = await redisCommands(stack.ports.redis);
+  return { at: Date.now(), redis, pg: (pgCounter as PgCounter).read() };
+}
+
+type Background = { redisPerS: number; primaryPerS: number; replicaPerS: number };
+
+const sumRedis = (r: Record<string, number>) =>
+  Object.entries(r).reduce((s, [cmd, n]) => (cmd === "info" ? s : s + n), 0);
+
+/** Statements the app's requests caused on each server: replica lag polls removed exactly, the primary's poll rate subtracted. */
+function pgStatements(c: Counters, server: "primary" | "replica"): number {
+  const x = c.pg[server] as PgCounts;
+  return server === "replica" ? x.statements - x.lagPolls : x.statements;
+}
+
+/** Operations between two snapshots, minus what the idle stack does in that time. */
+function opsBetween(a: Counters, b: Counters, bg: Background) {
+  const s = (b.at - a.at) / 1000;
+  const byCommand: Record<string, number> = {};
+  for (const [cmd, n] of Object.entries(b.redis)) {
+    const d = n - (a.redis[cmd] ?? 0);
+    if (d > 0 && cmd !== "info") byCommand[cmd] = d;
+  }
+  return {
+    redis: Math.max(0, sumRedis(b.redis) - sumRedis(a.redis) - bg.redisPerS * s),
+    redisByCommand: byCommand,
+    primary: Math.max(0, pgStatements(b, "primary") - pgStatements(a, "primary") - bg.primaryPerS * s),
+    replica: Math.max(0, pgStatements(b, "replica") - pgStatements(a, "replica") - bg.replicaPerS * s),
+  };
+}
+
+// ----- anchors -----
+
+type Anchor = { name: string; child: ChildProcess; port: number };
+
+async function startAnchor(name: string, file: string): Promise<Anchor> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(import.meta.dirname, "anchors", file)], {
+    env: { ...process.env, PORT: String(port) },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  await new Promise<void>((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`anchor ${name} did not start`)), 15_000);
+    child.stdout?.once("data", () => {
+      clearTimeout(timer);
+      ok();
+    });
+    child.once("exit", (code) => fail(new Error(`anchor ${name} exited (${code})`)));
+  });
+  return { name, child, port };
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((ok) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      ok();
+    });
+    child.kill("SIGTERM");
+  });
+}
+
+export type Measurement = {
+  name: string;
+  route: string;
+  target: string;
+  connections: number;
+  rps: number;
+  requests: number;
+  errors: number;
+  latency: ClosedResult["latency"];
+  /** CPU milliseconds per request of the serving process (its threads included). */
+  cpuMsPerRequest: number;
+  /** CPU ms per request of Redis and of each PostgreSQL server during the phase. */
+  redisCpuMsPerRequest?: number;
+  pgPrimaryCpuMsPerRequest?: number;
+  pgReplicaCpuMsPerRequest?: number;
+  redisCommandsPerRequest?: number;
+  redisCommands?: Record<string, number>;
+  /** Statements sent to each PostgreSQL server per request (replica lag polls excluded). */
+  pgPrimaryStatementsPerRequest?: number;
+  pgReplicaStatementsPerRequest?: number;
+  errorSamples: string[];
+};
+
+const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+async function measureAnchor(a: Anchor, pass: number): Promise<Measurement> {
+  const spec: RequestSpec = { method: "GET", path: "/", auth: false, ok: [200], route: "GET /" };
+  const base = `http://127.0.0.1:${a.port}`;
+  await runClosed(base, () => ({ spec }), { connections: CONNECTIONS, durationS: WARMUP_S });
+  const meter = new CpuMeter({ server: a.child.pid as number });
+  const r = await runClosed(base, () => ({ spec }), { connections: CONNECTIONS, durationS: MEASURE_S });
+  const cpu = meter.delta();
+  const m: Measurement = {
+    name: a.name,
+    route: "GET /",
+    target: `anchor pass ${pass}`,
+    connections: CONNECTIONS,
+    rps: round(r.rps, 1),
+    requests: r.requests,
+    errors: r.errors,
+    latency: r.latency,
+    cpuMsPerRequest: round(((cpu.server ?? 0) * 1000) / Math.max(1, r.requests), 4),
+    errorSamples: r.errorSamples,
+  };
+  log(`  ${a.name.padEnd(22)} ${m.rps.toFixed(0).padStart(6)} req/s  ${m.cpuMsPerRequest.toFixed(3)} CPU ms/req  p99 ${m.latency.p99} ms`);
+  return m;
+}
+
+type EndpointPlan = { name: string; endpoint: EndpointName; connections: number; durationS: number };
+
+async function measureEndpoint(
+  stack: Topology,
+  fixture: Fixture,
+  plan: EndpointPlan,
+  bg: Background,
+  seqStart: { n: number },
+): Promise<Measurement> {
+  const app = stack.instances[0];
+  if (!app?.pid) throw new Error("app-1 is not running");
+  const state = stack.state;
+  const next = () => {
+    const seq = seqStart.n++;
+    const itemId = fixture.itemIds[seq % fixture.itemIds.length] as number;
+    if (plan.endpoint === "register")
+      return { spec: requestFor("register", { itemId, seq, username: username(fixture.run, 9999, seq), password: USER_PASSWORD }) };
+    if (plan.endpoint === "login")
+      return {
+        spec: requestFor("login", { itemId, seq, username: username(fixture.run, seq % fixture.cookies.length), password: USER_PASSWORD }),
+      };
+    const spec = requestFor(plan.endpoint, { itemId, seq });
+    return { spec, cookie: spec.auth ? fixture.cookies[seq % fixture.cookies.length] : undefined };
+  };
+  const options = { connections: plan.connections, durationS: plan.durationS };
+  await runClosed(app.url, next, { ...options, durationS: WARMUP_S });
+  const before = await counters(stack);
+  const meter = new CpuMeter({
+    app: app.pid,
+    redis: state.redis.process?.pid ?? 0,
+    primary: state.pgPrimary.process?.pid ?? 0,
+    replica: state.pgReplica.process?.pid ?? 0,
+  });
+  const r = await runClosed(app.url, next, options);
+  const cpu = meter.delta();
+  const ops = opsBetween(before, await counters(stack), bg);
+  const n = Math.max(1, r.requests);
+  const ms = (s: number | undefined) => round(((s ?? 0) * 1000) / n, 4);
+  const m: Measurement = {
+    name: plan.name,
+    route: requestFor(plan.endpoint, { itemId: 1, seq: 0 }).route,
+    target: "app-1 directly",
+    connections: plan.connections,
+    rps: round(r.rps, 1),
+    requests: r.requests,
+    errors: r.errors,
+    latency: r.latency,
+    cpuMsPerRequest: ms(cpu.app),
+    redisCpuMsPerRequest: ms(cpu.redis),
+    pgPrimaryCpuMsPerRequest: ms(cpu.primary),
+    pgReplicaCpuMsPerRequest: ms(cpu.replica),
+    redisCommandsPerRequest: round(ops.redis / n, 2),
+    redisCommands: Object.fromEntries(Object.entries(ops.redisByCommand).map(([k, v]) => [k, round(v / n, 2)])),
+    pgPrimaryStatementsPerRequest: round(ops.primary / n, 2),
+    pgReplicaStatementsPerRequest: round(ops.replica / n, 2),
+    errorSamples: r.errorSamples,
+  };
+  log(
+    `  ${plan.name.padEnd(22)} ${m.rps.toFixed(0).padStart(6)} req/s  ${m.cpuMsPerRequest.toFixed(3)} CPU ms/req  ` +
+      `redis ${m.redisCommandsPerRequest}/req  pg ${m.pgPrimaryStatementsPerRequest}+${m.pgReplicaStatementsPerRequest}/req  errors ${m.errors}`,
+  );
+  return m;
+}
+
+const ENDPOINTS: EndpointPlan[] = [
+  { name: "livez", endpoint: "livez", connections: CONNECTIONS, durationS: MEASURE_S },
+  { name: "me", endpoint: "me", connections: CONNECTIONS, durationS: MEASURE_S },
+  { name: "item-read", endpoint: "item-read", connections: CONNECTIONS, durationS: MEASURE_S },
+  { name: "item-list", endpoint: "item-list", connections: CONNECTIONS, durationS: MEASURE_S },
+  { name: "item-write", endpoint: "item-write", connections: CONNECTIONS, durationS: MEASURE_S },
+  { name: "work", endpoint: "work", connections: CONNECTIONS, durationS: MEASURE_S },
+  // scrypt: ~0.2 s of CPU each; fewer connections keep the queue (and the tail) short
+  { name: "login", endpoint: "login", connections: 4, durationS: MEASURE_S },
+  { name: "register", endpoint: "register", connections: 4, durationS: MEASURE_S },
+];
+
+/** The rate the API mix sustains on one instance here: 1 / sum(weight_i / rps_i). */
+export function mixCapacity(measured: Measurement[]): number {
+  const total = API_MIX.reduce((s, m) => s + m.weight, 0);
+  let secondsPerRequest = 0;
+  for (const m of API_MIX) {
+    const e = measured.find((x) => x.name === m.endpoint);
+    if (!e || e.rps <= 0) continue;
+    secondsPerRequest += m.weight / total / e.rps;
+  }
+  return secondsPerRequest > 0 ? 1 / secondsPerRequest : 100;
+}
+
+/** Each shape at this machine's scale: rates times `rateFactor`, durations to SHAPE_SECONDS. */
+export function localShapes(localTarget: number, seconds = SHAPE_SECONDS): Shape[] {
+  const f = localTarget / CLUSTER_TARGET_RPS;
+  return (["smoke", "ramp", "spike", "soak", "sessions", "breakpoint"] as ShapeName[]).map((name) => {
+    const cluster = clusterShape(name, CLUSTER_TARGET_RPS);
+    const time = seconds[name] / durationOf(cluster);
+    if (name === "smoke") return scale(cluster, { rate: 1, time }); // a smoke test is a smoke test at any scale
+    if (name === "sessions") {
+      // Every VU registers and logs in once (~0.4 s of CPU): on two shared cores, a dozen VUs.
+      const peak = Math.min(12, Math.max(2, Math.round(f * Math.max(...cluster.stages.map((s) => s.target)))));
+      return scaleTo(cluster, { peak, durationS: seconds[name] });
+    }
+    return scale(cluster, { rate: f, time });
+  });
+}
+
+type ShapeRun = ShapeResult & {
+  cpuS: Record<string, number>;
+  cpuMsPerRequest: Record<string, number>;
+  redisCommandsPerRequest: number;
+  pgPrimaryStatementsPerRequest: number;
+  pgReplicaStatementsPerRequest: number;
+};
+
+async function main(): Promise<void> {
+  const stamp = new Date().toISOString().replace(/[:]/g, "-").replace(/\.\d+Z$/, "Z");
+  const outDir = resolve(REPO, process.env.BENCH_OUT ?? "bench/results");
+  mkdirSync(outDir, { recursive: true });
+  log(`nodescale bench ${stamp}${QUICK ? " (quick)" : ""}: ${cpus().length} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+
+  const anchors: Anchor[] = [];
+  let stack: Topology | undefined;
+  try {
+    log("starting the local topology (2 instances behind nginx), the PostgreSQL counters and the anchors");
+    const name = `bench-${process.pid}`;
+    const [pgPrimaryPort, pgReplicaPort, countPrimary, countReplica] = (await freePorts(4)) as [number, number, number, number];
+    // The app reaches PostgreSQL through the counting proxies. The topology keeps the secrets it
+    // finds in <state>/secrets.json, so writing them first tells the bench the app's password.
+    const stateDir = stateDirFor(name);
+    mkdirSync(stateDir, { recursive: true });
+    const secrets = {
+      superuserPassword: randomBytes(18).toString("hex"),
+      appPassword: randomBytes(18).toString("hex"),
+      replicationPassword: randomBytes(18).toString("hex"),
+      sessionSecrets: [randomBytes(32).toString("hex")],
+    };
+    writeFileSync(join(stateDir, "secrets.json"), JSON.stringify(secrets), { mode: 0o600 });
+    pgCounter = await PgCounter.start([
+      { name: "primary", listenPort: countPrimary, upstreamPort: pgPrimaryPort },
+      { name: "replica", listenPort: countReplica, upstreamPort: pgReplicaPort },
+    ]);
+    stack = await startTopology({
+      name,
+      freePorts: true,
+      pgPrimaryPort,
+      pgReplicaPort,
+      instances: 2,
+      appEnv: {
+        DATABASE_URL: pgUrl(APP_ROLE, secrets.appPassword, countPrimary, DATABASE),
+        DATABASE_REPLICA_URLS: pgUrl(APP_ROLE, secrets.appPassword, countReplica, DATABASE),
+        // Everything here logs in from 127.0.0.1.
+        LOGIN_RATE_LIMIT_PER_MINUTE: "100000",
+      },
+      log: (line) => log(line.trim()),
+    });
+    anchors.push(await startAnchor("node:http hello-world", "node-http.ts"));
+    anchors.push(await startAnchor("Express 5 hello-world", "express.ts"));
+
+    log("setup: 8 users logged in, 200 items seeded (through nginx)");
+    const fixture = await setupFixture(stack.lbUrl, 8);
+
+    if ((pgCounter.read().primary as PgCounts).statements === 0)
+      throw new Error("the PostgreSQL counting proxy saw no statement: the app does not use it");
+    log("idle background (replica lag polls) over 4 s");
+    const idle0 = await counters(stack);
+    await sleep(4000);
+    const idle1 = await counters(stack);
+    const idleS = (idle1.at - idle0.at) / 1000;
+    const bg: Background = {
+      redisPerS: (sumRedis(idle1.redis) - sumRedis(idle0.redis)) / idleS,
+      primaryPerS: (pgStatements(idle1, "primary") - pgStatements(idle0, "primary")) / idleS,
+      replicaPerS: (pgStatements(idle1, "replica") - pgStatements(idle0, "replica")) / idleS,
+    };
+    log(`  background: redis ${bg.redisPerS.toFixed(1)}/s, pg primary ${bg.primaryPerS.toFixed(1)}/s, replica ${bg.replicaPerS.toFixed(1)}/s`);
+
+    log(`anchors, pass 1 (closed loop, ${CONNECTIONS} connections, ${MEASURE_S} s each)`);
+    const anchorRuns: Measurement[] = [];
+    for (const a of anchors) anchorRuns.push(await measureAnchor(a, 1));
+
+    log("endpoints, one at a time, straight to app-1 (same client)");
+    const seq = { n: 0 };
+    const endpoints: Measurement[] = [];
+    for (const plan of ENDPOINTS) endpoints.push(await measureEndpoint(stack, fixture, plan, bg, seq));
+
+    const derived = Math.max(20, Math.round(mixCapacity(endpoints) / 10) * 10);
+    const localTarget = Number(process.env.BENCH_TARGET_RPS ?? derived);
+    log(`shapes through nginx, scaled to this machine: ramp target ${localTarget} req/s (cluster shapes at ${CLUSTER_TARGET_RPS} x ${(localTarget / CLUSTER_TARGET_RPS).toFixed(3)})`);
+    const shapes: ShapeRun[] = [];
+    const state = stack.state;
+    for (const shape of localShapes(localTarget)) {
+      log(`shape ${shape.name}: ${shape.description}`);
+      const meter = new CpuMeter({
+        nginx: state.nginx.process?.pid ?? 0,
+        redis: state.redis.process?.pid ?? 0,
+        "pg-primary": state.pgPrimary.process?.pid ?? 0,
+        "pg-replica": state.pgReplica.process?.pid ?? 0,
+      });
+      const appMeter = new CpuMeter(Object.fromEntries(stack.instances.map((i) => [i.name, i.pid ?? 0])));
+      const before = await counters(stack);
+      const r = await runShape(shape, stack.lbUrl, fixture, log);
+      const cpu: Record<string, number> = { ...appMeter.delta(), ...meter.delta(), runner: r.runnerCpuS };
+      const after = await counters(stack);
+      const ops = opsBetween(before, after, bg);
+      const n = Math.max(1, r.requests);
+      const appCpu = stack.instances.reduce((s, i) => s + (cpu[i.name] ?? 0), 0);
+      const perReq: Record<string, number> = { apps: round((appCpu * 1000) / n, 4) };
+      for (const [k, v] of Object.entries(cpu)) perReq[k] = round((v * 1000) / n, 4);
+      shapes.push({
+        ...r,
+        cpuS: cpu,
+        cpuMsPerRequest: perReq,
+        redisCommandsPerRequest: round(ops.redis / n, 2),
+        pgPrimaryStatementsPerRequest: round(ops.primary / n, 2),
+        pgReplicaStatementsPerRequest: round(ops.replica / n, 2),
+      });
+      const verdict = r.aborted
+        ? `stopped at ${r.aborted.atS} s: ${r.aborted.reason} (target ${r.aborted.targetRps}/s, served ${r.aborted.achievedRps}/s)`
+        : r.passed
+          ? "thresholds passed"
+          : `thresholds FAILED: ${r.thresholdResults.filter((t) => !t.ok).map((t) => t.rule).join(", ")}`;
+      for (const e of r.errorSamples.slice(0, 3)) log(`    error: ${e}`);
+      log(`  ${shape.name}: ${r.requests} requests, ${r.errors} errors, ${r.dropped} dropped, p95 ${r.latency.p95} ms, p99 ${r.latency.p99} ms; ${verdict}`);
+      await sleep(2000);
+    }
+
+    log("anchors, pass 2 (drift check)");
+    for (const a of anchors) anchorRuns.push(await measureAnchor(a, 2));
+
+    const anchor = (name: string) => {
+      const runs = anchorRuns.filter((a) => a.name === name);
+      return {
+        name,
+        rps: round(runs.reduce((s, a) => s + a.rps, 0) / runs.length, 1),
+        cpuMsPerRequest: round(runs.reduce((s, a) => s + a.cpuMsPerRequest, 0) / runs.length, 4),
+        drift: runs.length === 2 ? round((runs[1] as Measurement).rps / (runs[0] as Measurement).rps, 3) : 1,
+      };
+    };
+    const nodeAnchor = anchor("node:http hello-world");
+    const expressAnchor = anchor("Express 5 hello-world");
+    const ratios = endpoints.map((e) => ({
+      name: e.name,
+      route: e.route,
+      rpsVsNodeHttp: round(e.rps / nodeAnchor.rps, 4),
+      rpsVsExpress: round(e.rps / expressAnchor.rps, 4),
+      cpuVsNodeHttp: round(e.cpuMsPerRequest / nodeAnchor.cpuMsPerRequest, 2),
+      cpuVsExpress: round(e.cpuMsPerRequest / expressAnchor.cpuMsPerRequest, 2),
+    }));
+
+    const result = {
+      kind: "nodescale-bench",
+      version: 1,
+      startedAt: new Date(started).toISOString(),
+      durationS: round((Date.now() - started) / 1000, 1),
+      quick: QUICK,
+      machine: {
+        cores: cpus().length,
+        cpuModel: cpus()[0]?.model ?? "unknown",
+        memoryGiB: round(totalmem() / 1024 ** 3, 1),
+        node: process.version,
+        loadAverageAtEnd: loadavg().map((x) => round(x, 2)),
+        note: "shared machine: compare ratios within this run, not absolute numbers across runs",
+      },
+      method: {
+        client: `undici Pool, keep-alive, closed loop with ${CONNECTIONS} connections for anchors and endpoints (4 for login/register); open loop for arrival shapes`,
+        cpu: "utime+stime (+ reaped children) of each server's process tree from /proc/<pid>/stat",
+        redis: "INFO commandstats deltas, minus the idle background",
+        postgres:
+          "statements on the wire (simple Query + Execute messages) counted by a TCP proxy in front of the primary and of the replica; the replica lag polls are told apart by their SQL and removed, the primary's idle rate (the poller's WAL-position query) subtracted; pg_stat_statements is not loaded and pg_stat_database publishes late",
+        app: "2 instances, WORKER_THREADS=1, LOGIN_RATE_LIMIT_PER_MINUTE=100000, PostgreSQL through the counting proxies",
+        measureSeconds: MEASURE_S,
+        warmupSeconds: WARMUP_S,
+      },
+      background: bg,
+      anchors: { runs: anchorRuns, nodeHttp: nodeAnchor, express: expressAnchor },
+      endpoints,
+      ratios,
+      mix: API_MIX,
+      mixCapacityRps: round(mixCapacity(endpoints), 1),
+      localTargetRps: localTarget,
+      clusterTargetRps: CLUSTER_TARGET_RPS,
+      shapes,
+    };
+    const jsonFile = join(outDir, `${stamp}.json`);
+    writeFileSync(jsonFile, `${JSON.stringify(result, null, 1)}\n`);
+    const htmlFile = join(outDir, `${stamp}.html`);
+    writeFileSync(htmlFile, renderReport(result));
+
+    log("anchor ratios (endpoint / anchor):");
+    log(`  anchors: node:http ${nodeAnchor.rps} req/s ${nodeAnchor.cpuMsPerRequest} CPU ms/req (drift ${nodeAnchor.drift}); Express ${expressAnchor.rps} req/s ${expressAnchor.cpuMsPerRequest} CPU ms/req (drift ${expressAnchor.drift})`);
+    for (const r of ratios)
+      log(`  ${r.name.padEnd(12)} req/s x${r.rpsVsNodeHttp} of node:http, x${r.rpsVsExpress} of Express; CPU/req x${r.cpuVsNodeHttp} node:http, x${r.cpuVsExpress} Express`);
+    log(`wrote ${relative(REPO, jsonFile)} and ${relative(REPO, htmlFile)}`);
+  } finally {
+    for (const a of anchors) await stopChild(a.child);
+    await pgCounter?.stop();
+    // BENCH_KEEP=1 keeps the stack's files (logs under .local/bench-<pid>/logs) for a post-mortem.
+    const keep = process.env.BENCH_KEEP === "1";
+    if (stack) await (keep ? stack.stop() : stack.destroy()).catch((err: unknown) => log(`stopping the stack: ${String(err)}`));
+    if (stack && keep) log(`kept ${relative(REPO, stack.stateDir)}`);
+    log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  }
+}
+
+if (import.meta.main) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}

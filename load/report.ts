@@ -1,0 +1,310 @@
+// The bench report: one self-contained HTML file (inline SVG charts, no scripts, no CDN) made
+// from a bench JSON. `make bench` writes it next to the JSON; to redo it from a JSON:
+//   node load/report.ts bench/results/<timestamp>.json   (writes <timestamp>.html beside it)
+
+import { readFileSync, writeFileSync } from "node:fs";
+
+// biome-ignore lint/suspicious/noExplicitAny: the report reads whatever bench.ts wrote
+type Json = any;
+
+const COLORS = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#be185d", "#4b5563"];
+
+const esc = (s: unknown) =>
+  String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c] as string);
+
+function niceMax(v: number): number {
+  if (v <= 0) return 1;
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (v <= m * p) return m * p;
+  return 10 * p;
+}
+
+const fmt = (v: number) =>
+  v >= 10_000 ? `${(v / 1000).toFixed(0)}k` : v >= 1000 ? `${(v / 1000).toFixed(1)}k` : v >= 10 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toFixed(2);
+
+type Series = { name: string; points: [number, number][]; color?: string; dash?: boolean; area?: boolean };
+
+/** A line chart with axes, grid, legend; y from 0 (linear) or log10 when `log`. */
+export function lineChart(o: {
+  title: string;
+  series: Series[];
+  yLabel: string;
+  xLabel?: string;
+  width?: number;
+  height?: number;
+  log?: boolean;
+  yMax?: number;
+  markers?: { x: number; label: string }[];
+}): string {
+  const W = o.width ?? 460;
+  const H = o.height ?? 230;
+  const m = { l: 52, r: 12, t: 34, b: 38 };
+  const iw = W - m.l - m.r;
+  const ih = H - m.t - m.b;
+  const all = o.series.flatMap((s) => s.points);
+  const xMax = Math.max(1, ...all.map((p) => p[0]));
+  const yRaw = Math.max(0, ...all.map((p) => p[1]));
+  let y: (v: number) => number;
+  let ticks: number[];
+  if (o.log) {
+    const lo = 0.1;
+    const hi = 10 ** Math.ceil(Math.log10(Math.max(1, yRaw)));
+    const span = Math.log10(hi) - Math.log10(lo);
+    y = (v) => m.t + ih - ((Math.log10(Math.max(lo, v)) - Math.log10(lo)) / span) * ih;
+    ticks = [];
+    for (let t = lo; t <= hi * 1.001; t *= 10) ticks.push(t);
+  } else {
+    const hi = o.yMax ?? niceMax(yRaw * 1.05);
+    y = (v) => m.t + ih - (v / hi) * ih;
+    ticks = [0, 1, 2, 3, 4].map((i) => (hi * i) / 4);
+  }
+  const x = (v: number) => m.l + (v / xMax) * iw;
+  const parts: string[] = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(o.title)}">`);
+  parts.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
+  parts.push(`<text x="${m.l}" y="16" font-size="13" font-weight="600" fill="#111">${esc(o.title)}</text>`);
+  for (const t of ticks) {
+    const yy = y(t).toFixed(1);
+    parts.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${yy}" y2="${yy}" stroke="#e5e7eb"/>`);
+    parts.push(`<text x="${m.l - 6}" y="${yy}" font-size="10" fill="#555" text-anchor="end" dominant-baseline="middle">${fmt(t)}</text>`);
+  }
+  const xStep = niceMax(xMax / 6);
+  for (let t = 0; t <= xMax; t += xStep) {
+    const xx = x(t).toFixed(1);
+    parts.push(`<line x1="${xx}" x2="${xx}" y1="${m.t + ih}" y2="${m.t + ih + 4}" stroke="#888"/>`);
+    parts.push(`<text x="${xx}" y="${m.t + ih + 15}" font-size="10" fill="#555" text-anchor="middle">${fmt(t)}</text>`);
+  }
+  parts.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${m.t + ih}" y2="${m.t + ih}" stroke="#888"/>`);
+  parts.push(`<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${m.t + ih}" stroke="#888"/>`);
+  parts.push(`<text x="${m.l + iw / 2}" y="${H - 4}" font-size="10" fill="#555" text-anchor="middle">${esc(o.xLabel ?? "seconds")}</text>`);
+  parts.push(`<text transform="translate(12 ${m.t + ih / 2}) rotate(-90)" font-size="10" fill="#555" text-anchor="middle">${esc(o.yLabel)}</text>`);
+  for (const mk of o.markers ?? []) {
+    const xx = x(mk.x).toFixed(1);
+    parts.push(`<line x1="${xx}" x2="${xx}" y1="${m.t}" y2="${m.t + ih}" stroke="#dc2626" stroke-dasharray="3 3"/>`);
+    parts.push(`<text x="${Number(xx) - 3}" y="${m.t + 10}" font-size="10" fill="#dc2626" text-anchor="end">${esc(mk.label)}</text>`);
+  }
+  o.series.forEach((s, i) => {
+    const color = s.color ?? (COLORS[i % COLORS.length] as string);
+    if (s.points.length === 0) return;
+    const d = s.points.map((p, k) => `${k === 0 ? "M" : "L"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join("");
+    if (s.area) {
+      const first = s.points[0] as [number, number];
+      const last = s.points[s.points.length - 1] as [number, number];
+      parts.push(`<path d="${d}L${x(last[0]).toFixed(1)},${y(0).toFixed(1)}L${x(first[0]).toFixed(1)},${y(0).toFixed(1)}Z" fill="${color}" fill-opacity="0.15" stroke="none"/>`);
+    }
+    parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="${s.dash ? 1.5 : 2}"${s.dash ? ' stroke-dasharray="5 4"' : ""}/>`);
+  });
+  // legend, right-aligned in the title row
+  let lx = W - m.r;
+  const legend: string[] = [];
+  for (let i = o.series.length - 1; i >= 0; i--) {
+    const s = o.series[i] as Series;
+    const color = s.color ?? (COLORS[i % COLORS.length] as string);
+    const w = 18 + s.name.length * 6;
+    lx -= w;
+    legend.push(`<line x1="${lx}" x2="${lx + 12}" y1="${m.t - 8}" y2="${m.t - 8}" stroke="${color}" stroke-width="2.5"${s.dash ? ' stroke-dasharray="4 3"' : ""}/>`);
+    legend.push(`<text x="${lx + 15}" y="${m.t - 8}" font-size="10" fill="#333" dominant-baseline="middle">${esc(s.name)}</text>`);
+  }
+  parts.push(...legend);
+  parts.push("</svg>");
+  return parts.join("");
+}
+
+/** Horizontal bars, one per row, with the value printed; `ref` draws reference lines. */
+export function barChart(o: {
+  title: string;
+  rows: { label: string; value: number; color?: string }[];
+  unit: string;
+  width?: number;
+  log?: boolean;
+}): string {
+  const W = o.width ?? 460;
+  const rowH = 20;
+  const m = { l: 150, r: 70, t: 30, b: 10 };
+  const H = m.t + m.b + rowH * o.rows.length;
+  const iw = W - m.l - m.r;
+  const max = Math.max(...o.rows.map((r) => r.value), 1e-9);
+  const lo = Math.min(...o.rows.map((r) => r.value).filter((v) => v > 0), 1) / 2;
+  const scaleX = (v: number) =>
+    o.log ? ((Math.log10(Math.max(lo, v)) - Math.log10(lo)) / (Math.log10(max) - Math.log10(lo))) * iw : (v / max) * iw;
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(o.title)}">`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`,
+    `<text x="8" y="16" font-size="13" font-weight="600" fill="#111">${esc(o.title)}</text>`,
+  ];
+  o.rows.forEach((r, i) => {
+    const yy = m.t + i * rowH;
+    const w = Math.max(1, scaleX(r.value));
+    parts.push(`<text x="${m.l - 6}" y="${yy + rowH / 2}" font-size="11" fill="#333" text-anchor="end" dominant-baseline="middle">${esc(r.label)}</text>`);
+    parts.push(`<rect x="${m.l}" y="${yy + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${r.color ?? "#2563eb"}" rx="2"/>`);
+    parts.push(`<text x="${m.l + w + 4}" y="${yy + rowH / 2}" font-size="10" fill="#333" dominant-baseline="middle">${fmt(r.value)} ${esc(o.unit)}</text>`);
+  });
+  parts.push("</svg>");
+  return parts.join("");
+}
+
+function shapeSection(s: Json): string {
+  const secs: Json[] = s.seconds;
+  const t = (k: number) => k + 0.5;
+  const isVu = s.executor === "ramping-vus";
+  const served: [number, number][] = secs.map((x, k) => [t(k), x.requests]);
+  const target: [number, number][] = secs.map((x, k) => [t(k), x.target]);
+  const markers = s.aborted ? [{ x: s.aborted.atS, label: `knee: ${s.aborted.reason}` }] : [];
+  const throughput = lineChart({
+    title: "Throughput",
+    yLabel: "requests / s",
+    series: isVu
+      ? [{ name: "served req/s", points: served, area: true }]
+      : [
+          { name: "served", points: served, area: true },
+          { name: "target", points: target, dash: true, color: "#111" },
+        ],
+    markers,
+  });
+  const lat = (k: "p50" | "p95" | "p99") => secs.filter((x) => x.requests > 0).map((x) => [t(x.t), x.latency[k]] as [number, number]);
+  const latency = lineChart({
+    title: "Latency (log scale)",
+    yLabel: "ms",
+    log: true,
+    series: [
+      { name: "p50", points: lat("p50"), color: "#059669" },
+      { name: "p95", points: lat("p95"), color: "#d97706" },
+      { name: "p99", points: lat("p99"), color: "#dc2626" },
+      { name: `p95 limit ${s.thresholds.p95Ms}`, points: [[0, s.thresholds.p95Ms], [secs.length, s.thresholds.p95Ms]], dash: true, color: "#9ca3af" },
+    ],
+    markers,
+  });
+  const errors = lineChart({
+    title: "Errors and dropped arrivals",
+    yLabel: "per second",
+    series: [
+      { name: "errors", points: secs.map((x, k) => [t(k), x.errors]), color: "#dc2626", area: true },
+      { name: "dropped", points: secs.map((x, k) => [t(k), x.dropped]), color: "#7c3aed" },
+    ],
+    yMax: Math.max(...secs.map((x) => Math.max(x.errors, x.dropped))) === 0 ? 1 : undefined,
+    markers,
+  });
+  const names = Object.keys(s.instances).sort();
+  const share = lineChart({
+    title: "Each instance's share (x-instance)",
+    yLabel: "% of requests",
+    yMax: 100,
+    series: names.map((n, i) => ({
+      name: n,
+      color: COLORS[i % COLORS.length],
+      points: secs.filter((x) => x.requests > 0).map((x) => [t(x.t), (100 * (x.instances[n] ?? 0)) / x.requests] as [number, number]),
+    })),
+  });
+  const verdict = s.aborted
+    ? `<span class="badge warn">knee at ~${s.aborted.achievedRps} req/s</span>`
+    : s.passed
+      ? '<span class="badge ok">thresholds passed</span>'
+      : '<span class="badge bad">thresholds failed</span>';
+  const thresholds = s.thresholdResults
+    .map((r: Json) => `<li class="${r.ok ? "ok" : "bad"}">${r.ok ? "✓" : "✗"} ${esc(r.rule)} (${r.rule.includes("rate") ? (r.value * 100).toFixed(2) + " %" : r.value + " ms"})</li>`)
+    .join("");
+  const totalShare = names.map((n) => `${esc(n)} ${((100 * s.instances[n]) / Math.max(1, s.requests)).toFixed(1)} %`).join(", ");
+  const cpu = Object.entries(s.cpuMsPerRequest ?? {})
+    .map(([k, v]) => `${esc(k)} ${(v as number).toFixed(3)}`)
+    .join(" · ");
+  const ryw = s.readYourWrites
+    ? `<li>read-your-writes: ${s.readYourWrites.held}/${s.readYourWrites.checked} held (${s.readYourWrites.fromReplica} of them served by the replica)</li>`
+    : "";
+  return `<section class="shape">
+<h2>${esc(s.shape)} ${verdict}</h2>
+<p class="desc">${esc(s.description)}</p>
+<ul class="facts">
+<li>${s.requests} requests in ${s.durationS} s (${s.rps} req/s), ${s.errors} errors, ${s.dropped} dropped; p50 ${s.latency.p50} ms, p95 ${s.latency.p95} ms, p99 ${s.latency.p99} ms</li>
+<li>instances: ${totalShare}</li>
+<li>CPU ms per request: ${cpu}</li>
+<li>Redis commands / request ${s.redisCommandsPerRequest} · PostgreSQL statements / request: primary ${s.pgPrimaryStatementsPerRequest}, replica ${s.pgReplicaStatementsPerRequest}</li>
+${ryw}
+</ul>
+<ul class="thresholds">${thresholds}</ul>
+<div class="grid">${throughput}${latency}${errors}${share}</div>
+${s.errorSamples.length ? `<details><summary>error samples</summary><pre>${esc(s.errorSamples.join("\n"))}</pre></details>` : ""}
+</section>`;
+}
+
+export function renderReport(r: Json): string {
+  const a = r.anchors;
+  const endpointRows = r.endpoints
+    .map((e: Json) => {
+      const ratio = r.ratios.find((x: Json) => x.name === e.name);
+      return `<tr><td>${esc(e.name)}</td><td>${esc(e.route)}</td><td>${e.rps.toFixed(0)}</td><td>${ratio.rpsVsNodeHttp.toFixed(3)}</td><td>${ratio.rpsVsExpress.toFixed(3)}</td><td>${e.cpuMsPerRequest.toFixed(3)}</td><td>${ratio.cpuVsNodeHttp.toFixed(1)}×</td><td>${ratio.cpuVsExpress.toFixed(1)}×</td><td>${e.redisCommandsPerRequest}</td><td>${e.pgPrimaryStatementsPerRequest}</td><td>${e.pgReplicaStatementsPerRequest}</td><td>${e.latency.p50} / ${e.latency.p99}</td><td>${e.errors}</td></tr>`;
+    })
+    .join("\n");
+  const anchorRows = a.runs
+    .map((x: Json) => `<tr><td>${esc(x.name)}</td><td>${esc(x.target)}</td><td>${x.rps.toFixed(0)}</td><td>${x.cpuMsPerRequest.toFixed(4)}</td><td>${x.latency.p50} / ${x.latency.p99}</td><td>${x.errors}</td></tr>`)
+    .join("\n");
+  const rpsBars = barChart({
+    title: "Requests per second, one process, same client (log scale)",
+    unit: "req/s",
+    log: true,
+    rows: [
+      { label: "node:http hello", value: a.nodeHttp.rps, color: "#111" },
+      { label: "Express 5 hello", value: a.express.rps, color: "#4b5563" },
+      ...r.endpoints.map((e: Json) => ({ label: e.route, value: e.rps })),
+    ],
+  });
+  const cpuBars = barChart({
+    title: "CPU time per request, × Express 5 hello-world (log scale)",
+    unit: "×",
+    log: true,
+    rows: [
+      { label: "node:http hello", value: a.nodeHttp.cpuMsPerRequest / a.express.cpuMsPerRequest, color: "#111" },
+      { label: "Express 5 hello", value: 1, color: "#4b5563" },
+      ...r.ratios.map((x: Json) => ({ label: x.route, value: x.cpuVsExpress, color: "#d97706" })),
+    ],
+  });
+  const overview = r.shapes
+    .map(
+      (s: Json) =>
+        `<tr><td><a href="#${esc(s.shape)}">${esc(s.shape)}</a></td><td>${s.aborted ? `knee ~${s.aborted.achievedRps} req/s` : s.passed ? "passed" : "FAILED"}</td><td>${Math.max(...s.stages.map((x: Json) => x.target))}${s.executor === "ramping-vus" ? " VUs" : " req/s"}</td><td>${s.requests}</td><td>${s.rps}</td><td>${s.errors}</td><td>${s.dropped}</td><td>${s.latency.p95}</td><td>${s.latency.p99}</td></tr>`,
+    )
+    .join("\n");
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>nodescale bench ${esc(r.startedAt)}</title>
+<style>
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#111;margin:24px auto;max-width:1900px;padding:0 16px;background:#f9fafb}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:0 0 4px}
+table{border-collapse:collapse;background:#fff;margin:8px 0 16px}td,th{border:1px solid #e5e7eb;padding:3px 8px;text-align:right;font-variant-numeric:tabular-nums}
+td:first-child,th:first-child,td:nth-child(2){text-align:left}th{background:#f3f4f6;font-weight:600}
+.grid{display:flex;flex-wrap:wrap;gap:10px}.grid svg{border:1px solid #e5e7eb;border-radius:4px}
+section{background:#fff;border:1px solid #e5e7eb;border-radius:6px;padding:12px 16px;margin:16px 0}
+.badge{font-size:12px;padding:2px 8px;border-radius:10px;vertical-align:middle;margin-left:6px}.ok{color:#065f46}.bad{color:#991b1b}
+.badge.ok{background:#d1fae5}.badge.bad{background:#fee2e2;color:#991b1b}.badge.warn{background:#fef3c7;color:#92400e}
+.desc{color:#444;margin:0 0 6px}.facts,.thresholds{margin:4px 0 8px;padding-left:18px}.thresholds{display:flex;gap:18px;list-style:none;padding:0}
+.meta{color:#555}
+</style></head><body>
+<h1>nodescale bench</h1>
+<p class="meta">${esc(r.startedAt)} · ${r.durationS} s · ${r.machine.cores} cores (${esc(r.machine.cpuModel)}) · Node ${esc(r.machine.node)} · load average at end ${r.machine.loadAverageAtEnd.join(" ")}${r.quick ? " · QUICK run" : ""}<br>
+${esc(r.machine.note)}. Method: ${esc(r.method.client)}; CPU: ${esc(r.method.cpu)}; Redis: ${esc(r.method.redis)}; PostgreSQL: ${esc(r.method.postgres)}; app: ${esc(r.method.app)}.</p>
+
+<section><h2>Anchors and endpoints</h2>
+<p class="desc">Every endpoint straight to one app process, measured like the anchors: same client, same connections, ${r.method.measureSeconds} s after a ${r.method.warmupSeconds} s warm-up. Anchors ran before and after everything else (drift: node:http ×${a.nodeHttp.drift}, Express ×${a.express.drift}).</p>
+<div class="grid">${rpsBars}${cpuBars}</div>
+<table><tr><th>anchor</th><th>pass</th><th>req/s</th><th>CPU ms/req</th><th>p50 / p99 ms</th><th>errors</th></tr>${anchorRows}</table>
+<table><tr><th>endpoint</th><th>route</th><th>req/s</th><th>÷ node:http</th><th>÷ Express</th><th>CPU ms/req</th><th>CPU × node:http</th><th>CPU × Express</th><th>Redis cmds/req</th><th>PG statements/req primary</th><th>PG statements/req replica</th><th>p50 / p99 ms</th><th>errors</th></tr>
+${endpointRows}</table>
+<p class="desc">The API mix (${r.mix.map((m: Json) => `${esc(m.endpoint)} ${m.weight}`).join(", ")}) sustains about ${r.mixCapacityRps} req/s on one instance here; the shapes below ran the cluster shapes (TARGET_RPS=${r.clusterTargetRps}) scaled to a ramp target of ${r.localTargetRps} req/s.</p>
+</section>
+
+<section><h2>Shapes through nginx</h2>
+<table><tr><th>shape</th><th>result</th><th>peak asked</th><th>requests</th><th>req/s</th><th>errors</th><th>dropped</th><th>p95 ms</th><th>p99 ms</th></tr>${overview}</table>
+</section>
+${r.shapes.map((s: Json) => `<a id="${esc(s.shape)}"></a>${shapeSection(s)}`).join("\n")}
+</body></html>
+`;
+}
+
+if (import.meta.main) {
+  const file = process.argv[2];
+  if (!file) {
+    process.stderr.write("usage: node load/report.ts bench/results/<timestamp>.json\n");
+    process.exit(2);
+  }
+  const out = file.replace(/\.json$/, ".html");
+  writeFileSync(out, renderReport(JSON.parse(readFileSync(file, "utf8"))));
+  process.stdout.write(`${out}\n`);
+}

@@ -1,0 +1,89 @@
+// CPU time of process trees from /proc (Linux): a server's own threads (worker threads,
+// libuv's pool), plus its children (nginx workers, PostgreSQL backends), plus children that
+// already exited and were reaped (their time lands in the parent's cutime/cstime).
+
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+
+let clkTck = 0;
+function ticksPerSecond(): number {
+  if (clkTck === 0) {
+    try {
+      clkTck = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+    } catch {
+      clkTck = 100;
+    }
+  }
+  return clkTck;
+}
+
+type Stat = { pid: number; ppid: number; ticks: number };
+
+function readStat(pid: number): Stat | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    // after the command: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14)
+    const n = (i: number) => Number(f[i] ?? 0);
+    return { pid, ppid: n(1), ticks: n(11) + n(12) + n(13) + n(14) };
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds used so far by each root pid's process tree. */
+export function treeCpuSeconds(roots: readonly number[]): number[] {
+  const stats: Stat[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const s = readStat(Number(name));
+    if (s) stats.push(s);
+  }
+  const children = new Map<number, Stat[]>();
+  for (const s of stats) {
+    const list = children.get(s.ppid) ?? [];
+    list.push(s);
+    children.set(s.ppid, list);
+  }
+  const byPid = new Map(stats.map((s) => [s.pid, s]));
+  const hz = ticksPerSecond();
+  return roots.map((root) => {
+    if (root <= 1) return 0; // unknown pid: never the whole machine
+    let ticks = 0;
+    const queue = [root];
+    const seen = new Set<number>();
+    while (queue.length > 0) {
+      const pid = queue.pop() as number;
+      if (seen.has(pid)) continue;
+      seen.add(pid);
+      const s = byPid.get(pid);
+      if (s) ticks += s.ticks;
+      for (const c of children.get(pid) ?? []) queue.push(c.pid);
+    }
+    return ticks / hz;
+  });
+}
+
+/** A named set of process trees whose CPU can be sampled as deltas. */
+export class CpuMeter {
+  readonly #names: string[];
+  readonly #pids: number[];
+  #last: number[];
+
+  constructor(components: Record<string, number>) {
+    this.#names = Object.keys(components);
+    this.#pids = Object.values(components);
+    this.#last = treeCpuSeconds(this.#pids);
+  }
+
+  /** CPU seconds per component since the previous call (or construction); `runner` is this process. */
+  delta(): Record<string, number> {
+    const now = treeCpuSeconds(this.#pids);
+    const out: Record<string, number> = {};
+    this.#names.forEach((name, i) => {
+      out[name] = Math.round(((now[i] as number) - (this.#last[i] as number)) * 1000) / 1000;
+    });
+    this.#last = now;
+    return out;
+  }
+}

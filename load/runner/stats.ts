@@ -1,0 +1,161 @@
+// Per-second and per-route bookkeeping for the local runner: throughput, latency
+// percentiles, errors, dropped arrivals and each instance's share (x-instance).
+
+export type Outcome = {
+  route: string;
+  ok: boolean;
+  status: number;
+  latencyMs: number;
+  instance?: string;
+  dbRoute?: string;
+  error?: string;
+};
+
+export type Percentiles = { p50: number; p95: number; p99: number; max: number };
+
+export type SecondStats = {
+  /** Seconds since the start of the run (the second in which requests completed). */
+  t: number;
+  /** Requests per second the shape asked for at this second (arrival shapes) or VUs (VU shapes). */
+  target: number;
+  requests: number;
+  errors: number;
+  /** Arrivals not sent because `maxVUs` requests were already in flight (k6: dropped_iterations). */
+  dropped: number;
+  latency: Percentiles;
+  instances: Record<string, number>;
+};
+
+export type RouteStats = {
+  route: string;
+  requests: number;
+  errors: number;
+  latency: Percentiles;
+  dbRoutes: Record<string, number>;
+  statuses: Record<string, number>;
+};
+
+/** Nearest-rank percentile of a sorted array (0 when empty). */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank] as number;
+}
+
+export function percentiles(values: number[]): Percentiles {
+  const sorted = Float64Array.from(values).sort();
+  const arr = Array.from(sorted);
+  const round = (x: number) => Math.round(x * 100) / 100;
+  return {
+    p50: round(percentile(arr, 50)),
+    p95: round(percentile(arr, 95)),
+    p99: round(percentile(arr, 99)),
+    max: round(arr.at(-1) ?? 0),
+  };
+}
+
+type Bucket = { latencies: number[]; errors: number; dropped: number; target: number; instances: Map<string, number> };
+type RouteBucket = {
+  latencies: number[];
+  errors: number;
+  dbRoutes: Map<string, number>;
+  statuses: Map<string, number>;
+};
+
+const inc = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
+
+export class Recorder {
+  readonly startedAt = performance.now();
+  readonly #seconds: Bucket[] = [];
+  readonly #routes = new Map<string, RouteBucket>();
+  readonly #all: number[] = [];
+  readonly errorSamples: string[] = [];
+  requests = 0;
+  errors = 0;
+  dropped = 0;
+
+  elapsedS(): number {
+    return (performance.now() - this.startedAt) / 1000;
+  }
+
+  #bucket(): Bucket {
+    const i = Math.floor(this.elapsedS());
+    while (this.#seconds.length <= i)
+      this.#seconds.push({ latencies: [], errors: 0, dropped: 0, target: 0, instances: new Map() });
+    return this.#seconds[i] as Bucket;
+  }
+
+  /** The shape's target for the current second (call from the scheduler). */
+  setTarget(target: number): void {
+    this.#bucket().target = target;
+  }
+
+  drop(): void {
+    this.dropped++;
+    this.#bucket().dropped++;
+  }
+
+  record(o: Outcome): void {
+    const b = this.#bucket();
+    this.requests++;
+    b.latencies.push(o.latencyMs);
+    this.#all.push(o.latencyMs);
+    if (o.instance) inc(b.instances, o.instance);
+    let r = this.#routes.get(o.route);
+    if (!r) {
+      r = { latencies: [], errors: 0, dbRoutes: new Map(), statuses: new Map() };
+      this.#routes.set(o.route, r);
+    }
+    r.latencies.push(o.latencyMs);
+    inc(r.statuses, String(o.status));
+    if (o.dbRoute) inc(r.dbRoutes, o.dbRoute);
+    if (!o.ok) {
+      this.errors++;
+      b.errors++;
+      r.errors++;
+      if (this.errorSamples.length < 20)
+        this.errorSamples.push(`${o.route} -> ${o.status}${o.error ? ` ${o.error}` : ""}`);
+    }
+  }
+
+  /** Stats of the seconds in [fromS, toS) (for rolling threshold checks). */
+  window(fromS: number, toS: number): { requests: number; errors: number; dropped: number; latency: Percentiles } {
+    const lat: number[] = [];
+    let errors = 0;
+    let dropped = 0;
+    for (let i = Math.max(0, Math.floor(fromS)); i < Math.min(this.#seconds.length, Math.floor(toS)); i++) {
+      const b = this.#seconds[i] as Bucket;
+      for (const x of b.latencies) lat.push(x);
+      errors += b.errors;
+      dropped += b.dropped;
+    }
+    return { requests: lat.length, errors, dropped, latency: percentiles(lat) };
+  }
+
+  seconds(): SecondStats[] {
+    return this.#seconds.map((b, t) => ({
+      t,
+      target: Math.round(b.target * 10) / 10,
+      requests: b.latencies.length,
+      errors: b.errors,
+      dropped: b.dropped,
+      latency: percentiles(b.latencies),
+      instances: Object.fromEntries(b.instances),
+    }));
+  }
+
+  routes(): RouteStats[] {
+    return [...this.#routes].map(([route, r]) => ({
+      route,
+      requests: r.latencies.length,
+      errors: r.errors,
+      latency: percentiles(r.latencies),
+      dbRoutes: Object.fromEntries(r.dbRoutes),
+      statuses: Object.fromEntries(r.statuses),
+    }));
+  }
+
+  overall(): Percentiles {
+    return percentiles(this.#all);
+  }
+}
