@@ -257,6 +257,15 @@ notes_all() {
 }
 check "notes: NOTES.txt renders for every values file" notes_all
 
+connection_budget() {
+  KUBECONFIG=/dev/null "$HELM4" install nodescale "$STRIPPED" --dry-run=client >"$WORK/n1" 2>&1 || { cat "$WORK/n1"; return 1; }
+  if grep -q 'WARNING: at full scale' "$WORK/n1"; then echo "the defaults exceed PostgreSQL's max_connections"; return 1; fi
+  KUBECONFIG=/dev/null "$HELM4" install nodescale "$STRIPPED" --dry-run=client --set autoscaling.maxReplicas=50 >"$WORK/n2" 2>&1 || { cat "$WORK/n2"; return 1; }
+  sed -n '/WARNING: at full scale/,+3p' "$WORK/n2"
+  grep -q 'WARNING: at full scale the app may open 510 connections' "$WORK/n2"
+}
+check "notes: the defaults fit PostgreSQL's max_connections; 50 pods x 10 get a warning" connection_budget
+
 # ---------------------------------------------------------------------------------------
 # The wiring contract with the Bitnami charts' Service and Secret names
 # ---------------------------------------------------------------------------------------

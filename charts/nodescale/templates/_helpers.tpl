@@ -314,6 +314,25 @@ migration Job sets it inline, since a pre-install hook runs before the ConfigMap
 {{- end }}
 
 {{/*
+Connections the app may open to one PostgreSQL server at full scale: (most pods + the
+migration Job) x PG_POOL_MAX, against the bundled server's max_connections less 10 for
+superuser, replication and monitoring. A dict: need, available (0 when unknown: external).
+*/}}
+{{- define "nodescale.pgConnectionBudget" -}}
+{{- $most := ternary .Values.autoscaling.maxReplicas .Values.replicaCount .Values.autoscaling.enabled | int }}
+{{- $need := mul (add $most 1) (int .Values.config.pgPoolMax) }}
+{{- $available := 0 }}
+{{- if .Values.postgresql.enabled }}
+{{- $conf := dig "primary" "extendedConfiguration" "" .Values.postgresql | toString }}
+{{- $max := 100 }}
+{{- $m := regexFind "max_connections\\s*=\\s*[0-9]+" $conf }}
+{{- if $m }}{{ $max = regexFind "[0-9]+$" $m | int }}{{ end }}
+{{- $available = sub $max 10 }}
+{{- end }}
+{{- toYaml (dict "need" $need "available" $available) }}
+{{- end }}
+
+{{/*
 postgres://user@host:port/database (no password: PGPASSWORD comes from a Secret).
 */}}
 {{- define "nodescale.pgUrl" -}}
