@@ -11,6 +11,7 @@
 # wired to are asserted explicitly (the contract-* cases).
 #
 # Usage: bash charts/tests/run.sh [FILTER]   (FILTER: run only checks whose name contains it)
+#        VERBOSE=1 shows the output of passing checks too (every assertion, every lint line).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -52,6 +53,7 @@ check() {
   if [[ $rc -eq 0 ]]; then
     passed=$((passed + 1))
     printf 'PASS  %s (%s)\n' "$name" "$took"
+    [[ "${VERBOSE:-0}" == 1 ]] && sed 's/^/      | /' "$log"
   else
     failed=$((failed + 1))
     failed_names+=("$name")
