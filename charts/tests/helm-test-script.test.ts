@@ -1,0 +1,55 @@
+// The chart's `helm test` script (charts/nodescale/files/helm-test.mjs) run against the real
+// app, the way the test pods run it (`node --input-type=module --eval <script>`, CHECK and
+// BASE_URL in the environment), with the local topology standing in for the cluster:
+// nginx in front of two app instances, Redis, a PostgreSQL primary and a streaming replica.
+// Proves the checks pass against the app as it is, not only that the chart renders them.
+//
+//   node --test charts/tests/helm-test-script.test.ts     (needs redis, nginx, postgresql: make deps)
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { after, before, test } from "node:test";
+import { startTestStack, teardown } from "../../local/test/helpers.ts";
+import type { Topology } from "../../local/topology.ts";
+
+const script = readFileSync(new URL("../nodescale/files/helm-test.mjs", import.meta.url), "utf8");
+let stack: Topology | undefined;
+
+before(async () => {
+  stack = await startTestStack("helm-test", { instances: 2 });
+});
+after(async () => {
+  await teardown(stack);
+});
+
+function runCheck(check: string, baseUrl: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--input-type=module", "--eval", script], {
+      env: { ...process.env, CHECK: check, BASE_URL: baseUrl },
+    });
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    child.on("close", (code) => resolve({ code, output }));
+  });
+}
+
+for (const check of ["readiness", "session", "replicas"]) {
+  test(`helm test "${check}" passes against the app behind nginx`, async () => {
+    const { code, output } = await runCheck(check, stack!.lbUrl);
+    console.log(output.trimEnd());
+    assert.equal(code, 0, output);
+    assert.match(output, new RegExp(`# ${check}: passed`));
+  });
+}
+
+test("the session check sees the session served by more than one instance", async () => {
+  const { output } = await runCheck("session", stack!.lbUrl);
+  assert.match(output, /served by 2 instance\(s\)/);
+});
+
+test("an unknown check name fails with exit code 2", async () => {
+  const { code, output } = await runCheck("nope", stack!.lbUrl);
+  assert.equal(code, 2);
+  assert.match(output, /unknown CHECK "nope"/);
+});
