@@ -8,7 +8,7 @@ import http from "node:http";
 import type { Readable } from "node:stream";
 import { startTopology, type Topology, type TopologyOptions } from "../../../local/topology.ts";
 
-export type { Topology } from "../../../local/topology.ts";
+export type { Instance, Topology } from "../../../local/topology.ts";
 
 /** A stack name no other run uses (state goes to .local/<name>). */
 export function uniqueName(prefix: string): string {
