@@ -245,6 +245,17 @@ for f in "${VALUES[@]}"; do
   check "matrix $case: kube-score (default checks)" policy "$case" "$out"
 done
 
+# The checksum annotation rolls the pods when the config changes, and only then.
+checksum_rolls() {
+  local a b c
+  a=$(render "$HELM3" shop /dev/stdout | grep 'checksum/config')
+  b=$(render "$HELM3" shop /dev/stdout | grep 'checksum/config')
+  c=$(render "$HELM3" shop /dev/stdout --set config.logLevel=debug | grep 'checksum/config')
+  echo "defaults: $a"; echo "again:    $b"; echo "debug:    $c"
+  [[ -n "$a" && "$a" == "$b" && "$a" != "$c" ]]
+}
+check "rollout: checksum/config changes with the config and only then" checksum_rolls
+
 # NOTES.txt renders for every values file (Helm 4 renders it offline with --dry-run=client;
 # Helm 3 needs a cluster for that).
 notes_all() {
