@@ -211,5 +211,7 @@ rm -rf "$mnt/root/.npm" "$mnt/tmp/"*
 ctr=""
 # The image this one replaces is left untagged; remove it unless something still uses it.
 if [[ -n "$old_id" ]]; then "${BUILDAH[@]}" rmi "$old_id" >/dev/null 2>&1 || true; fi
+# Its layer marks the intermediate images that build.sh may prune (theirs start with it).
+printf '%s\n' "$("${BUILDAH[@]}" inspect --type image --format '{{index .OCIv1.RootFS.DiffIDs 0}}' "$base_name")" >>"$CACHE_DIR/base-layers"
 size="$("${BUILDAH[@]}" images --noheading --format '{{.Size}}' "$base_name" 2>/dev/null | head -n 1)"
 log "base $base_name committed (node $got_node, npm $got_npm, ${size:-size unknown}) in $((SECONDS - started)) s"

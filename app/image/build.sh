@@ -45,6 +45,24 @@ if [[ -n "$ca_file" ]]; then
   args+=(--secret "id=build_ca,src=$ca_file")
 fi
 
+# With vfs every cached step is a full copy of the file system (~250 MB): keep the steps of
+# this build (the cache of the next one) and remove the untagged images that earlier builds
+# left on top of a base this script made (listed in $CACHE_DIR/base-layers). Images from
+# anything else in the store are never touched.
+prune_stale_layers() {
+  local log_file="$1" keep id name first removed=0
+  keep=" $(sed -n 's/^--> \([0-9a-f]\{11\}\)[0-9a-f]*$/\1/p; s/^--> Using cache \([0-9a-f]\{11\}\)[0-9a-f]*$/\1/p' "$log_file" | tr '\n' ' ') "
+  [[ -s "$CACHE_DIR/base-layers" ]] || return 0
+  while read -r id name; do
+    [[ "$name" == "<none>:<none>" && "$keep" != *" ${id:0:11} "* ]] || continue
+    first="$("${BUILDAH[@]}" inspect --type image --format '{{index .OCIv1.RootFS.DiffIDs 0}}' "$id" 2>/dev/null || true)"
+    if [[ -n "$first" ]] && grep -qxF "$first" "$CACHE_DIR/base-layers"; then
+      if "${BUILDAH[@]}" rmi "$id" >/dev/null 2>&1; then removed=$((removed + 1)); fi
+    fi
+  done < <("${BUILDAH[@]}" images --all --noheading --format '{{.ID}} {{.Name}}:{{.Tag}}')
+  if [[ "$removed" -gt 0 ]]; then log "removed $removed stale cached steps of earlier builds"; fi
+}
+
 case "$builder" in
   docker)
     docker_engine_available || die "IMAGE_BUILDER=docker but 'docker info' fails: no Docker engine answers here"
@@ -67,8 +85,11 @@ case "$builder" in
     build_started=$SECONDS
     # --layers keeps every step's result, so a build with the same lockfile and sources
     # reuses them; --pull=never uses exactly the base image in local storage.
-    "${BUILDAH[@]}" bud --isolation chroot --pull=never --layers "${args[@]}" "$APP_DIR"
+    bud_log="$(mktemp)"
+    trap 'rm -f "$bud_log"' EXIT
+    "${BUILDAH[@]}" bud --isolation chroot --pull=never --layers --force-rm "${args[@]}" "$APP_DIR" 2>&1 | tee "$bud_log"
     elapsed=$((SECONDS - started))
+    if [[ "${IMAGE_KEEP_STALE_LAYERS:-0}" != 1 ]]; then prune_stale_layers "$bud_log"; fi
     log "base step ${base_elapsed} s, Dockerfile build $((SECONDS - build_started)) s"
     size="$("${BUILDAH[@]}" images --noheading --format '{{.Size}}' "$IMAGE" | head -n 1)"
     ;;
