@@ -1,5 +1,6 @@
-import type { NextFunction, Request, Response } from "express";
-import type { z } from "zod";
+import { isUtf8 } from "node:buffer";
+import express, { type NextFunction, type Request, type Response } from "express";
+import { z } from "zod";
 import { AppError, badRequest } from "../errors.ts";
 
 /** Parses untrusted input with a zod schema; a failure answers 400 naming each field. */
@@ -20,3 +21,31 @@ export function requireJson(req: Request, _res: Response, next: NextFunction) {
   }
   next();
 }
+
+/**
+ * Parses a JSON body of at most `limit`. body-parser decodes UTF-8 leniently (a bad byte
+ * becomes U+FFFD and the request succeeds with altered text), so the raw bytes are checked
+ * first and invalid UTF-8 answers 400.
+ */
+export function jsonBody(limit: string) {
+  return [
+    requireJson,
+    express.json({
+      limit,
+      verify: (_req, _res, bytes) => {
+        if (!isUtf8(bytes)) throw badRequest("invalid_utf8", "The body is not valid UTF-8.");
+      },
+    }),
+  ];
+}
+
+const emptyQuery = z.strictObject({});
+
+/** For routes that take no query parameters: any parameter is an unknown field, 400. */
+export function noQuery(req: Request, _res: Response, next: NextFunction) {
+  parse(emptyQuery, req.query, "query");
+  next();
+}
+
+/** PostgreSQL text cannot hold NUL; rejecting it here keeps it a 400 instead of a failed insert. */
+export const noNul = (text: string) => !text.includes("\u0000");

@@ -1,4 +1,4 @@
-import express, { type RequestHandler, Router } from "express";
+import { type RequestHandler, Router } from "express";
 import type pg from "pg";
 import { z } from "zod";
 import { decoyHash, hashPassword, verifyPassword } from "../../auth/passwords.ts";
@@ -6,7 +6,7 @@ import type { RateLimiter } from "../../auth/rate-limit.ts";
 import { createUser, findUserForLogin } from "../../auth/users.ts";
 import { AppError } from "../../errors.ts";
 import { destroySession, regenerateSession, requireUser, saveSession } from "../../sessions/middleware.ts";
-import { parse, requireJson } from "../validate.ts";
+import { jsonBody, noQuery, parse } from "../validate.ts";
 
 const credentials = z.strictObject({
   username: z
@@ -17,7 +17,7 @@ const credentials = z.strictObject({
   password: z.string().min(8).max(256),
 });
 
-const json = [requireJson, express.json({ limit: "4kb" })];
+const json = [noQuery, ...jsonBody("4kb")];
 
 export function authRouter(deps: { primary: pg.Pool; session: RequestHandler; loginLimiter: RateLimiter }) {
   const router = Router();
@@ -44,13 +44,13 @@ export function authRouter(deps: { primary: pg.Pool; session: RequestHandler; lo
     res.json({ id: user.id, username: user.username });
   });
 
-  router.post("/api/auth/logout", deps.session, async (req, res) => {
+  router.post("/api/auth/logout", noQuery, deps.session, async (req, res) => {
     if (req.session.userId !== undefined) await destroySession(req);
     res.clearCookie("sid", { path: "/" });
     res.status(204).end();
   });
 
-  router.get("/api/me", deps.session, (req, res) => {
+  router.get("/api/me", noQuery, deps.session, (req, res) => {
     res.json(requireUser(req));
   });
 

@@ -1,5 +1,5 @@
 import { once } from "node:events";
-import express, { type Request, type RequestHandler, type Response, Router } from "express";
+import { type Request, type RequestHandler, type Response, Router } from "express";
 import type pg from "pg";
 import { z } from "zod";
 import type { ReadRoute, ReadRouter } from "../../db/replicas.ts";
@@ -15,11 +15,12 @@ import {
   streamItems,
 } from "../../items/store.ts";
 import { optionalSession, requireUser, saveSession } from "../../sessions/middleware.ts";
-import { parse, requireJson } from "../validate.ts";
+import { jsonBody, noNul, noQuery, parse } from "../validate.ts";
 
+const withoutNul = { error: "must not contain NUL characters" };
 const newItem = z.strictObject({
-  title: z.string().trim().min(1).max(200),
-  body: z.string().max(10_000).default(""),
+  title: z.string().trim().min(1).max(200).refine(noNul, withoutNul),
+  body: z.string().max(10_000).refine(noNul, withoutNul).default(""),
 });
 
 // Ids are bigint in PostgreSQL; anything outside JavaScript's safe integers cannot name a row.
@@ -79,7 +80,7 @@ export function itemsRouter(deps: ItemsDeps) {
     }
   }
 
-  router.post("/api/items", requireJson, express.json({ limit: "64kb" }), deps.session, async (req, res) => {
+  router.post("/api/items", noQuery, ...jsonBody("64kb"), deps.session, async (req, res) => {
     const user = requireUser(req);
     const input = parse(newItem, req.body);
     const { item, lsn } = await insertItem(deps.primary, user.id, input);
@@ -114,7 +115,7 @@ export function itemsRouter(deps: ItemsDeps) {
     res.end();
   });
 
-  router.post("/api/items/import", deps.session, async (req, res) => {
+  router.post("/api/items/import", noQuery, deps.session, async (req, res) => {
     const user = requireUser(req);
     if (!req.is("application/x-ndjson")) {
       throw new AppError(415, "unsupported_media_type", "Send the body as application/x-ndjson, one item per line.");
@@ -147,6 +148,9 @@ export function itemsRouter(deps: ItemsDeps) {
     } catch (error) {
       await client.query("rollback").catch(() => undefined);
       client.release();
+      // A failure part-way leaves the rest of the body unread; on a kept-alive connection it
+      // would stall the next request, so the error answer closes the connection.
+      if (!req.complete) res.set("connection", "close");
       throw error;
     }
     const lsn = await currentLsn(client).finally(() => client.release());
@@ -154,7 +158,7 @@ export function itemsRouter(deps: ItemsDeps) {
     res.status(201).set("x-db-route", "primary").json({ imported });
   });
 
-  router.get("/api/items/:id", anyoneWithOptionalSession, async (req, res) => {
+  router.get("/api/items/:id", noQuery, anyoneWithOptionalSession, async (req, res) => {
     const { id } = parse(itemId, req.params, "path");
     const item = await read(req, res, (pool) => findItem(pool, id));
     if (item === undefined) throw notFound("item_not_found", `No item ${id}.`);

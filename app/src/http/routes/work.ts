@@ -1,7 +1,7 @@
-import express, { Router } from "express";
+import { Router } from "express";
 import { z } from "zod";
 import type { WorkerPool } from "../../work/pool.ts";
-import { parse, requireJson } from "../validate.ts";
+import { jsonBody, noQuery, parse } from "../validate.ts";
 
 // The text limit keeps one task bounded (about 0.1-1 s of one core at the top); the body
 // limit leaves room for JSON escaping of that text.
@@ -14,7 +14,7 @@ const workRequest = z.strictObject({
 
 export function workRouter(deps: { workers: WorkerPool }) {
   const router = Router();
-  router.post("/api/work", requireJson, express.json({ limit: "3mb" }), async (req, res) => {
+  router.post("/api/work", noQuery, ...jsonBody("3mb"), async (req, res) => {
     const input = parse(workRequest, req.body);
     res.json(await deps.workers.run(input));
   });
