@@ -19,25 +19,33 @@
 // the bench itself), BENCH_OUT (bench/results), BENCH_KEEP=1 (keep the stack's logs).
 
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { promisify } from "node:util";
-import { randomBytes } from "node:crypto";
 import { freePort, freePorts } from "../local/net.ts";
 import { APP_ROLE, DATABASE, pgUrl } from "../local/postgres.ts";
 import { startTopology, stateDirFor, type Topology } from "../local/topology.ts";
-import { type PgCounts, PgCounter } from "./runner/pg-counter.ts";
-import { type ClosedResult, type Fixture, runClosed, runShape, type ShapeResult, setupFixture } from "./runner/drive.ts";
-import { CpuMeter } from "./runner/procstat.ts";
 import { renderReport } from "./report.ts";
+import {
+  type ClosedResult,
+  type Fixture,
+  kneeOf,
+  runClosed,
+  runShape,
+  type ShapeResult,
+  setupFixture,
+} from "./runner/drive.ts";
+import { PgCounter, type PgCounts } from "./runner/pg-counter.ts";
+import { CpuMeter } from "./runner/procstat.ts";
 import {
   API_MIX,
   clusterShape,
   durationOf,
   type EndpointName,
-  requestFor,
   type RequestSpec,
+  requestFor,
   type Shape,
   type ShapeName,
   scale,
@@ -50,7 +58,8 @@ const REPO = resolve(import.meta.dirname, "..");
 const execFileP = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const started = Date.now();
-const log = (line: string) => process.stdout.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${line}\n`);
+const log = (line: string) =>
+  process.stdout.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${line}\n`);
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -86,13 +95,19 @@ type Background = { redisPerS: number; primaryPerS: number; replicaPerS: number 
 const sumRedis = (r: Record<string, number>) =>
   Object.entries(r).reduce((s, [cmd, n]) => (cmd === "info" ? s : s + n), 0);
 
-/** Statements the app's requests caused on each server: replica lag polls removed exactly, the primary's poll rate subtracted. */
+/** Statements on a server, without the replica lag polls (told apart by their SQL). */
 function pgStatements(c: Counters, server: "primary" | "replica"): number {
   const x = c.pg[server] as PgCounts;
   return server === "replica" ? x.statements - x.lagPolls : x.statements;
 }
 
-/** Operations between two snapshots, minus what the idle stack does in that time. */
+/**
+ * Operations between two snapshots that the requests caused. Redis: minus its idle rate.
+ * Replica: lag polls removed exactly. Primary: the poller's WAL-position query has the same
+ * SQL as the one a write sends, so WAL-position queries count only beyond the poller's idle
+ * rate, and only when clearly beyond it (3 polls of jitter), so that a slow endpoint's few
+ * requests are not charged for a poll that landed early.
+ */
 function opsBetween(a: Counters, b: Counters, bg: Background) {
   const s = (b.at - a.at) / 1000;
   const byCommand: Record<string, number> = {};
@@ -100,10 +115,14 @@ function opsBetween(a: Counters, b: Counters, bg: Background) {
     const d = n - (a.redis[cmd] ?? 0);
     if (d > 0 && cmd !== "info") byCommand[cmd] = d;
   }
+  const pa = a.pg.primary as PgCounts;
+  const pb = b.pg.primary as PgCounts;
+  const walQueries = pb.walPositionQueries - pa.walPositionQueries;
+  const walBeyondPolls = walQueries - bg.primaryPerS * s;
   return {
     redis: Math.max(0, sumRedis(b.redis) - sumRedis(a.redis) - bg.redisPerS * s),
     redisByCommand: byCommand,
-    primary: Math.max(0, pgStatements(b, "primary") - pgStatements(a, "primary") - bg.primaryPerS * s),
+    primary: pb.statements - pa.statements - walQueries + (walBeyondPolls > 3 ? walBeyondPolls : 0),
     replica: Math.max(0, pgStatements(b, "replica") - pgStatements(a, "replica") - bg.replicaPerS * s),
   };
 }
@@ -185,7 +204,9 @@ async function measureAnchor(a: Anchor, pass: number): Promise<Measurement> {
     cpuMsPerRequest: round(((cpu.server ?? 0) * 1000) / Math.max(1, r.requests), 4),
     errorSamples: r.errorSamples,
   };
-  log(`  ${a.name.padEnd(22)} ${m.rps.toFixed(0).padStart(6)} req/s  ${m.cpuMsPerRequest.toFixed(3)} CPU ms/req  p99 ${m.latency.p99} ms`);
+  log(
+    `  ${a.name.padEnd(22)} ${m.rps.toFixed(0).padStart(6)} req/s  ${m.cpuMsPerRequest.toFixed(3)} CPU ms/req  p99 ${m.latency.p99} ms`,
+  );
   return m;
 }
 
@@ -205,10 +226,22 @@ async function measureEndpoint(
     const seq = seqStart.n++;
     const itemId = fixture.itemIds[seq % fixture.itemIds.length] as number;
     if (plan.endpoint === "register")
-      return { spec: requestFor("register", { itemId, seq, username: username(fixture.run, 9999, seq), password: USER_PASSWORD }) };
+      return {
+        spec: requestFor("register", {
+          itemId,
+          seq,
+          username: username(fixture.run, 9999, seq),
+          password: USER_PASSWORD,
+        }),
+      };
     if (plan.endpoint === "login")
       return {
-        spec: requestFor("login", { itemId, seq, username: username(fixture.run, seq % fixture.cookies.length), password: USER_PASSWORD }),
+        spec: requestFor("login", {
+          itemId,
+          seq,
+          username: username(fixture.run, seq % fixture.cookies.length),
+          password: USER_PASSWORD,
+        }),
       };
     const spec = requestFor(plan.endpoint, { itemId, seq });
     return { spec, cookie: spec.auth ? fixture.cookies[seq % fixture.cookies.length] : undefined };
@@ -285,8 +318,8 @@ export function localShapes(localTarget: number, seconds = SHAPE_SECONDS): Shape
     const time = seconds[name] / durationOf(cluster);
     if (name === "smoke") return scale(cluster, { rate: 1, time }); // a smoke test is a smoke test at any scale
     if (name === "sessions") {
-      // Every VU registers and logs in once (~0.4 s of CPU): on two shared cores, a dozen VUs.
-      const peak = Math.min(12, Math.max(2, Math.round(f * Math.max(...cluster.stages.map((s) => s.target)))));
+      // Every VU registers and logs in once (~0.4 s of CPU): on two shared cores, at most 8 VUs.
+      const peak = Math.min(8, Math.max(2, Math.round(f * Math.max(...cluster.stages.map((s) => s.target)))));
       return scaleTo(cluster, { peak, durationS: seconds[name] });
     }
     return scale(cluster, { rate: f, time });
@@ -302,17 +335,29 @@ type ShapeRun = ShapeResult & {
 };
 
 async function main(): Promise<void> {
-  const stamp = new Date().toISOString().replace(/[:]/g, "-").replace(/\.\d+Z$/, "Z");
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[:]/g, "-")
+    .replace(/\.\d+Z$/, "Z");
   const outDir = resolve(REPO, process.env.BENCH_OUT ?? "bench/results");
   mkdirSync(outDir, { recursive: true });
-  log(`nodescale bench ${stamp}${QUICK ? " (quick)" : ""}: ${cpus().length} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+  log(
+    `nodescale bench ${stamp}${QUICK ? " (quick)" : ""}: ${cpus().length} cores, load average ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(" ")}`,
+  );
 
   const anchors: Anchor[] = [];
   let stack: Topology | undefined;
   try {
     log("starting the local topology (2 instances behind nginx), the PostgreSQL counters and the anchors");
     const name = `bench-${process.pid}`;
-    const [pgPrimaryPort, pgReplicaPort, countPrimary, countReplica] = (await freePorts(4)) as [number, number, number, number];
+    const [pgPrimaryPort, pgReplicaPort, countPrimary, countReplica] = (await freePorts(4)) as [
+      number,
+      number,
+      number,
+      number,
+    ];
     // The app reaches PostgreSQL through the counting proxies. The topology keeps the secrets it
     // finds in <state>/secrets.json, so writing them first tells the bench the app's password.
     const stateDir = stateDirFor(name);
@@ -357,10 +402,13 @@ async function main(): Promise<void> {
     const idleS = (idle1.at - idle0.at) / 1000;
     const bg: Background = {
       redisPerS: (sumRedis(idle1.redis) - sumRedis(idle0.redis)) / idleS,
+      // all of the idle primary's statements are the poller's WAL-position queries
       primaryPerS: (pgStatements(idle1, "primary") - pgStatements(idle0, "primary")) / idleS,
       replicaPerS: (pgStatements(idle1, "replica") - pgStatements(idle0, "replica")) / idleS,
     };
-    log(`  background: redis ${bg.redisPerS.toFixed(1)}/s, pg primary ${bg.primaryPerS.toFixed(1)}/s, replica ${bg.replicaPerS.toFixed(1)}/s`);
+    log(
+      `  background: redis ${bg.redisPerS.toFixed(1)}/s, pg primary ${bg.primaryPerS.toFixed(1)}/s, replica ${bg.replicaPerS.toFixed(1)}/s`,
+    );
 
     log(`anchors, pass 1 (closed loop, ${CONNECTIONS} connections, ${MEASURE_S} s each)`);
     const anchorRuns: Measurement[] = [];
@@ -371,12 +419,15 @@ async function main(): Promise<void> {
     const endpoints: Measurement[] = [];
     for (const plan of ENDPOINTS) endpoints.push(await measureEndpoint(stack, fixture, plan, bg, seq));
 
-    const derived = Math.max(20, Math.round(mixCapacity(endpoints) / 10) * 10);
-    const localTarget = Number(process.env.BENCH_TARGET_RPS ?? derived);
-    log(`shapes through nginx, scaled to this machine: ramp target ${localTarget} req/s (cluster shapes at ${CLUSTER_TARGET_RPS} x ${(localTarget / CLUSTER_TARGET_RPS).toFixed(3)})`);
+    const estimate = Math.max(20, Math.round(mixCapacity(endpoints) / 10) * 10);
+    const fixed = process.env.BENCH_TARGET_RPS ? Number(process.env.BENCH_TARGET_RPS) : undefined;
+    log(
+      `shapes through nginx, scaled to this machine: first smoke, then breakpoint up to ${estimate} req/s ` +
+        "(the API mix's cost on one instance) to find the knee; the other shapes then run at 80 % of it",
+    );
     const shapes: ShapeRun[] = [];
     const state = stack.state;
-    for (const shape of localShapes(localTarget)) {
+    const runOne = async (shape: Shape) => {
       log(`shape ${shape.name}: ${shape.description}`);
       const meter = new CpuMeter({
         nginx: state.nginx.process?.pid ?? 0,
@@ -384,33 +435,52 @@ async function main(): Promise<void> {
         "pg-primary": state.pgPrimary.process?.pid ?? 0,
         "pg-replica": state.pgReplica.process?.pid ?? 0,
       });
-      const appMeter = new CpuMeter(Object.fromEntries(stack.instances.map((i) => [i.name, i.pid ?? 0])));
-      const before = await counters(stack);
-      const r = await runShape(shape, stack.lbUrl, fixture, log);
+      const appMeter = new CpuMeter(Object.fromEntries(stack?.instances.map((i) => [i.name, i.pid ?? 0]) ?? []));
+      const before = await counters(stack as Topology);
+      const r = await runShape(shape, (stack as Topology).lbUrl, fixture, log);
       const cpu: Record<string, number> = { ...appMeter.delta(), ...meter.delta(), runner: r.runnerCpuS };
-      const after = await counters(stack);
-      const ops = opsBetween(before, after, bg);
+      const ops = opsBetween(before, await counters(stack as Topology), bg);
       const n = Math.max(1, r.requests);
-      const appCpu = stack.instances.reduce((s, i) => s + (cpu[i.name] ?? 0), 0);
+      const appCpu = (stack as Topology).instances.reduce((sum, i) => sum + (cpu[i.name] ?? 0), 0);
       const perReq: Record<string, number> = { apps: round((appCpu * 1000) / n, 4) };
       for (const [k, v] of Object.entries(cpu)) perReq[k] = round((v * 1000) / n, 4);
-      shapes.push({
+      const run: ShapeRun = {
         ...r,
         cpuS: cpu,
         cpuMsPerRequest: perReq,
         redisCommandsPerRequest: round(ops.redis / n, 2),
         pgPrimaryStatementsPerRequest: round(ops.primary / n, 2),
         pgReplicaStatementsPerRequest: round(ops.replica / n, 2),
-      });
+      };
+      shapes.push(run);
       const verdict = r.aborted
-        ? `stopped at ${r.aborted.atS} s: ${r.aborted.reason} (target ${r.aborted.targetRps}/s, served ${r.aborted.achievedRps}/s)`
+        ? `stopped at ${r.aborted.atS} s: ${r.aborted.reason} (asked ${r.aborted.targetRps}/s, served ${r.aborted.achievedRps}/s)`
         : r.passed
           ? "thresholds passed"
-          : `thresholds FAILED: ${r.thresholdResults.filter((t) => !t.ok).map((t) => t.rule).join(", ")}`;
+          : `thresholds FAILED: ${r.thresholdResults
+              .filter((t) => !t.ok)
+              .map((t) => t.rule)
+              .join(", ")}`;
       for (const e of r.errorSamples.slice(0, 3)) log(`    error: ${e}`);
-      log(`  ${shape.name}: ${r.requests} requests, ${r.errors} errors, ${r.dropped} dropped, p95 ${r.latency.p95} ms, p99 ${r.latency.p99} ms; ${verdict}`);
+      log(
+        `  ${shape.name}: ${r.requests} requests, ${r.errors} errors, ${r.dropped} dropped, p95 ${r.latency.p95} ms, p99 ${r.latency.p99} ms; ${verdict}`,
+      );
       await sleep(2000);
-    }
+      return run;
+    };
+    const byName = (list: Shape[], name: ShapeName) => list.find((x) => x.name === name) as Shape;
+    // the breakpoint climbs to twice its target: from a tenth of the estimate up to the estimate
+    const first = localShapes(estimate / 2);
+    await runOne(byName(first, "smoke"));
+    const bp = await runOne(byName(first, "breakpoint"));
+    const knee = kneeOf(bp.seconds, bp.thresholds);
+    const localTarget = fixed ?? Math.max(10, Math.round((0.8 * knee) / 10) * 10);
+    log(
+      `knee ~${knee} req/s (the most served in a second within the thresholds${bp.aborted ? `; stopped on ${bp.aborted.reason}` : "; no threshold failed"}); ` +
+        `ramp, spike and soak run the cluster shapes x${(localTarget / CLUSTER_TARGET_RPS).toFixed(3)} (ramp target ${localTarget} req/s)`,
+    );
+    const rest = localShapes(localTarget);
+    for (const name of ["ramp", "spike", "soak", "sessions"] as ShapeName[]) await runOne(byName(rest, name));
 
     log("anchors, pass 2 (drift check)");
     for (const a of anchors) anchorRuns.push(await measureAnchor(a, 2));
@@ -465,6 +535,7 @@ async function main(): Promise<void> {
       ratios,
       mix: API_MIX,
       mixCapacityRps: round(mixCapacity(endpoints), 1),
+      kneeRps: knee,
       localTargetRps: localTarget,
       clusterTargetRps: CLUSTER_TARGET_RPS,
       shapes,
@@ -475,16 +546,21 @@ async function main(): Promise<void> {
     writeFileSync(htmlFile, renderReport(result));
 
     log("anchor ratios (endpoint / anchor):");
-    log(`  anchors: node:http ${nodeAnchor.rps} req/s ${nodeAnchor.cpuMsPerRequest} CPU ms/req (drift ${nodeAnchor.drift}); Express ${expressAnchor.rps} req/s ${expressAnchor.cpuMsPerRequest} CPU ms/req (drift ${expressAnchor.drift})`);
+    log(
+      `  anchors: node:http ${nodeAnchor.rps} req/s ${nodeAnchor.cpuMsPerRequest} CPU ms/req (drift ${nodeAnchor.drift}); Express ${expressAnchor.rps} req/s ${expressAnchor.cpuMsPerRequest} CPU ms/req (drift ${expressAnchor.drift})`,
+    );
     for (const r of ratios)
-      log(`  ${r.name.padEnd(12)} req/s x${r.rpsVsNodeHttp} of node:http, x${r.rpsVsExpress} of Express; CPU/req x${r.cpuVsNodeHttp} node:http, x${r.cpuVsExpress} Express`);
+      log(
+        `  ${r.name.padEnd(12)} req/s x${r.rpsVsNodeHttp} of node:http, x${r.rpsVsExpress} of Express; CPU/req x${r.cpuVsNodeHttp} node:http, x${r.cpuVsExpress} Express`,
+      );
     log(`wrote ${relative(REPO, jsonFile)} and ${relative(REPO, htmlFile)}`);
   } finally {
     for (const a of anchors) await stopChild(a.child);
     await pgCounter?.stop();
     // BENCH_KEEP=1 keeps the stack's files (logs under .local/bench-<pid>/logs) for a post-mortem.
     const keep = process.env.BENCH_KEEP === "1";
-    if (stack) await (keep ? stack.stop() : stack.destroy()).catch((err: unknown) => log(`stopping the stack: ${String(err)}`));
+    if (stack)
+      await (keep ? stack.stop() : stack.destroy()).catch((err: unknown) => log(`stopping the stack: ${String(err)}`));
     if (stack && keep) log(`kept ${relative(REPO, stack.stateDir)}`);
     log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   }

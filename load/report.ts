@@ -20,7 +20,15 @@ function niceMax(v: number): number {
 }
 
 const fmt = (v: number) =>
-  v >= 10_000 ? `${(v / 1000).toFixed(0)}k` : v >= 1000 ? `${(v / 1000).toFixed(1)}k` : v >= 10 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toFixed(2);
+  v >= 10_000
+    ? `${(v / 1000).toFixed(0)}k`
+    : v >= 1000
+      ? `${(v / 1000).toFixed(1)}k`
+      : v >= 10
+        ? v.toFixed(0)
+        : v >= 1
+          ? v.toFixed(1)
+          : v.toFixed(2);
 
 type Series = { name: string; points: [number, number][]; color?: string; dash?: boolean; area?: boolean };
 
@@ -35,6 +43,8 @@ export function lineChart(o: {
   log?: boolean;
   yMax?: number;
   markers?: { x: number; label: string }[];
+  /** Series are cumulative (each includes those before it): filled bands, drawn top first. */
+  stacked?: boolean;
 }): string {
   const W = o.width ?? 460;
   const H = o.height ?? 230;
@@ -60,13 +70,17 @@ export function lineChart(o: {
   }
   const x = (v: number) => m.l + (v / xMax) * iw;
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(o.title)}">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(o.title)}">`,
+  );
   parts.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
   parts.push(`<text x="${m.l}" y="16" font-size="13" font-weight="600" fill="#111">${esc(o.title)}</text>`);
   for (const t of ticks) {
     const yy = y(t).toFixed(1);
     parts.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${yy}" y2="${yy}" stroke="#e5e7eb"/>`);
-    parts.push(`<text x="${m.l - 6}" y="${yy}" font-size="10" fill="#555" text-anchor="end" dominant-baseline="middle">${fmt(t)}</text>`);
+    parts.push(
+      `<text x="${m.l - 6}" y="${yy}" font-size="10" fill="#555" text-anchor="end" dominant-baseline="middle">${fmt(t)}</text>`,
+    );
   }
   const xStep = niceMax(xMax / 6);
   for (let t = 0; t <= xMax; t += xStep) {
@@ -76,23 +90,46 @@ export function lineChart(o: {
   }
   parts.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${m.t + ih}" y2="${m.t + ih}" stroke="#888"/>`);
   parts.push(`<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${m.t + ih}" stroke="#888"/>`);
-  parts.push(`<text x="${m.l + iw / 2}" y="${H - 4}" font-size="10" fill="#555" text-anchor="middle">${esc(o.xLabel ?? "seconds")}</text>`);
-  parts.push(`<text transform="translate(12 ${m.t + ih / 2}) rotate(-90)" font-size="10" fill="#555" text-anchor="middle">${esc(o.yLabel)}</text>`);
+  parts.push(
+    `<text x="${m.l + iw / 2}" y="${H - 4}" font-size="10" fill="#555" text-anchor="middle">${esc(o.xLabel ?? "seconds")}</text>`,
+  );
+  parts.push(
+    `<text transform="translate(12 ${m.t + ih / 2}) rotate(-90)" font-size="10" fill="#555" text-anchor="middle">${esc(o.yLabel)}</text>`,
+  );
   for (const mk of o.markers ?? []) {
     const xx = x(mk.x).toFixed(1);
     parts.push(`<line x1="${xx}" x2="${xx}" y1="${m.t}" y2="${m.t + ih}" stroke="#dc2626" stroke-dasharray="3 3"/>`);
-    parts.push(`<text x="${Number(xx) - 3}" y="${m.t + 10}" font-size="10" fill="#dc2626" text-anchor="end">${esc(mk.label)}</text>`);
+    parts.push(
+      `<text x="${Number(xx) - 3}" y="${m.t + 10}" font-size="10" fill="#dc2626" text-anchor="end">${esc(mk.label)}</text>`,
+    );
+  }
+  if (o.stacked) {
+    for (let i = o.series.length - 1; i >= 0; i--) {
+      const s = o.series[i] as Series;
+      if (s.points.length === 0) continue;
+      const color = s.color ?? (COLORS[i % COLORS.length] as string);
+      const first = s.points[0] as [number, number];
+      const last = s.points[s.points.length - 1] as [number, number];
+      const d = s.points.map((p, k) => `${k === 0 ? "M" : "L"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join("");
+      parts.push(
+        `<path d="${d}L${x(last[0]).toFixed(1)},${y(0).toFixed(1)}L${x(first[0]).toFixed(1)},${y(0).toFixed(1)}Z" fill="${color}" fill-opacity="0.55" stroke="#fff" stroke-width="1"/>`,
+      );
+    }
   }
   o.series.forEach((s, i) => {
     const color = s.color ?? (COLORS[i % COLORS.length] as string);
-    if (s.points.length === 0) return;
+    if (s.points.length === 0 || o.stacked) return;
     const d = s.points.map((p, k) => `${k === 0 ? "M" : "L"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join("");
     if (s.area) {
       const first = s.points[0] as [number, number];
       const last = s.points[s.points.length - 1] as [number, number];
-      parts.push(`<path d="${d}L${x(last[0]).toFixed(1)},${y(0).toFixed(1)}L${x(first[0]).toFixed(1)},${y(0).toFixed(1)}Z" fill="${color}" fill-opacity="0.15" stroke="none"/>`);
+      parts.push(
+        `<path d="${d}L${x(last[0]).toFixed(1)},${y(0).toFixed(1)}L${x(first[0]).toFixed(1)},${y(0).toFixed(1)}Z" fill="${color}" fill-opacity="0.15" stroke="none"/>`,
+      );
     }
-    parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="${s.dash ? 1.5 : 2}"${s.dash ? ' stroke-dasharray="5 4"' : ""}/>`);
+    parts.push(
+      `<path d="${d}" fill="none" stroke="${color}" stroke-width="${s.dash ? 1.5 : 2}"${s.dash ? ' stroke-dasharray="5 4"' : ""}/>`,
+    );
   });
   // legend, right-aligned in the title row
   let lx = W - m.r;
@@ -102,8 +139,12 @@ export function lineChart(o: {
     const color = s.color ?? (COLORS[i % COLORS.length] as string);
     const w = 18 + s.name.length * 6;
     lx -= w;
-    legend.push(`<line x1="${lx}" x2="${lx + 12}" y1="${m.t - 8}" y2="${m.t - 8}" stroke="${color}" stroke-width="2.5"${s.dash ? ' stroke-dasharray="4 3"' : ""}/>`);
-    legend.push(`<text x="${lx + 15}" y="${m.t - 8}" font-size="10" fill="#333" dominant-baseline="middle">${esc(s.name)}</text>`);
+    legend.push(
+      `<line x1="${lx}" x2="${lx + 12}" y1="${m.t - 8}" y2="${m.t - 8}" stroke="${color}" stroke-width="2.5"${s.dash ? ' stroke-dasharray="4 3"' : ""}/>`,
+    );
+    legend.push(
+      `<text x="${lx + 15}" y="${m.t - 8}" font-size="10" fill="#333" dominant-baseline="middle">${esc(s.name)}</text>`,
+    );
   }
   parts.push(...legend);
   parts.push("</svg>");
@@ -135,16 +176,23 @@ export function barChart(o: {
   o.rows.forEach((r, i) => {
     const yy = m.t + i * rowH;
     const w = Math.max(1, scaleX(r.value));
-    parts.push(`<text x="${m.l - 6}" y="${yy + rowH / 2}" font-size="11" fill="#333" text-anchor="end" dominant-baseline="middle">${esc(r.label)}</text>`);
-    parts.push(`<rect x="${m.l}" y="${yy + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${r.color ?? "#2563eb"}" rx="2"/>`);
-    parts.push(`<text x="${m.l + w + 4}" y="${yy + rowH / 2}" font-size="10" fill="#333" dominant-baseline="middle">${fmt(r.value)} ${esc(o.unit)}</text>`);
+    parts.push(
+      `<text x="${m.l - 6}" y="${yy + rowH / 2}" font-size="11" fill="#333" text-anchor="end" dominant-baseline="middle">${esc(r.label)}</text>`,
+    );
+    parts.push(
+      `<rect x="${m.l}" y="${yy + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${r.color ?? "#2563eb"}" rx="2"/>`,
+    );
+    parts.push(
+      `<text x="${m.l + w + 4}" y="${yy + rowH / 2}" font-size="10" fill="#333" dominant-baseline="middle">${fmt(r.value)} ${esc(o.unit)}</text>`,
+    );
   });
   parts.push("</svg>");
   return parts.join("");
 }
 
 function shapeSection(s: Json): string {
-  const secs: Json[] = s.seconds;
+  // the last second is partial (requests still draining after the shape ended): left out of the charts
+  const secs: Json[] = s.seconds.filter((x: Json) => x.t < Math.floor(s.durationS));
   const t = (k: number) => k + 0.5;
   const isVu = s.executor === "ramping-vus";
   const served: [number, number][] = secs.map((x, k) => [t(k), x.requests]);
@@ -161,7 +209,8 @@ function shapeSection(s: Json): string {
         ],
     markers,
   });
-  const lat = (k: "p50" | "p95" | "p99") => secs.filter((x) => x.requests > 0).map((x) => [t(x.t), x.latency[k]] as [number, number]);
+  const lat = (k: "p50" | "p95" | "p99") =>
+    secs.filter((x) => x.requests > 0).map((x) => [t(x.t), x.latency[k]] as [number, number]);
   const latency = lineChart({
     title: "Latency (log scale)",
     yLabel: "ms",
@@ -170,7 +219,15 @@ function shapeSection(s: Json): string {
       { name: "p50", points: lat("p50"), color: "#059669" },
       { name: "p95", points: lat("p95"), color: "#d97706" },
       { name: "p99", points: lat("p99"), color: "#dc2626" },
-      { name: `p95 limit ${s.thresholds.p95Ms}`, points: [[0, s.thresholds.p95Ms], [secs.length, s.thresholds.p95Ms]], dash: true, color: "#9ca3af" },
+      {
+        name: `p95 limit ${s.thresholds.p95Ms}`,
+        points: [
+          [0, s.thresholds.p95Ms],
+          [secs.length, s.thresholds.p95Ms],
+        ],
+        dash: true,
+        color: "#9ca3af",
+      },
     ],
     markers,
   });
@@ -185,14 +242,21 @@ function shapeSection(s: Json): string {
     markers,
   });
   const names = Object.keys(s.instances).sort();
+  // stacked: each band is one instance's share of the second's requests (even bands = balanced)
+  const served1 = secs.filter((x) => x.requests > 0);
   const share = lineChart({
-    title: "Each instance's share (x-instance)",
+    title: "Each instance's share (x-instance, stacked)",
     yLabel: "% of requests",
     yMax: 100,
+    stacked: true,
     series: names.map((n, i) => ({
       name: n,
       color: COLORS[i % COLORS.length],
-      points: secs.filter((x) => x.requests > 0).map((x) => [t(x.t), (100 * (x.instances[n] ?? 0)) / x.requests] as [number, number]),
+      points: served1.map((x) => {
+        let below = 0;
+        for (const m of names.slice(0, i + 1)) below += x.instances[m] ?? 0;
+        return [t(x.t), (100 * below) / x.requests] as [number, number];
+      }),
     })),
   });
   const verdict = s.aborted
@@ -201,9 +265,14 @@ function shapeSection(s: Json): string {
       ? '<span class="badge ok">thresholds passed</span>'
       : '<span class="badge bad">thresholds failed</span>';
   const thresholds = s.thresholdResults
-    .map((r: Json) => `<li class="${r.ok ? "ok" : "bad"}">${r.ok ? "✓" : "✗"} ${esc(r.rule)} (${r.rule.includes("rate") ? (r.value * 100).toFixed(2) + " %" : r.value + " ms"})</li>`)
+    .map(
+      (r: Json) =>
+        `<li class="${r.ok ? "ok" : "bad"}">${r.ok ? "✓" : "✗"} ${esc(r.rule)} (${r.rule.includes("rate") ? `${(r.value * 100).toFixed(2)} %` : `${r.value} ms`})</li>`,
+    )
     .join("");
-  const totalShare = names.map((n) => `${esc(n)} ${((100 * s.instances[n]) / Math.max(1, s.requests)).toFixed(1)} %`).join(", ");
+  const totalShare = names
+    .map((n) => `${esc(n)} ${((100 * s.instances[n]) / Math.max(1, s.requests)).toFixed(1)} %`)
+    .join(", ");
   const cpu = Object.entries(s.cpuMsPerRequest ?? {})
     .map(([k, v]) => `${esc(k)} ${(v as number).toFixed(3)}`)
     .join(" · ");
@@ -214,7 +283,7 @@ function shapeSection(s: Json): string {
 <h2>${esc(s.shape)} ${verdict}</h2>
 <p class="desc">${esc(s.description)}</p>
 <ul class="facts">
-<li>${s.requests} requests in ${s.durationS} s (${s.rps} req/s), ${s.errors} errors, ${s.dropped} dropped; p50 ${s.latency.p50} ms, p95 ${s.latency.p95} ms, p99 ${s.latency.p99} ms</li>
+<li>${s.requests} requests in ${s.durationS} s (${s.rps} req/s), ${s.errors} errors, ${s.dropped} dropped; API latency p50 ${s.latency.p50} ms, p95 ${s.latency.p95} ms, p99 ${s.latency.p99} ms${s.authLatency && s.authLatency.max > 0 ? `; register/login p95 ${s.authLatency.p95} ms` : ""}</li>
 <li>instances: ${totalShare}</li>
 <li>CPU ms per request: ${cpu}</li>
 <li>Redis commands / request ${s.redisCommandsPerRequest} · PostgreSQL statements / request: primary ${s.pgPrimaryStatementsPerRequest}, replica ${s.pgReplicaStatementsPerRequest}</li>
@@ -235,7 +304,10 @@ export function renderReport(r: Json): string {
     })
     .join("\n");
   const anchorRows = a.runs
-    .map((x: Json) => `<tr><td>${esc(x.name)}</td><td>${esc(x.target)}</td><td>${x.rps.toFixed(0)}</td><td>${x.cpuMsPerRequest.toFixed(4)}</td><td>${x.latency.p50} / ${x.latency.p99}</td><td>${x.errors}</td></tr>`)
+    .map(
+      (x: Json) =>
+        `<tr><td>${esc(x.name)}</td><td>${esc(x.target)}</td><td>${x.rps.toFixed(0)}</td><td>${x.cpuMsPerRequest.toFixed(4)}</td><td>${x.latency.p50} / ${x.latency.p99}</td><td>${x.errors}</td></tr>`,
+    )
     .join("\n");
   const rpsBars = barChart({
     title: "Requests per second, one process, same client (log scale)",
@@ -270,7 +342,9 @@ body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#11
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:0 0 4px}
 table{border-collapse:collapse;background:#fff;margin:8px 0 16px}td,th{border:1px solid #e5e7eb;padding:3px 8px;text-align:right;font-variant-numeric:tabular-nums}
 td:first-child,th:first-child,td:nth-child(2){text-align:left}th{background:#f3f4f6;font-weight:600}
-.grid{display:flex;flex-wrap:wrap;gap:10px}.grid svg{border:1px solid #e5e7eb;border-radius:4px}
+.grid{display:grid;grid-template-columns:repeat(4,minmax(0,1fr));gap:10px}.grid svg{border:1px solid #e5e7eb;border-radius:4px;width:100%;height:auto}
+.grid.two{grid-template-columns:repeat(2,minmax(0,1fr))}
+@media (max-width:1300px){.grid{grid-template-columns:repeat(2,minmax(0,1fr))}}
 section{background:#fff;border:1px solid #e5e7eb;border-radius:6px;padding:12px 16px;margin:16px 0}
 .badge{font-size:12px;padding:2px 8px;border-radius:10px;vertical-align:middle;margin-left:6px}.ok{color:#065f46}.bad{color:#991b1b}
 .badge.ok{background:#d1fae5}.badge.bad{background:#fee2e2;color:#991b1b}.badge.warn{background:#fef3c7;color:#92400e}
@@ -283,11 +357,11 @@ ${esc(r.machine.note)}. Method: ${esc(r.method.client)}; CPU: ${esc(r.method.cpu
 
 <section><h2>Anchors and endpoints</h2>
 <p class="desc">Every endpoint straight to one app process, measured like the anchors: same client, same connections, ${r.method.measureSeconds} s after a ${r.method.warmupSeconds} s warm-up. Anchors ran before and after everything else (drift: node:http ×${a.nodeHttp.drift}, Express ×${a.express.drift}).</p>
-<div class="grid">${rpsBars}${cpuBars}</div>
+<div class="grid two">${rpsBars}${cpuBars}</div>
 <table><tr><th>anchor</th><th>pass</th><th>req/s</th><th>CPU ms/req</th><th>p50 / p99 ms</th><th>errors</th></tr>${anchorRows}</table>
 <table><tr><th>endpoint</th><th>route</th><th>req/s</th><th>÷ node:http</th><th>÷ Express</th><th>CPU ms/req</th><th>CPU × node:http</th><th>CPU × Express</th><th>Redis cmds/req</th><th>PG statements/req primary</th><th>PG statements/req replica</th><th>p50 / p99 ms</th><th>errors</th></tr>
 ${endpointRows}</table>
-<p class="desc">The API mix (${r.mix.map((m: Json) => `${esc(m.endpoint)} ${m.weight}`).join(", ")}) sustains about ${r.mixCapacityRps} req/s on one instance here; the shapes below ran the cluster shapes (TARGET_RPS=${r.clusterTargetRps}) scaled to a ramp target of ${r.localTargetRps} req/s.</p>
+<p class="desc">The API mix (${r.mix.map((m: Json) => `${esc(m.endpoint)} ${m.weight}`).join(", ")}) would sustain about ${r.mixCapacityRps} req/s on one instance from these costs. Through nginx and both instances, the breakpoint shape found the knee at about <b>${r.kneeRps} req/s</b>; ramp, spike and soak then ran the cluster shapes (TARGET_RPS=${r.clusterTargetRps}) scaled to a ramp target of ${r.localTargetRps} req/s (80 % of the knee), so that they test behaviour below saturation.</p>
 </section>
 
 <section><h2>Shapes through nginx</h2>

@@ -47,7 +47,9 @@ export class Client {
         headers,
         body: spec.body,
       });
-      const body = keepBody || res.statusCode >= 400 ? await res.body.text() : (await res.body.dump(), "");
+      let body = "";
+      if (keepBody || res.statusCode >= 400) body = await res.body.text();
+      else await res.body.dump();
       const h = res.headers;
       return {
         route: spec.route,

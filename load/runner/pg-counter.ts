@@ -30,7 +30,11 @@ export class PgCounter {
       worker.once("error", reject);
     });
     worker.unref();
-    return new PgCounter(worker, new Int32Array(counters), targets.map((t) => t.name));
+    return new PgCounter(
+      worker,
+      new Int32Array(counters),
+      targets.map((t) => t.name),
+    );
   }
 
   read(): Record<string, PgCounts> {

@@ -54,7 +54,14 @@ export function percentiles(values: number[]): Percentiles {
   };
 }
 
-type Bucket = { latencies: number[]; errors: number; dropped: number; target: number; instances: Map<string, number> };
+type Bucket = {
+  latencies: number[];
+  count: number;
+  errors: number;
+  dropped: number;
+  target: number;
+  instances: Map<string, number>;
+};
 type RouteBucket = {
   latencies: number[];
   errors: number;
@@ -69,6 +76,13 @@ export class Recorder {
   readonly #seconds: Bucket[] = [];
   readonly #routes = new Map<string, RouteBucket>();
   readonly #all: number[] = [];
+  readonly #auth: number[] = [];
+  /** Routes whose latency is kept apart (login, register: slow by design). */
+  readonly authRoutes: ReadonlySet<string>;
+
+  constructor(authRoutes: readonly string[] = []) {
+    this.authRoutes = new Set(authRoutes);
+  }
   readonly errorSamples: string[] = [];
   requests = 0;
   errors = 0;
@@ -81,7 +95,7 @@ export class Recorder {
   #bucket(): Bucket {
     const i = Math.floor(this.elapsedS());
     while (this.#seconds.length <= i)
-      this.#seconds.push({ latencies: [], errors: 0, dropped: 0, target: 0, instances: new Map() });
+      this.#seconds.push({ latencies: [], count: 0, errors: 0, dropped: 0, target: 0, instances: new Map() });
     return this.#seconds[i] as Bucket;
   }
 
@@ -98,8 +112,12 @@ export class Recorder {
   record(o: Outcome): void {
     const b = this.#bucket();
     this.requests++;
-    b.latencies.push(o.latencyMs);
-    this.#all.push(o.latencyMs);
+    b.count++;
+    if (this.authRoutes.has(o.route)) this.#auth.push(o.latencyMs);
+    else {
+      b.latencies.push(o.latencyMs);
+      this.#all.push(o.latencyMs);
+    }
     if (o.instance) inc(b.instances, o.instance);
     let r = this.#routes.get(o.route);
     if (!r) {
@@ -123,20 +141,22 @@ export class Recorder {
     const lat: number[] = [];
     let errors = 0;
     let dropped = 0;
+    let requests = 0;
     for (let i = Math.max(0, Math.floor(fromS)); i < Math.min(this.#seconds.length, Math.floor(toS)); i++) {
       const b = this.#seconds[i] as Bucket;
+      requests += b.count;
       for (const x of b.latencies) lat.push(x);
       errors += b.errors;
       dropped += b.dropped;
     }
-    return { requests: lat.length, errors, dropped, latency: percentiles(lat) };
+    return { requests, errors, dropped, latency: percentiles(lat) };
   }
 
   seconds(): SecondStats[] {
     return this.#seconds.map((b, t) => ({
       t,
       target: Math.round(b.target * 10) / 10,
-      requests: b.latencies.length,
+      requests: b.count,
       errors: b.errors,
       dropped: b.dropped,
       latency: percentiles(b.latencies),
@@ -155,7 +175,12 @@ export class Recorder {
     }));
   }
 
+  /** Latency of every request but the auth routes. */
   overall(): Percentiles {
     return percentiles(this.#all);
+  }
+
+  auth(): Percentiles {
+    return percentiles(this.#auth);
   }
 }

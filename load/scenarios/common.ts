@@ -9,13 +9,14 @@ import { Rate, Trend } from "k6/metrics";
 import type { Options } from "k6/options";
 import {
   type ArrivalShape,
+  AUTH_ROUTES,
   clusterShape,
   k6Stages,
   k6Thresholds,
   pick,
   type RequestContext,
-  requestFor,
   type RequestSpec,
+  requestFor,
   SEED_ITEMS,
   type Shape,
   type ShapeName,
@@ -86,7 +87,7 @@ function send(spec: RequestSpec, sid?: string): RefinedResponse<ResponseType | u
   const params = {
     headers,
     cookies,
-    tags: { name: spec.route },
+    tags: { name: spec.route, kind: AUTH_ROUTES.includes(spec.route) ? "auth" : "api" },
     responseCallback: http.expectedStatuses(...spec.ok),
   };
   return spec.method === "GET"

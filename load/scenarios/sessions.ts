@@ -3,7 +3,14 @@
 //   k6 run -e BASE_URL=https://nodescale.example -e TARGET_RPS=1000 load/scenarios/sessions.ts
 
 import type { VuShape } from "../shapes.ts";
-import { options as optionsFor, type SessionData, sessionIteration, sessionSetup, shapeFor, summary } from "./common.ts";
+import {
+  options as optionsFor,
+  type SessionData,
+  sessionIteration,
+  sessionSetup,
+  shapeFor,
+  summary,
+} from "./common.ts";
 
 const shape = shapeFor("sessions") as VuShape;
 

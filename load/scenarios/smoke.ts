@@ -1,7 +1,7 @@
 // k6: the `smoke` shape (load/shapes.ts) against BASE_URL at TARGET_RPS. See load/README.md.
 //   k6 run -e BASE_URL=https://nodescale.example -e TARGET_RPS=1000 load/scenarios/smoke.ts
 
-import { type ArrivalShape } from "../shapes.ts";
+import type { ArrivalShape } from "../shapes.ts";
 import { type MixData, mixIteration, mixSetup, options as optionsFor, shapeFor, summary } from "./common.ts";
 
 const shape = shapeFor("smoke") as ArrivalShape;

@@ -26,7 +26,9 @@ after(async () => {
   await teardown(stack);
 });
 
-test(`sessions shape, ${VUS} VUs for ${SECONDS} s through nginx: no error, read-your-writes holds`, { timeout: 120_000 }, async () => {
+test(`sessions shape, ${VUS} VUs for ${SECONDS} s through nginx: no error, read-your-writes holds`, {
+  timeout: 120_000,
+}, async () => {
   assert.ok(stack);
   const shape = scaleTo(clusterShape("sessions", 1000), { peak: VUS, durationS: SECONDS }) as VuShape;
   const fixture = await setupFixture(stack.lbUrl, 1, 20);
@@ -43,6 +45,9 @@ test(`sessions shape, ${VUS} VUs for ${SECONDS} s through nginx: no error, read-
   const served = Object.keys(r.instances);
   assert.equal(served.length, 2, `nginx sent everything to ${served.join(", ")}`);
   for (const route of ["GET /api/me", "POST /api/items", "GET /api/items/:id"]) {
-    assert.ok(r.routes.some((x) => x.route === route && x.requests > 0), `${route} was never called`);
+    assert.ok(
+      r.routes.some((x) => x.route === route && x.requests > 0),
+      `${route} was never called`,
+    );
   }
 });
