@@ -173,40 +173,65 @@ export function plan(bench: Bench, targetRps: number, A = assumptions()) {
   };
 }
 
-/** The component that hits its single-unit wall first, and what the bundle does about it. */
-export function bottleneck(p: Plan): { name: string; action: string } {
-  if (p.pg.needsPooler && !p.pg.primaryFits)
-    return {
-      name: "PostgreSQL primary (writes)",
-      action: "one primary cannot take the writes: shard (Citus) or queue writes; PgBouncer for connections",
-    };
+export type Wall = { name: string; action: string; severity: number };
+
+/**
+ * Every component past what one unit of it can do (two app pods, two ingress pods, one Redis
+ * shard, one replica, the largest primary, max_connections), hardest to fix first, with what
+ * to do about it. `severity` is demand over what one unit takes.
+ */
+export function walls(p: Plan, A: Record<string, Assumption> = assumptions()): Wall[] {
+  const v = (k: string) => (A[k] as Assumption).value;
+  const out: Wall[] = [];
   if (!p.pg.primaryFits)
-    return {
+    out.push({
       name: "PostgreSQL primary (writes)",
-      action: "past the largest primary: shard the writes (Citus) or batch them through a queue",
-    };
+      action: `${n(p.pg.primaryCores)} cores of writes: more than one primary; shard writes (Citus) or batch them through a queue`,
+      severity: p.pg.primaryCores / v("PG_PRIMARY_MAX_CORES"),
+    });
   if (p.redis.shards > 1)
-    return {
-      name: "Redis (sessions, rate limit)",
-      action: `${p.redis.shards} shards: Redis Cluster (the chart's Redis is one primary + replicas); or sticky sessions to cut reads`,
-    };
+    out.push({
+      name: "Redis",
+      action: `${p.redis.shards} shards: Redis Cluster (the chart's Redis is one primary + replicas, Sentinel for failover)`,
+      severity: p.redis.opsPerS / p.redis.shardOps,
+    });
   if (p.pg.needsPooler)
-    return {
+    out.push({
       name: "PostgreSQL connections",
-      action: "put PgBouncer (transaction pooling) between the pods and PostgreSQL, or lower PG_POOL_MAX",
-    };
+      action: `${n(p.pg.connectionsPerServer)} per server: PgBouncer (transaction pooling) in front of PostgreSQL, or a lower PG_POOL_MAX`,
+      severity: p.pg.connectionsPerServer / v("PG_MAX_CONNECTIONS"),
+    });
   if (p.pg.replicas > 1)
-    return {
-      name: "PostgreSQL replica reads",
+    out.push({
+      name: "PostgreSQL reads",
       action: `postgresql.readReplicas.replicaCount=${p.pg.replicas}; the app spreads reads over DATABASE_REPLICA_URLS`,
-    };
-  if (p.ingress.pods > 2) return { name: "ingress controller", action: `${p.ingress.pods} controller replicas` };
+      severity: p.pg.readCores / v("PG_REPLICA_CORES"),
+    });
+  if (p.ingress.pods > 2)
+    out.push({
+      name: "ingress",
+      action: `${p.ingress.pods} controller replicas`,
+      severity: p.ingress.cores / (2 * v("INGRESS_POD_CPU")),
+    });
   if (p.app.pods > 2)
-    return {
+    out.push({
       name: "app CPU",
-      action: `HPA scales pods (${p.app.minPods}..${p.app.maxPods}); the app itself is stateless`,
-    };
-  return { name: "nothing (HPA minimum)", action: "2 pods for the PodDisruptionBudget; everything else idles" };
+      action: `HPA ${p.app.minPods}..${p.app.maxPods} pods (stateless: sessions in Redis)`,
+      severity: p.app.pods / 2,
+    });
+  // Pushed in order of how hard the fix is (an architecture change before a replica count
+  // before a bigger HPA range): the first one is the bottleneck.
+  return out;
+}
+
+export function bottleneck(p: Plan): Wall {
+  return (
+    walls(p)[0] ?? {
+      name: "nothing yet",
+      action: "the HPA minimum (2 pods, for the PodDisruptionBudget) idles; one Redis, one primary, one replica",
+      severity: 0,
+    }
+  );
 }
 
 const n = (x: number, digits = 0) =>
@@ -252,21 +277,28 @@ function printPlan(p: Plan, A: Record<string, Assumption>, out: (s: string) => v
   out(
     `  connections       ${n(p.pg.connectionsPerServer)} per PostgreSQL server at maxReplicas${p.pg.needsPooler ? ` (over max_connections ${A.PG_MAX_CONNECTIONS?.value}: PgBouncer)` : ""}`,
   );
-  const b = bottleneck(p);
   out("");
-  out(`bottleneck: ${b.name}: ${b.action}`);
+  const all = walls(p, A);
+  if (all.length === 0) out(`bottleneck: ${bottleneck(p).name}: ${bottleneck(p).action}`);
+  else {
+    out("walls, hardest to fix first (x = demand over what one unit takes); the first is the bottleneck:");
+    for (const w of all) out(`  ${w.name.padEnd(28)} x${w.severity.toFixed(1).padEnd(6)} ${w.action}`);
+  }
 }
 
 function walk(bench: Bench, A: Record<string, Assumption>, out: (s: string) => void) {
   out(
-    "| req/s | app pods (HPA min..max) | app cores | ingress pods | Redis ops/s (shards) | PG reads/s (replicas) | PG writes/s (primary cores) | PG connections per server | first wall | what the bundle does |",
+    "| req/s | app pods (HPA min..max) | app cores | ingress pods | Redis ops/s (shards) | PG reads/s (replicas) | PG writes/s (primary cores) | PG connections per server | bottleneck (hardest wall) | what to do; other walls |",
   );
   out("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |");
   for (const rps of [100, 1_000, 10_000, 100_000, 1_000_000]) {
     const p = plan(bench, rps, A);
     const b = bottleneck(p);
+    const others = walls(p, A)
+      .slice(1)
+      .map((w) => w.name);
     out(
-      `| ${n(rps)} | ${p.app.pods} (${p.app.minPods}..${p.app.maxPods}) | ${n(p.app.cores, 1)} | ${p.ingress.pods} | ${n(p.redis.opsPerS)} (${p.redis.shards}) | ${n(p.pg.readsPerS)} (${p.pg.replicas}) | ${n(p.pg.writesPerS)} (${n(p.pg.primaryCores, 1)}) | ${n(p.pg.connectionsPerServer)} | ${b.name} | ${b.action} |`,
+      `| ${n(rps)} | ${p.app.pods} (${p.app.minPods}..${p.app.maxPods}) | ${n(p.app.cores, 1)} | ${p.ingress.pods} | ${n(p.redis.opsPerS)} (${p.redis.shards}) | ${n(p.pg.readsPerS)} (${p.pg.replicas}) | ${n(p.pg.writesPerS)} (${n(p.pg.primaryCores, 1)}) | ${n(p.pg.connectionsPerServer)} | ${b.name} | ${b.action}${others.length ? `; also: ${others.join(", ")}` : ""} |`,
     );
   }
 }
