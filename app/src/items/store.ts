@@ -1,4 +1,6 @@
+import type { Writable } from "node:stream";
 import type pg from "pg";
+import { from as copyFrom } from "pg-copy-streams";
 import Cursor from "pg-cursor";
 
 export type Item = { id: number; ownerId: number | null; title: string; body: string; createdAt: string };
@@ -87,11 +89,20 @@ export async function* streamItems(
   }
 }
 
-/** Inserts a batch in one statement (arrays unnested server-side) inside the caller's transaction. */
-export async function insertItemBatch(client: pg.PoolClient, ownerId: number, items: NewItem[]): Promise<void> {
-  await client.query(
-    `insert into items (owner_id, title, body)
-     select $1, title, body from unnest($2::text[], $3::text[]) as batch(title, body)`,
-    [ownerId, items.map((i) => i.title), items.map((i) => i.body)],
-  );
+/**
+ * COPY into items for one owner: the caller writes rows made by `copyRow` and ends the stream.
+ * COPY is one statement, so it lands whole or not at all, and it streams: the server takes
+ * rows as they come, with backpressure, instead of one large parameter list per batch.
+ */
+export function copyItemsIn(client: pg.PoolClient): Writable {
+  return client.query(copyFrom("copy items (owner_id, title, body) from stdin"));
+}
+
+// COPY's text format: one row a line, columns split by tabs; backslash escapes the rest.
+const copyEscapes: Record<string, string> = { "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+const needsEscape = /[\\\n\r\t]/g;
+
+export function copyRow(ownerId: number, item: NewItem): string {
+  const escaped = (text: string) => text.replace(needsEscape, (c) => copyEscapes[c] ?? c);
+  return `${ownerId}\t${escaped(item.title)}\t${escaped(item.body)}\n`;
 }

@@ -1,19 +1,12 @@
 import { once } from "node:events";
+import { finished } from "node:stream/promises";
 import { type Request, type RequestHandler, type Response, Router } from "express";
 import type pg from "pg";
 import { z } from "zod";
 import type { ReadRoute, ReadRouter } from "../../db/replicas.ts";
 import { AppError, badRequest, notFound } from "../../errors.ts";
 import { readNdjson } from "../../items/ndjson.ts";
-import {
-  currentLsn,
-  findItem,
-  insertItem,
-  insertItemBatch,
-  listItems,
-  type NewItem,
-  streamItems,
-} from "../../items/store.ts";
+import { copyItemsIn, copyRow, currentLsn, findItem, insertItem, listItems, streamItems } from "../../items/store.ts";
 import { optionalSession, requireUser, saveSession } from "../../sessions/middleware.ts";
 import { jsonBody, noNul, noQuery, parse } from "../validate.ts";
 
@@ -46,7 +39,6 @@ const listQuery = z.strictObject({
   mine: z.enum(["true", "false"]).default("false"),
 });
 
-const IMPORT_BATCH_ROWS = 500;
 // Rows per cursor read. Each batch is alive (as pg rows, then items) while it is turned into
 // text, so it survives young-generation GCs and makes V8 grow the heap: a million-row export
 // grew the process by 50-190 MB with 1,000-row batches and by ~12 MB with 100-row ones.
@@ -122,32 +114,32 @@ export function itemsRouter(deps: ItemsDeps) {
     }
     const client = await deps.primary.connect();
     let imported = 0;
+    const copy = copyItemsIn(client);
+    const copyFailed = once(copy, "error").then(([error]) => Promise.reject(error));
+    copyFailed.catch(() => undefined);
     try {
-      // One transaction: a bad line anywhere rolls the whole import back, so nothing half-lands.
-      await client.query("begin");
-      let batch: NewItem[] = [];
-      for await (const { line, value } of readNdjson(req, {
-        maxLineBytes: 64 * 1024,
-        maxTotalBytes: deps.importMaxBytes,
-      })) {
-        const result = newItem.safeParse(value);
-        if (!result.success) {
-          const issue = result.error.issues[0];
-          throw badRequest("invalid_item", `line ${line}: ${issue?.path.join(".") || "item"}: ${issue?.message}`);
+      const limits = { maxLineBytes: 64 * 1024, maxTotalBytes: deps.importMaxBytes };
+      for await (const lines of readNdjson(req, limits)) {
+        let rows = "";
+        for (const { line, value } of lines) {
+          const result = newItem.safeParse(value);
+          if (!result.success) {
+            const issue = result.error.issues[0];
+            throw badRequest("invalid_item", `line ${line}: ${issue?.path.join(".") || "item"}: ${issue?.message}`);
+          }
+          rows += copyRow(user.id, result.data);
         }
-        batch.push(result.data);
-        if (batch.length === IMPORT_BATCH_ROWS) {
-          await insertItemBatch(client, user.id, batch);
-          imported += batch.length;
-          batch = [];
-        }
+        imported += lines.length;
+        // Backpressure: read more of the body only once PostgreSQL has taken what we sent.
+        if (!copy.write(rows)) await Promise.race([once(copy, "drain"), copyFailed]);
       }
-      if (batch.length > 0) await insertItemBatch(client, user.id, batch);
-      imported += batch.length;
-      await client.query("commit");
+      copy.end();
+      await Promise.race([finished(copy), copyFailed]);
     } catch (error) {
-      await client.query("rollback").catch(() => undefined);
-      client.release();
+      // Abandoning the COPY (or a failed one) leaves the connection mid-protocol: close it
+      // rather than hand it back, which also discards every row sent so far.
+      copy.destroy();
+      client.release(true);
       // A failure part-way leaves the rest of the body unread; on a kept-alive connection it
       // would stall the next request, so the error answer closes the connection.
       if (!req.complete) res.set("connection", "close");
