@@ -157,7 +157,8 @@ function toConfig(env: Env) {
     port: env.PORT,
     host: env.HOST,
     instanceName:
-      env.INSTANCE_NAME ?? (env.NODE_APP_INSTANCE === undefined ? hostname() : `${hostname()}-${env.NODE_APP_INSTANCE}`),
+      env.INSTANCE_NAME ??
+      (env.NODE_APP_INSTANCE === undefined ? hostname() : `${hostname()}-${env.NODE_APP_INSTANCE}`),
     metricsPort: env.METRICS_PORT === undefined ? undefined : env.METRICS_PORT + (env.NODE_APP_INSTANCE ?? 0),
     logLevel: env.LOG_LEVEL,
     redis,
