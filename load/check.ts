@@ -2,7 +2,8 @@
 // shapes against @types/k6 with no Node types (load/tsconfig.json), then follows every import
 // from each scenario and fails on a Node builtin (node:*, fs, http, ...), a remote URL
 // (k6 could fetch it, but the machine running it may be offline and the code unreviewed), or
-// any other bare package name (k6 does not read node_modules). Also: one script per shape.
+// any other bare package name (k6 does not read node_modules). Also: one script per shape,
+// and the Node side of load/ type-checks (load/tsconfig.node.json).
 //
 //   node load/check.ts            exit 0 when clean, 1 with one line per problem
 
@@ -73,15 +74,16 @@ export function checkImports(entries: string[]): string[] {
   return problems;
 }
 
-function typecheck(): string[] {
+/** tsc on a project; one problem per line of output. */
+function typecheck(project: string): string[] {
   const tsc = join(ROOT, "node_modules", ".bin", "tsc");
   try {
-    execFileSync(tsc, ["-p", join(LOAD, "tsconfig.json")], { cwd: ROOT, encoding: "utf8", stdio: "pipe" });
+    execFileSync(tsc, ["-p", join(LOAD, project)], { cwd: ROOT, encoding: "utf8", stdio: "pipe" });
     return [];
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; message: string };
     const out = `${e.stdout ?? ""}${e.stderr ?? ""}`.trim() || e.message;
-    return out.split("\n").map((line) => `tsc: ${line}`);
+    return out.split("\n").map((line) => `tsc -p load/${project}: ${line}`);
   }
 }
 
@@ -94,12 +96,16 @@ if (import.meta.main) {
       (n) => `load/scenarios/${n}.ts: missing (every shape has a k6 script)`,
     ),
     ...checkImports(scripts),
-    ...typecheck(),
+    // the k6 side (k6 types, no Node), then the Node side (runner, bench, capacity, tests)
+    ...typecheck("tsconfig.json"),
+    ...typecheck("tsconfig.node.json"),
   ];
   if (problems.length > 0) {
     for (const p of problems) process.stderr.write(`load-check: ${p}\n`);
     process.exitCode = 1;
   } else {
-    process.stdout.write(`load-check: ${scripts.length} k6 scripts type-check and import only k6 and load/ files\n`);
+    process.stdout.write(
+      `load-check: ${scripts.length} k6 scripts type-check and import only k6 and load/ files; the Node side type-checks\n`,
+    );
   }
 }

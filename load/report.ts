@@ -159,7 +159,7 @@ export function barChart(o: {
   width?: number;
   log?: boolean;
 }): string {
-  const W = o.width ?? 460;
+  const W = o.width ?? 620;
   const rowH = 20;
   const m = { l: 150, r: 70, t: 30, b: 10 };
   const H = m.t + m.b + rowH * o.rows.length;
@@ -343,7 +343,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:0 0 4px}
 table{border-collapse:collapse;background:#fff;margin:8px 0 16px}td,th{border:1px solid #e5e7eb;padding:3px 8px;text-align:right;font-variant-numeric:tabular-nums}
 td:first-child,th:first-child,td:nth-child(2){text-align:left}th{background:#f3f4f6;font-weight:600}
 .grid{display:grid;grid-template-columns:repeat(4,minmax(0,1fr));gap:10px}.grid svg{border:1px solid #e5e7eb;border-radius:4px;width:100%;height:auto}
-.grid.two{grid-template-columns:repeat(2,minmax(0,1fr))}
+.grid.two{display:flex;flex-wrap:wrap}.grid.two svg{width:620px;max-width:100%}
 @media (max-width:1300px){.grid{grid-template-columns:repeat(2,minmax(0,1fr))}}
 section{background:#fff;border:1px solid #e5e7eb;border-radius:6px;padding:12px 16px;margin:16px 0}
 .badge{font-size:12px;padding:2px 8px;border-radius:10px;vertical-align:middle;margin-left:6px}.ok{color:#065f46}.bad{color:#991b1b}
