@@ -72,10 +72,11 @@ typecheck: node-deps ## Type-check the app, the local topology and the tests
 ##@ Test
 
 .PHONY: test
-test: deps ## Everything CI runs: lint, types, unit, integration on the local topology, chart checks
-	@$(MAKE) lint typecheck
+test: deps ## Everything CI runs: lint, types, unit, integration on the local topology, chart and load checks
+	@$(MAKE) lint typecheck load-check
 	@$(MAKE) unit
 	@$(MAKE) integration
+	@$(MAKE) load-test
 	@$(MAKE) chart-test
 
 .PHONY: unit
@@ -84,7 +85,8 @@ unit: node-deps ## Unit tests of the app (no services needed)
 
 .PHONY: integration
 integration: node-deps ## Integration tests on real Redis, PostgreSQL primary + replica and nginx
-	@$(NODE_TEST) --test-concurrency=1 'local/test/**/*.test.ts' 'app/test/integration/**/*.test.ts'
+	@$(NODE_TEST) --test-concurrency=1 'local/test/**/*.test.ts' 'app/test/integration/**/*.test.ts' \
+		charts/tests/helm-test-script.test.ts
 
 .PHONY: chart-test
 chart-test: tools ## Lint (Helm 3 and 4), render, strictly validate and policy-check the chart
@@ -93,6 +95,28 @@ chart-test: tools ## Lint (Helm 3 and 4), render, strictly validate and policy-c
 .PHONY: chart-docs
 chart-docs: tools ## Regenerate the chart README's parameter table from values.yaml
 	@bash charts/tests/docs.sh
+
+##@ Load
+
+.PHONY: load-check
+load-check: node-deps ## Type-check load/ (k6 scripts with k6 types only) and refuse Node or remote imports in k6 code
+	@$(NODE) load/check.ts
+
+.PHONY: load-test
+load-test: node-deps ## Shape unit tests and a 10 s sessions smoke through nginx on the local topology
+	@$(NODE_TEST) --test-concurrency=1 'load/test/**/*.test.ts'
+
+.PHONY: load
+load: node-deps ## Run one k6 scenario: make load SCENARIO=ramp [BASE_URL=http://127.0.0.1:8080] [TARGET_RPS=1000]
+	@SCENARIO='$(SCENARIO)' BASE_URL='$(BASE_URL)' TARGET_RPS='$(TARGET_RPS)' $(NODE) load/k6.ts
+
+.PHONY: bench
+bench: node-deps ## Anchors, every endpoint and every shape on the local topology -> bench/results/<time>.json + .html
+	@$(NODE) load/bench.ts
+
+.PHONY: capacity
+capacity: node-deps ## Size pods, HPA, Redis and PostgreSQL for TARGET_RPS (default 1000000) from the latest bench
+	@TARGET_RPS='$(TARGET_RPS)' $(NODE) load/capacity.ts
 
 ##@ Local topology (no Docker needed)
 

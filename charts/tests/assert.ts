@@ -9,8 +9,17 @@
 // Prints "ok - ..." per assertion; exits 1 when any failed.
 import { readFileSync } from "node:fs";
 
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
-type EnvVar = { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string }; configMapKeyRef?: unknown } };
+type Obj = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [k: string]: any;
+};
+type EnvVar = {
+  name: string;
+  value?: string;
+  valueFrom?: { secretKeyRef?: { name: string; key: string }; configMapKeyRef?: unknown };
+};
 
 const [caseName, file, release] = process.argv.slice(2);
 if (!caseName || !file || !release) {
@@ -29,7 +38,8 @@ function check(ok: unknown, message: string): void {
   }
 }
 const all = (kind: string) => objects.filter((o) => o.kind === kind);
-const one = (kind: string, name?: string) => objects.find((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
+const one = (kind: string, name?: string) =>
+  objects.find((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
 const matches = (selector: Record<string, string> | undefined, labels: Record<string, string> | undefined) =>
   !!selector && Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels?.[k] === v);
 
@@ -59,36 +69,58 @@ const env: EnvVar[] = app.env ?? [];
 const cmData: Record<string, string> = configMap.data ?? {};
 
 // selectors
-check(matches(deployment.spec.selector.matchLabels, podLabels), "the Deployment's selector matches its pod template labels");
+check(
+  matches(deployment.spec.selector.matchLabels, podLabels),
+  "the Deployment's selector matches its pod template labels",
+);
 check(matches(service.spec.selector, podLabels), "the Service selects the Deployment's pods");
 for (const p of [job, ...testPods].filter(Boolean) as Obj[]) {
   const labels = p.kind === "Job" ? p.spec.template.metadata.labels : p.metadata.labels;
   check(!matches(service.spec.selector, labels), `the Service does not select the ${p.kind} ${p.metadata.name} pods`);
-  check(!matches(deployment.spec.selector.matchLabels, labels), `the Deployment's selector does not select the ${p.kind} ${p.metadata.name} pods`);
+  check(
+    !matches(deployment.spec.selector.matchLabels, labels),
+    `the Deployment's selector does not select the ${p.kind} ${p.metadata.name} pods`,
+  );
 }
 
 // probes name real ports, and the right endpoints
 const portNames = new Set<string>((app.ports ?? []).map((p: { name: string }) => p.name));
 const portNumbers = new Set<number>((app.ports ?? []).map((p: { containerPort: number }) => p.containerPort));
-for (const [probe, path] of [["startupProbe", "/readyz"], ["livenessProbe", "/livez"], ["readinessProbe", "/readyz"]] as const) {
+for (const [probe, path] of [
+  ["startupProbe", "/readyz"],
+  ["livenessProbe", "/livez"],
+  ["readinessProbe", "/readyz"],
+] as const) {
   const get = app[probe]?.httpGet;
   check(get, `${probe} is set (httpGet)`);
   if (!get) continue;
-  check(typeof get.port === "string" ? portNames.has(get.port) : portNumbers.has(get.port), `${probe} port "${get.port}" is a container port`);
+  check(
+    typeof get.port === "string" ? portNames.has(get.port) : portNumbers.has(get.port),
+    `${probe} port "${get.port}" is a container port`,
+  );
   check(get.path === path, `${probe} checks ${path} (got ${get.path})`);
 }
 check(String(portNumbers.values().next().value) === cmData.PORT, `the container port equals PORT (${cmData.PORT})`);
 const svcPort = service.spec.ports[0];
-check(portNames.has(svcPort.targetPort) || portNumbers.has(svcPort.targetPort), `the Service's targetPort "${svcPort.targetPort}" is a container port`);
+check(
+  portNames.has(svcPort.targetPort) || portNumbers.has(svcPort.targetPort),
+  `the Service's targetPort "${svcPort.targetPort}" is a container port`,
+);
 
 // HPA vs replicas, PDB
 if (hpa) {
   check(deployment.spec.replicas === undefined, "the HPA is on and the Deployment leaves replicas out");
-  check(hpa.spec.scaleTargetRef.kind === "Deployment" && hpa.spec.scaleTargetRef.name === fullname, "the HPA scales the Deployment");
+  check(
+    hpa.spec.scaleTargetRef.kind === "Deployment" && hpa.spec.scaleTargetRef.name === fullname,
+    "the HPA scales the Deployment",
+  );
   check(hpa.spec.behavior?.scaleUp && hpa.spec.behavior?.scaleDown, "the HPA has scale-up and scale-down behavior");
   check(hpa.spec.minReplicas <= hpa.spec.maxReplicas, "the HPA's minReplicas <= maxReplicas");
 } else {
-  check(Number.isInteger(deployment.spec.replicas), `the HPA is off and the Deployment sets replicas (${deployment.spec.replicas})`);
+  check(
+    Number.isInteger(deployment.spec.replicas),
+    `the HPA is off and the Deployment sets replicas (${deployment.spec.replicas})`,
+  );
 }
 const minPods = hpa ? hpa.spec.minReplicas : deployment.spec.replicas;
 const maxPods = hpa ? hpa.spec.maxReplicas : deployment.spec.replicas;
@@ -97,7 +129,14 @@ if (pdb) {
   check(matches(pdb.spec.selector.matchLabels, podLabels), "the PDB selects the Deployment's pods");
   const mu = pdb.spec.maxUnavailable;
   const ma = pdb.spec.minAvailable;
-  const blocks = ma !== undefined ? (typeof ma === "number" ? ma >= minPods : ma === "100%") : typeof mu === "number" ? mu < 1 : mu === "0%";
+  const blocks =
+    ma !== undefined
+      ? typeof ma === "number"
+        ? ma >= minPods
+        : ma === "100%"
+      : typeof mu === "number"
+        ? mu < 1
+        : mu === "0%";
   check(!blocks, `the PDB never blocks a drain at ${minPods} replica(s) (maxUnavailable ${mu}, minAvailable ${ma})`);
 } else {
   check(maxPods <= 1 || caseName === "minimal", `no PDB (max replicas ${maxPods})`);
@@ -107,30 +146,54 @@ if (pdb) {
 const secretish = /PASSWORD|SECRET|TOKEN|PRIVATE|CREDENTIAL/i;
 for (const c of [...podSpec.containers, ...(job ? job.spec.template.spec.containers : [])]) {
   for (const e of (c.env ?? []) as EnvVar[]) {
-    if (secretish.test(e.name)) check(e.valueFrom?.secretKeyRef && e.value === undefined, `${c.name}: ${e.name} comes from a Secret (secretKeyRef), not a plain value`);
-    if (e.value !== undefined) check(!/\/\/[^/@\s]*:[^/@\s]*@/.test(e.value), `${c.name}: ${e.name} holds no URL with a password`);
+    if (secretish.test(e.name))
+      check(
+        e.valueFrom?.secretKeyRef && e.value === undefined,
+        `${c.name}: ${e.name} comes from a Secret (secretKeyRef), not a plain value`,
+      );
+    if (e.value !== undefined)
+      check(!/\/\/[^/@\s]*:[^/@\s]*@/.test(e.value), `${c.name}: ${e.name} holds no URL with a password`);
   }
 }
 for (const cm of all("ConfigMap").filter((c) => c.metadata.name.startsWith(fullname))) {
   for (const [k, v] of Object.entries((cm.data ?? {}) as Record<string, string>)) {
     if (cm.metadata.name.endsWith("-dashboard")) continue;
-    check(!secretish.test(k) && !/\/\/[^/@\s]*:[^/@\s]*@/.test(v), `ConfigMap ${cm.metadata.name}: ${k} is no secret and holds no password`);
+    check(
+      !secretish.test(k) && !/\/\/[^/@\s]*:[^/@\s]*@/.test(v),
+      `ConfigMap ${cm.metadata.name}: ${k} is no secret and holds no password`,
+    );
   }
 }
 for (const name of ["PGPASSWORD", "SESSION_SECRETS"]) {
   check(env.find((e) => e.name === name)?.valueFrom?.secretKeyRef, `the app gets ${name} from a Secret`);
 }
 check(cmData.DATABASE_URL?.startsWith("postgres://"), `DATABASE_URL is set (${cmData.DATABASE_URL})`);
-check(cmData.REDIS_URL || (cmData.REDIS_SENTINELS && cmData.REDIS_SENTINEL_MASTER), "REDIS_URL or REDIS_SENTINELS + REDIS_SENTINEL_MASTER is set");
-check(!("INSTANCE_NAME" in cmData) && !env.some((e) => e.name === "INSTANCE_NAME"), "INSTANCE_NAME is left unset (the pod name)");
-check(Number(cmData.KEEP_ALIVE_TIMEOUT_MS) > 60000, `KEEP_ALIVE_TIMEOUT_MS (${cmData.KEEP_ALIVE_TIMEOUT_MS}) outlasts ingress-nginx's 60 s upstream keepalive`);
+check(
+  cmData.REDIS_URL || (cmData.REDIS_SENTINELS && cmData.REDIS_SENTINEL_MASTER),
+  "REDIS_URL or REDIS_SENTINELS + REDIS_SENTINEL_MASTER is set",
+);
+check(
+  !("INSTANCE_NAME" in cmData) && !env.some((e) => e.name === "INSTANCE_NAME"),
+  "INSTANCE_NAME is left unset (the pod name)",
+);
+check(
+  Number(cmData.KEEP_ALIVE_TIMEOUT_MS) > 60000,
+  `KEEP_ALIVE_TIMEOUT_MS (${cmData.KEEP_ALIVE_TIMEOUT_MS}) outlasts ingress-nginx's 60 s upstream keepalive`,
+);
 
 // graceful shutdown fits
 const preStop = app.lifecycle?.preStop?.sleep?.seconds;
 const drain = Number(cmData.SHUTDOWN_DRAIN_MS) / 1000;
 check(Number.isInteger(preStop) && preStop > 0, `a preStop sleep (${preStop} s)`);
-check(podSpec.terminationGracePeriodSeconds >= preStop + drain + 10, `terminationGracePeriodSeconds ${podSpec.terminationGracePeriodSeconds} >= preStop ${preStop} + drain ${drain} + 10 s slack`);
-check(deployment.spec.template.metadata.annotations?.["checksum/config"] && deployment.spec.template.metadata.annotations?.["checksum/secret"], "checksum annotations roll the pods on config or secret changes");
+check(
+  podSpec.terminationGracePeriodSeconds >= preStop + drain + 10,
+  `terminationGracePeriodSeconds ${podSpec.terminationGracePeriodSeconds} >= preStop ${preStop} + drain ${drain} + 10 s slack`,
+);
+check(
+  deployment.spec.template.metadata.annotations?.["checksum/config"] &&
+    deployment.spec.template.metadata.annotations?.["checksum/secret"],
+  "checksum annotations roll the pods on config or secret changes",
+);
 
 // restricted pod security for every pod the chart runs
 const pods: [string, any, any[]][] = [["Deployment", podSpec, podSpec.containers]];
@@ -141,66 +204,131 @@ for (const [what, spec, containers] of pods) {
   for (const c of containers) {
     const sc = { ...spec.securityContext, ...c.securityContext };
     const ok =
-      sc.runAsNonRoot === true && sc.runAsUser >= 10000 && c.securityContext?.readOnlyRootFilesystem === true &&
-      c.securityContext?.allowPrivilegeEscalation === false && c.securityContext?.capabilities?.drop?.includes("ALL") &&
+      sc.runAsNonRoot === true &&
+      sc.runAsUser >= 10000 &&
+      c.securityContext?.readOnlyRootFilesystem === true &&
+      c.securityContext?.allowPrivilegeEscalation === false &&
+      c.securityContext?.capabilities?.drop?.includes("ALL") &&
       sc.seccompProfile?.type === "RuntimeDefault";
-    check(ok, `${what}/${c.name}: restricted security context (non-root uid ${sc.runAsUser}, read-only root, no escalation, drop ALL, RuntimeDefault)`);
-    check(c.resources?.requests?.cpu && c.resources?.requests?.memory && c.resources?.limits?.memory, `${what}/${c.name}: CPU and memory requests, memory limit`);
+    check(
+      ok,
+      `${what}/${c.name}: restricted security context (non-root uid ${sc.runAsUser}, read-only root, no escalation, drop ALL, RuntimeDefault)`,
+    );
+    check(
+      c.resources?.requests?.cpu && c.resources?.requests?.memory && c.resources?.limits?.memory,
+      `${what}/${c.name}: CPU and memory requests, memory limit`,
+    );
   }
 }
 const tmp = podSpec.volumes?.find((v: any) => v.name === "tmp");
-check(tmp?.emptyDir && app.volumeMounts?.some((m: any) => m.name === "tmp" && m.mountPath === "/tmp"), "a writable emptyDir on /tmp");
-check(podSpec.topologySpreadConstraints === undefined || podSpec.topologySpreadConstraints.every((t: any) => matches(t.labelSelector?.matchLabels, podLabels)), "topologySpreadConstraints select the Deployment's pods");
+check(
+  tmp?.emptyDir && app.volumeMounts?.some((m: any) => m.name === "tmp" && m.mountPath === "/tmp"),
+  "a writable emptyDir on /tmp",
+);
+check(
+  podSpec.topologySpreadConstraints === undefined ||
+    podSpec.topologySpreadConstraints.every((t: any) => matches(t.labelSelector?.matchLabels, podLabels)),
+  "topologySpreadConstraints select the Deployment's pods",
+);
 
 // routes point at the Service
 for (const ing of all("Ingress")) {
-  for (const rule of ing.spec.rules) for (const p of rule.http.paths) {
-    check(p.backend.service.name === service.metadata.name && service.spec.ports.some((sp: any) => sp.name === p.backend.service.port.name || sp.port === p.backend.service.port.number), `Ingress ${rule.host}${p.path} -> Service port that exists`);
-  }
+  for (const rule of ing.spec.rules)
+    for (const p of rule.http.paths) {
+      check(
+        p.backend.service.name === service.metadata.name &&
+          service.spec.ports.some(
+            (sp: any) => sp.name === p.backend.service.port.name || sp.port === p.backend.service.port.number,
+          ),
+        `Ingress ${rule.host}${p.path} -> Service port that exists`,
+      );
+    }
 }
 for (const r of all("HTTPRoute")) {
-  for (const rule of r.spec.rules) for (const b of rule.backendRefs) {
-    check(b.name === service.metadata.name && service.spec.ports.some((sp: any) => sp.port === b.port), `HTTPRoute backendRef -> Service ${b.name}:${b.port}`);
-  }
+  for (const rule of r.spec.rules)
+    for (const b of rule.backendRefs) {
+      check(
+        b.name === service.metadata.name && service.spec.ports.some((sp: any) => sp.port === b.port),
+        `HTTPRoute backendRef -> Service ${b.name}:${b.port}`,
+      );
+    }
 }
 for (const sm of all("ServiceMonitor")) {
   check(matches(sm.spec.selector.matchLabels, service.metadata.labels), "the ServiceMonitor selects the Service");
-  check(sm.spec.endpoints.every((e: any) => service.spec.ports.some((sp: any) => sp.name === e.port) && e.path === "/metrics"), "the ServiceMonitor scrapes /metrics on a named Service port");
+  check(
+    sm.spec.endpoints.every(
+      (e: any) => service.spec.ports.some((sp: any) => sp.name === e.port) && e.path === "/metrics",
+    ),
+    "the ServiceMonitor scrapes /metrics on a named Service port",
+  );
 }
 const netpol = all("NetworkPolicy").find((n) => matches(n.spec.podSelector.matchLabels, podLabels));
 if (all("NetworkPolicy").length > 0) {
   check(netpol, "a NetworkPolicy selects the app pods");
-  check(netpol?.spec.policyTypes.includes("Ingress") && netpol?.spec.policyTypes.includes("Egress"), "it restricts both ingress and egress");
-  check(netpol?.spec.ingress.every((r: any) => r.ports.every((p: any) => portNames.has(p.port) || portNumbers.has(p.port))), "its ingress ports are the app's ports");
-  check(netpol?.spec.egress.some((r: any) => r.ports?.some((p: any) => p.port === 53)), "its egress allows DNS");
+  check(
+    netpol?.spec.policyTypes.includes("Ingress") && netpol?.spec.policyTypes.includes("Egress"),
+    "it restricts both ingress and egress",
+  );
+  check(
+    netpol?.spec.ingress.every((r: any) => r.ports.every((p: any) => portNames.has(p.port) || portNumbers.has(p.port))),
+    "its ingress ports are the app's ports",
+  );
+  check(
+    netpol?.spec.egress.some((r: any) => r.ports?.some((p: any) => p.port === 53)),
+    "its egress allows DNS",
+  );
 }
 if (job) {
-  check(/pre-upgrade/.test(hooks(job)) && /(pre|post)-install/.test(hooks(job)), `the migration Job is an install/upgrade hook (${hooks(job)})`);
-  check(job.spec.template.spec.containers[0].command.join(" ") === "node dist/main.js migrate", "the Job runs `node dist/main.js migrate`");
+  check(
+    /pre-upgrade/.test(hooks(job)) && /(pre|post)-install/.test(hooks(job)),
+    `the migration Job is an install/upgrade hook (${hooks(job)})`,
+  );
+  check(
+    job.spec.template.spec.containers[0].command.join(" ") === "node dist/main.js migrate",
+    "the Job runs `node dist/main.js migrate`",
+  );
 }
-check(app.command?.join(" ") === "node dist/main.js" && app.workingDir === "/app", "the app runs `node dist/main.js` in /app");
+check(
+  app.command?.join(" ") === "node dist/main.js" && app.workingDir === "/app",
+  "the app runs `node dist/main.js` in /app",
+);
 
 // A pre-install hook runs before any object of the release exists: it may reference only
 // objects the chart does not create.
 for (const hook of objects.filter((o) => /pre-install/.test(hooks(o)))) {
   const spec = hook.kind === "Job" ? hook.spec.template.spec : hook.spec;
-  const created = (kind: string, name: string) => objects.some((o) => !hooks(o) && o.kind === kind && o.metadata.name === name);
+  const created = (kind: string, name: string) =>
+    objects.some((o) => !hooks(o) && o.kind === kind && o.metadata.name === name);
   const refs: [string, string][] = [];
   if (spec.serviceAccountName) refs.push(["ServiceAccount", spec.serviceAccountName]);
   for (const c of spec.containers) {
-    for (const e of (c.env ?? []) as EnvVar[]) if (e.valueFrom?.secretKeyRef) refs.push(["Secret", e.valueFrom.secretKeyRef.name]);
+    for (const e of (c.env ?? []) as EnvVar[])
+      if (e.valueFrom?.secretKeyRef) refs.push(["Secret", e.valueFrom.secretKeyRef.name]);
     for (const f of c.envFrom ?? []) {
       if (f.secretRef) refs.push(["Secret", f.secretRef.name]);
       if (f.configMapRef) refs.push(["ConfigMap", f.configMapRef.name]);
     }
   }
-  for (const [kind, name] of refs) check(!created(kind, name), `pre-install hook ${hook.metadata.name} does not depend on the ${kind} ${name} the release creates`);
+  for (const [kind, name] of refs)
+    check(
+      !created(kind, name),
+      `pre-install hook ${hook.metadata.name} does not depend on the ${kind} ${name} the release creates`,
+    );
 }
 
 // ---------------------------------------------------------------------------------------
 // Expectations per case.
 // ---------------------------------------------------------------------------------------
-const kinds = new Set(objects.filter((o) => !hooks(o) && o.metadata.labels?.["app.kubernetes.io/name"] !== "postgresql" && o.metadata.labels?.["app.kubernetes.io/name"] !== "redis").map((o) => o.kind));
+const kinds = new Set(
+  objects
+    .filter(
+      (o) =>
+        !hooks(o) &&
+        o.metadata.labels?.["app.kubernetes.io/name"] !== "postgresql" &&
+        o.metadata.labels?.["app.kubernetes.io/name"] !== "redis",
+    )
+    .map((o) => o.kind),
+);
 const expectKinds = (present: string[], absent: string[]) => {
   for (const k of present) check(kinds.has(k), `renders a ${k}`);
   for (const k of absent) check(!kinds.has(k), `renders no ${k}`);
@@ -208,16 +336,25 @@ const expectKinds = (present: string[], absent: string[]) => {
 const secretRef = (name: string) => env.find((e) => e.name === name)?.valueFrom?.secretKeyRef;
 const expectSecret = (name: string, secret: string, key: string) => {
   const ref = secretRef(name);
-  check(ref?.name === secret && ref?.key === key, `${name} <- Secret ${secret}, key ${key} (got ${ref?.name}/${ref?.key})`);
+  check(
+    ref?.name === secret && ref?.key === key,
+    `${name} <- Secret ${secret}, key ${key} (got ${ref?.name}/${ref?.key})`,
+  );
 };
 const expectEnv = (name: string, value: string | undefined) =>
   check(cmData[name] === value, `${name} = ${JSON.stringify(value)} (got ${JSON.stringify(cmData[name])})`);
 const expectTests = (names: string[]) =>
-  check(testPods.map((p) => p.metadata.name.replace(`${fullname}-test-`, "")).join(",") === names.join(","), `helm test pods: ${names.join(", ")}`);
+  check(
+    testPods.map((p) => p.metadata.name.replace(`${fullname}-test-`, "")).join(",") === names.join(","),
+    `helm test pods: ${names.join(", ")}`,
+  );
 
 const cases: Record<string, () => void> = {
   defaults() {
-    expectKinds(["HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "NetworkPolicy", "ServiceAccount", "Secret"], ["HTTPRoute", "ServiceMonitor"]);
+    expectKinds(
+      ["HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "NetworkPolicy", "ServiceAccount", "Secret"],
+      ["HTTPRoute", "ServiceMonitor"],
+    );
     check(one("Ingress")?.spec.ingressClassName === "nginx", "Ingress class nginx");
     check(hooks(job!) === "post-install,pre-upgrade", "the bundled PostgreSQL makes the migration a post-install hook");
     expectTests(["readiness", "session", "replicas"]);
@@ -232,24 +369,47 @@ const cases: Record<string, () => void> = {
   },
   "external-services"() {
     expectEnv("DATABASE_URL", "postgres://app@db-primary.example.internal:6432/shop");
-    expectEnv("DATABASE_REPLICA_URLS", "postgres://app@db-replica-1.example.internal:6432/shop,postgres://app@db-replica-2.example.internal:6432/shop");
+    expectEnv(
+      "DATABASE_REPLICA_URLS",
+      "postgres://app@db-replica-1.example.internal:6432/shop,postgres://app@db-replica-2.example.internal:6432/shop",
+    );
     expectEnv("REDIS_URL", "redis://redis.example.internal:6380/2");
     expectSecret("PGPASSWORD", "shop-db", "pg-password");
     expectSecret("REDIS_PASSWORD", "shop-redis", "password");
     expectSecret("SESSION_SECRETS", "shop-sessions", "secrets");
     check(!one("Secret"), "no chart Secret: every secret is an existing one");
-    check(hooks(job!) === "pre-install,pre-upgrade", "external services with existing Secrets: the migration runs pre-install");
+    check(
+      hooks(job!) === "pre-install,pre-upgrade",
+      "external services with existing Secrets: the migration runs pre-install",
+    );
     check(!Object.keys(podLabels).some((l) => l.endsWith("-client")), "no Bitnami client labels without the subcharts");
     const egress = netpol?.spec.egress ?? [];
-    check(egress.some((r: any) => r.to?.some((t: any) => t.ipBlock?.cidr === "10.20.0.0/16") && r.ports.some((p: any) => p.port === 6432)), "egress to the external PostgreSQL CIDR on 6432");
-    check(egress.some((r: any) => r.to?.some((t: any) => t.ipBlock) && r.ports.some((p: any) => p.port === 6380)), "egress to the external Redis on 6380");
+    check(
+      egress.some(
+        (r: any) =>
+          r.to?.some((t: any) => t.ipBlock?.cidr === "10.20.0.0/16") && r.ports.some((p: any) => p.port === 6432),
+      ),
+      "egress to the external PostgreSQL CIDR on 6432",
+    );
+    check(
+      egress.some((r: any) => r.to?.some((t: any) => t.ipBlock) && r.ports.some((p: any) => p.port === 6380)),
+      "egress to the external Redis on 6380",
+    );
     expectTests(["readiness", "session", "replicas"]);
   },
   "gateway-api"() {
     expectKinds(["HTTPRoute"], ["Ingress"]);
     const route = one("HTTPRoute")!;
-    check(route.spec.parentRefs[0].name === "eg" && route.spec.parentRefs[0].namespace === "envoy-gateway-system", "attaches to the configured Gateway");
-    check(matches(netpol?.spec.ingress[0].from[0].namespaceSelector.matchLabels, { "kubernetes.io/metadata.name": "envoy-gateway-system" }), "the NetworkPolicy admits the gateway namespace");
+    check(
+      route.spec.parentRefs[0].name === "eg" && route.spec.parentRefs[0].namespace === "envoy-gateway-system",
+      "attaches to the configured Gateway",
+    );
+    check(
+      matches(netpol?.spec.ingress[0].from[0].namespaceSelector.matchLabels, {
+        "kubernetes.io/metadata.name": "envoy-gateway-system",
+      }),
+      "the NetworkPolicy admits the gateway namespace",
+    );
   },
   monitoring() {
     expectKinds(["ServiceMonitor"], []);
@@ -260,12 +420,34 @@ const cases: Record<string, () => void> = {
       parsed = JSON.parse(dash?.data?.["nodescale.json"] ?? "");
     } catch {}
     check(parsed?.panels?.length > 0, `the dashboard is valid JSON with panels (${parsed?.panels?.length})`);
-    check(netpol?.spec.ingress.some((r: any) => matches(r.from?.[0]?.namespaceSelector?.matchLabels, { "kubernetes.io/metadata.name": "monitoring" })), "the NetworkPolicy admits Prometheus");
-    check(one("ServiceMonitor")?.metadata.labels?.release === "kube-prometheus-stack", "the ServiceMonitor carries the Prometheus selector label");
-    check(netpol?.spec.egress.some((r: any) => r.ports?.some((p: any) => p.port === 4318)), "networkPolicy.extraEgress is appended to the app's egress");
+    check(
+      netpol?.spec.ingress.some((r: any) =>
+        matches(r.from?.[0]?.namespaceSelector?.matchLabels, { "kubernetes.io/metadata.name": "monitoring" }),
+      ),
+      "the NetworkPolicy admits Prometheus",
+    );
+    check(
+      one("ServiceMonitor")?.metadata.labels?.release === "kube-prometheus-stack",
+      "the ServiceMonitor carries the Prometheus selector label",
+    );
+    check(
+      netpol?.spec.egress.some((r: any) => r.ports?.some((p: any) => p.port === 4318)),
+      "networkPolicy.extraEgress is appended to the app's egress",
+    );
   },
   minimal() {
-    expectKinds([], ["HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "HTTPRoute", "NetworkPolicy", "ServiceMonitor", "ServiceAccount"]);
+    expectKinds(
+      [],
+      [
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "Ingress",
+        "HTTPRoute",
+        "NetworkPolicy",
+        "ServiceMonitor",
+        "ServiceAccount",
+      ],
+    );
     check(!job && testPods.length === 0, "no migration Job, no test pods");
     check(podSpec.serviceAccountName === "default", "the default ServiceAccount");
   },
@@ -285,7 +467,10 @@ const cases: Record<string, () => void> = {
     expectSecret("PGPASSWORD", `${release}-postgresql`, "password");
     expectSecret("REDIS_PASSWORD", `${release}-redis`, "redis-password");
     expectSecret("SESSION_SECRETS", fullname, "session-secrets");
-    check(podLabels[`${release}-postgresql-client`] === "true" && podLabels[`${release}-redis-client`] === "true", "pods carry the Bitnami client labels");
+    check(
+      podLabels[`${release}-postgresql-client`] === "true" && podLabels[`${release}-redis-client`] === "true",
+      "pods carry the Bitnami client labels",
+    );
   },
   "contract-release-contains-chart-name"() {
     // Bitnami's common.names.fullname: a release name that contains the chart name is used
@@ -319,18 +504,29 @@ cases.full = () => {
     const u = new URL(url);
     return [u.hostname, Number(u.port)] as const;
   };
-  const urls = [cmData.DATABASE_URL, ...(cmData.DATABASE_REPLICA_URLS ? cmData.DATABASE_REPLICA_URLS.split(",") : []), cmData.REDIS_URL].filter(Boolean);
+  const urls = [
+    cmData.DATABASE_URL,
+    ...(cmData.DATABASE_REPLICA_URLS ? cmData.DATABASE_REPLICA_URLS.split(",") : []),
+    cmData.REDIS_URL,
+  ].filter((url): url is string => Boolean(url));
   const endpoints = urls.map(hostPort);
-  for (const s of (cmData.REDIS_SENTINELS ?? "").split(",").filter(Boolean)) endpoints.push([s.split(":")[0], Number(s.split(":")[1])] as const);
+  for (const s of (cmData.REDIS_SENTINELS ?? "").split(",").filter(Boolean))
+    endpoints.push([s.split(":")[0] ?? "", Number(s.split(":")[1])] as const);
   for (const [host, port] of endpoints) {
     const svc = one("Service", host);
-    check(svc?.spec.ports.some((p: any) => p.port === port), `Service ${host}:${port} exists in the render`);
+    check(
+      svc?.spec.ports.some((p: any) => p.port === port),
+      `Service ${host}:${port} exists in the render`,
+    );
   }
   for (const e of env) {
     const ref = e.valueFrom?.secretKeyRef;
     if (!ref) continue;
     const secret = one("Secret", ref.name);
-    check(secret && ref.key in { ...secret.data, ...secret.stringData }, `${e.name}: Secret ${ref.name} with key ${ref.key} exists in the render`);
+    check(
+      secret && ref.key in { ...secret.data, ...secret.stringData },
+      `${e.name}: Secret ${ref.name} with key ${ref.key} exists in the render`,
+    );
   }
 };
 
