@@ -1,4 +1,5 @@
 import type { NextFunction, Request, Response } from "express";
+import { isDatabaseUnavailable } from "../db/errors.ts";
 import { AppError, errorBody } from "../errors.ts";
 
 // Errors that body parsers raise carry `status`, `expose` and a `type`; these are the client's
@@ -37,6 +38,14 @@ export function errorHandler(error: unknown, req: Request, res: Response, next: 
   if (status !== undefined && status >= 400 && status < 500 && httpError.expose !== false) {
     const code = parserErrorCodes[httpError.type ?? ""] ?? "bad_request";
     res.status(status).json(errorBody(code, httpError.message));
+    return;
+  }
+  if (isDatabaseUnavailable(error)) {
+    req.log.warn({ err: error }, "database unavailable");
+    res
+      .status(503)
+      .set("retry-after", "1")
+      .json(errorBody("database_unavailable", "The database is unavailable; retry shortly."));
     return;
   }
   req.log.error({ err: error }, "unhandled error");

@@ -107,3 +107,24 @@ describe("HTTP surface without backing services", () => {
     assert.equal(small.headers.get("content-encoding"), null);
   });
 });
+
+describe("a database outage", () => {
+  let app: Running;
+  before(async () => {
+    app = await startApp();
+  });
+  after(() => app.close());
+
+  it("answers 503 with retry-after, not 500, when the primary cannot be reached", async () => {
+    const response = await fetch(`${app.url}/api/auth/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username: "nobody", password: "long enough password" }),
+    });
+    assert.equal(response.status, 503);
+    assert.equal(response.headers.get("retry-after"), "1");
+    assert.deepEqual(await response.json(), {
+      error: { code: "database_unavailable", message: "The database is unavailable; retry shortly." },
+    });
+  });
+});
