@@ -3,79 +3,43 @@
 // to PM2's port: no request may fail. PM2 (AGPL-3.0) is a dev dependency for this test only.
 
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { promisify } from "node:util";
 import { freePorts } from "../../../local/net.ts";
+import { buildApp, type Pm2Cluster, startPm2Cluster } from "../../../local/pm2.ts";
 import { request, startTestStack, summarizeReplies, teardown, trafficAround } from "../../../local/test/helpers.ts";
-import { REPO_ROOT, type Topology } from "../../../local/topology.ts";
+import type { Topology } from "../../../local/topology.ts";
 
-const run = promisify(execFile);
-const APP_DIR = join(REPO_ROOT, "app");
-const PM2 = join(REPO_ROOT, "node_modules", ".bin", "pm2");
 const RATE = 250;
 const WORKERS = 2;
 
 let stack: Topology | undefined;
-let pm2Home = "";
-let port = 0;
-
-type Pm2Process = { name: string; pid: number; pm2_env: { status: string } };
-
-function pm2(args: string[], env: NodeJS.ProcessEnv = {}) {
-  return run(PM2, args, {
-    cwd: APP_DIR,
-    env: { ...process.env, ...env, PM2_HOME: pm2Home },
-    timeout: 90_000,
-  });
-}
-
-async function workers(): Promise<Pm2Process[]> {
-  const { stdout } = await pm2(["jlist"]);
-  return (JSON.parse(stdout) as Pm2Process[]).filter((p) => p.name === "nodescale");
-}
+let cluster: Pm2Cluster | undefined;
 
 before(async () => {
-  // PM2 runs the built app, as on a VM.
-  await run(
-    process.execPath,
-    [join(REPO_ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json"],
-    {
-      cwd: APP_DIR,
-    },
-  );
+  await buildApp();
   stack = await startTestStack("pm2", { instances: 1 });
-  pm2Home = await mkdtemp(join(tmpdir(), "nodescale-pm2-"));
-  const [appPort = 0, metricsPort = 0] = await freePorts(2);
-  port = appPort;
-  const env = stack.appEnv(0);
-  await pm2(["start", "ecosystem.config.cjs"], {
-    ...env,
-    PORT: String(port),
-    METRICS_PORT: String(metricsPort),
-    INSTANCE_NAME: "",
-    PM2_INSTANCES: String(WORKERS),
-    LOG_LEVEL: "warn",
+  const [port = 0, metricsPort = 0] = await freePorts(2);
+  cluster = await startPm2Cluster({
+    env: { ...stack.appEnv(0), LOG_LEVEL: "warn" },
+    port,
+    metricsPort,
+    workers: WORKERS,
   });
 });
 
 after(async () => {
-  if (pm2Home !== "") {
-    await pm2(["kill"]).catch(() => undefined);
-    await rm(pm2Home, { recursive: true, force: true });
-  }
+  await cluster?.stop();
   await teardown(stack);
 });
 
 test(`pm2 reload of every worker under ${RATE} req/s loses no request`, { timeout: 180_000 }, async (t) => {
-  const before = await workers();
+  assert.ok(cluster);
+  const pm2 = cluster;
+  const before = await pm2.workers();
   assert.equal(before.length, WORKERS);
   assert.ok(
-    before.every((w) => w.pm2_env.status === "online"),
+    before.every((w) => w.status === "online"),
     "every worker is online before the reload",
   );
 
@@ -85,10 +49,10 @@ test(`pm2 reload of every worker under ${RATE} req/s loses no request`, { timeou
     warmupMs: 1000,
     cooldownMs: 1000,
     maxMs: 120_000,
-    send: () => request(`http://127.0.0.1:${port}/livez`, { agent, timeoutMs: 10_000 }),
+    send: () => request(`${pm2.url}/livez`, { agent, timeoutMs: 10_000 }),
     action: async () => {
       const started = Date.now();
-      await pm2(["reload", "nodescale"]);
+      await pm2.pm2(["reload", "nodescale"]);
       return Date.now() - started;
     },
   });
@@ -99,7 +63,7 @@ test(`pm2 reload of every worker under ${RATE} req/s loses no request`, { timeou
   t.diagnostic(summary);
   console.log(`measured: ${summary}`);
 
-  const afterReload = await workers();
+  const afterReload = await pm2.workers();
   const oldPids = new Set(before.map((w) => w.pid));
   assert.equal(afterReload.length, WORKERS);
   assert.ok(
