@@ -25,6 +25,7 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { promisify } from "node:util";
 import { freePort, freePorts } from "../local/net.ts";
+import { buildApp, startPm2Cluster } from "../local/pm2.ts";
 import { APP_ROLE, DATABASE, pgUrl } from "../local/postgres.ts";
 import { startTopology, stateDirFor, type Topology } from "../local/topology.ts";
 import { renderReport } from "./report.ts";
@@ -286,6 +287,38 @@ async function measureEndpoint(
   return m;
 }
 
+export type Pm2Run = {
+  workers: number;
+  rps: number;
+  requests: number;
+  errors: number;
+  latency: ClosedResult["latency"];
+};
+
+/**
+ * The one-machine path (PM2 cluster mode, app/ecosystem.config.cjs): item reads with one
+ * worker, then with one per core, same client and settings as the endpoints.
+ */
+async function measurePm2(stack: Topology, fixture: Fixture, workers: number): Promise<Pm2Run> {
+  const [port = 0, metricsPort = 0] = await freePorts(2);
+  const cluster = await startPm2Cluster({ env: { ...stack.appEnv(0), LOG_LEVEL: "warn" }, port, metricsPort, workers });
+  try {
+    let seq = 0;
+    const next = () => {
+      const itemId = fixture.itemIds[seq++ % fixture.itemIds.length] as number;
+      return { spec: requestFor("item-read", { itemId, seq }) };
+    };
+    await runClosed(cluster.url, next, { connections: CONNECTIONS, durationS: WARMUP_S });
+    const r = await runClosed(cluster.url, next, { connections: CONNECTIONS, durationS: MEASURE_S });
+    log(
+      `  PM2 ${String(workers).padStart(2)} worker(s)  ${r.rps.toFixed(0).padStart(6)} req/s  p99 ${r.latency.p99} ms  errors ${r.errors}`,
+    );
+    return { workers, rps: round(r.rps, 1), requests: r.requests, errors: r.errors, latency: r.latency };
+  } finally {
+    await cluster.stop();
+  }
+}
+
 const ENDPOINTS: EndpointPlan[] = [
   { name: "livez", endpoint: "livez", connections: CONNECTIONS, durationS: MEASURE_S },
   { name: "me", endpoint: "me", connections: CONNECTIONS, durationS: MEASURE_S },
@@ -419,6 +452,11 @@ async function main(): Promise<void> {
     const endpoints: Measurement[] = [];
     for (const plan of ENDPOINTS) endpoints.push(await measureEndpoint(stack, fixture, plan, bg, seq));
 
+    log(`PM2 cluster mode (item reads): 1 worker, then ${cpus().length} (one per core)`);
+    await buildApp();
+    const pm2Runs: Pm2Run[] = [];
+    for (const workers of [1, cpus().length]) pm2Runs.push(await measurePm2(stack, fixture, workers));
+
     const estimate = Math.max(20, Math.round(mixCapacity(endpoints) / 10) * 10);
     const fixed = process.env.BENCH_TARGET_RPS ? Number(process.env.BENCH_TARGET_RPS) : undefined;
     log(
@@ -535,6 +573,10 @@ async function main(): Promise<void> {
       ratios,
       mix: API_MIX,
       mixCapacityRps: round(mixCapacity(endpoints), 1),
+      pm2: {
+        runs: pm2Runs,
+        speedup: round((pm2Runs[1]?.rps ?? 0) / Math.max(1, pm2Runs[0]?.rps ?? 1), 2),
+      },
       kneeRps: knee,
       localTargetRps: localTarget,
       clusterTargetRps: CLUSTER_TARGET_RPS,

@@ -329,6 +329,24 @@ export function renderReport(r: Json): string {
       ...r.ratios.map((x: Json) => ({ label: x.route, value: x.cpuVsExpress, color: "#d97706" })),
     ],
   });
+  const pm2Section = r.pm2
+    ? `<section><h2>One machine: PM2 cluster mode</h2>
+<p class="desc">GET /api/items/:id through PM2's cluster master (app/ecosystem.config.cjs), same client as above: one worker, then one per core. Speed-up ×${r.pm2.speedup} on ${r.machine.cores} cores.</p>
+<div class="grid two">${barChart({
+        title: "PM2 cluster mode: requests per second by worker count",
+        unit: "req/s",
+        rows: r.pm2.runs.map((x: Json) => ({
+          label: `${x.workers} worker${x.workers === 1 ? "" : "s"}`,
+          value: x.rps,
+        })),
+      })}</div>
+<table><tr><th>workers</th><th>req/s</th><th>requests</th><th>p50 / p99 ms</th><th>errors</th></tr>${r.pm2.runs
+        .map(
+          (x: Json) =>
+            `<tr><td>${x.workers}</td><td>${x.rps.toFixed(0)}</td><td>${x.requests}</td><td>${x.latency.p50} / ${x.latency.p99}</td><td>${x.errors}</td></tr>`,
+        )
+        .join("")}</table></section>`
+    : "";
   const overview = r.shapes
     .map(
       (s: Json) =>
@@ -363,6 +381,8 @@ ${esc(r.machine.note)}. Method: ${esc(r.method.client)}; CPU: ${esc(r.method.cpu
 ${endpointRows}</table>
 <p class="desc">The API mix (${r.mix.map((m: Json) => `${esc(m.endpoint)} ${m.weight}`).join(", ")}) would sustain about ${r.mixCapacityRps} req/s on one instance from these costs. Through nginx and both instances, the breakpoint shape found the knee at about <b>${r.kneeRps} req/s</b>; ramp, spike and soak then ran the cluster shapes (TARGET_RPS=${r.clusterTargetRps}) scaled to a ramp target of ${r.localTargetRps} req/s (80 % of the knee), so that they test behaviour below saturation.</p>
 </section>
+
+${pm2Section}
 
 <section><h2>Shapes through nginx</h2>
 <table><tr><th>shape</th><th>result</th><th>peak asked</th><th>requests</th><th>req/s</th><th>errors</th><th>dropped</th><th>p95 ms</th><th>p99 ms</th></tr>${overview}</table>
