@@ -89,8 +89,8 @@ case "$builder" in
     trap 'rm -f "$bud_log"' EXIT
     "${BUILDAH[@]}" bud --isolation chroot --pull=never --layers --force-rm "${args[@]}" "$APP_DIR" 2>&1 | tee "$bud_log"
     elapsed=$((SECONDS - started))
-    if [[ "${IMAGE_KEEP_STALE_LAYERS:-0}" != 1 ]]; then prune_stale_layers "$bud_log"; fi
     log "base step ${base_elapsed} s, Dockerfile build $((SECONDS - build_started)) s"
+    if [[ "${IMAGE_KEEP_STALE_LAYERS:-0}" != 1 ]]; then prune_stale_layers "$bud_log"; fi
     size="$("${BUILDAH[@]}" images --noheading --format '{{.Size}}' "$IMAGE" | head -n 1)"
     ;;
   *) die "IMAGE_BUILDER='$builder': expected docker or buildah" ;;
