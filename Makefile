@@ -67,6 +67,7 @@ format: node-deps ## Rewrite files with Biome's formatting and safe fixes
 .PHONY: typecheck
 typecheck: node-deps ## Type-check the app, the local topology and the tests
 	@tsc -p app/tsconfig.json
+	@tsc -p app/image
 	@tsc -p tsconfig.json
 
 ##@ Test
@@ -139,6 +140,17 @@ local-env: ## Print the environment of the first local app instance, as export l
 .PHONY: local-status
 local-status: ## Show what the local topology runs and where
 	@$(NODE) local/cli.ts status
+
+##@ Image
+
+.PHONY: image
+image: ## Build the app image nodescale:<version> (docker where an engine runs, else buildah on a local Node base)
+	@bash app/image/deps.sh
+	@bash app/image/build.sh
+
+.PHONY: image-test
+image-test: node-deps image ## Run the image and check it: uid 10001, read-only root, no npm or dev deps, migrate, /readyz, SIGTERM drain
+	@bash app/image/test.sh
 
 ##@ Kubernetes
 
