@@ -331,7 +331,7 @@ export function renderReport(r: Json): string {
   });
   const pm2Section = r.pm2
     ? `<section><h2>One machine: PM2 cluster mode</h2>
-<p class="desc">GET /api/items/:id through PM2's cluster master (app/ecosystem.config.cjs), same client as above: one worker, then one per core. Speed-up ×${r.pm2.speedup} on ${r.machine.cores} cores. The load generator, Redis and PostgreSQL run on the same cores, so the speed-up here is bounded by what they leave free; on a VM serving remote clients it approaches the core count.</p>
+<p class="desc">GET /api/items/:id through PM2's cluster master (app/ecosystem.config.cjs), same client as above: one worker, then one per core. Speed-up ×${r.pm2.speedup} on ${r.machine.cores} cores. The load generator, Redis and PostgreSQL run on the same cores, so the speed-up measured here is bounded by the CPU they leave free.</p>
 <div class="grid two">${barChart({
         title: "PM2 cluster mode: requests per second by worker count",
         unit: "req/s",
