@@ -244,14 +244,7 @@ export function sampleRss(pid: number, intervalMs = 25) {
 export const MiB = 1024 * 1024;
 export const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 
-export function countBy<T>(items: T[], key: (item: T) => string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const item of items) {
-    const k = key(item);
-    out[k] = (out[k] ?? 0) + 1;
-  }
-  return out;
-}
+export { countBy } from "../../../local/test/helpers.ts";
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
