@@ -108,8 +108,10 @@ const envSchema = z.object({
 
 // Rules across variables, checked on what is set so that they are reported together with
 // every other problem rather than after them.
-function crossVariableProblems(env: Record<string, string>): string[] {
+function crossVariableProblems(env: Record<string, string>, command: Command): string[] {
   const problems: string[] = [];
+  // Migrations touch only the database, so a migration Job needs no Redis or session secret.
+  if (command === "migrate") return problems;
   if (env.REDIS_URL === undefined && env.REDIS_SENTINELS === undefined) {
     problems.push("REDIS_URL: required (or REDIS_SENTINELS)");
   }
@@ -204,13 +206,18 @@ export class ConfigError extends Error {
   }
 }
 
-/** Parses the environment; throws a ConfigError naming every bad variable at once. */
-export function loadConfig(source: NodeJS.ProcessEnv): Config {
+/**
+ * Parses the environment for `command`; throws a ConfigError naming every bad variable at
+ * once.
+ */
+export type Command = "serve" | "migrate";
+
+export function loadConfig(source: NodeJS.ProcessEnv, command: Command = "serve"): Config {
   // An empty variable means "not set", as it does for most twelve-factor apps.
   const present: Record<string, string> = {};
   for (const [name, value] of Object.entries(source)) if (value !== undefined && value !== "") present[name] = value;
   const parsed = envSchema.safeParse(present);
-  const crossProblems = crossVariableProblems(present);
+  const crossProblems = crossVariableProblems(present, command);
   if (!parsed.success || crossProblems.length > 0) {
     const problems = (parsed.error?.issues ?? []).map((issue) => {
       const variable = String(issue.path[0] ?? "environment");

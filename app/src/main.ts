@@ -99,7 +99,7 @@ async function main(args: string[]): Promise<void> {
 
   let config: Config;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig(process.env, command);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`nodescale: ${error.message}\n`);

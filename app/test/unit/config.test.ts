@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { ConfigError, loadConfig } from "../../src/config.ts";
+import { type Command, ConfigError, loadConfig } from "../../src/config.ts";
 
 const valid = {
   DATABASE_URL: "postgres://app@db.internal:5432/app",
@@ -10,9 +10,9 @@ const valid = {
   SESSION_SECRETS: "first-secret-0123456789,second-secret-0123456789",
 };
 
-function problemsOf(env: Record<string, string>): string[] {
+function problemsOf(env: Record<string, string>, command: Command = "serve"): string[] {
   try {
-    loadConfig(env);
+    loadConfig(env, command);
   } catch (error) {
     assert.ok(error instanceof ConfigError);
     return error.problems;
@@ -79,6 +79,17 @@ describe("loadConfig", () => {
     assert.deepEqual(config.redis.kind === "sentinel" && config.redis.sentinels, [
       { host: "s1", port: 26379 },
       { host: "s2", port: 26379 },
+    ]);
+  });
+});
+
+describe("loadConfig for migrate", () => {
+  it("needs only the database", () => {
+    const config = loadConfig({ DATABASE_URL: valid.DATABASE_URL }, "migrate");
+    assert.equal(config.database.primaryUrl, valid.DATABASE_URL);
+    assert.deepEqual(problemsOf({ PORT: "x" }, "migrate"), [
+      'PORT: expected a whole number from 1 to 65535 (got "x")',
+      "DATABASE_URL: required",
     ]);
   });
 });
