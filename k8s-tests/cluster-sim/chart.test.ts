@@ -70,7 +70,17 @@ describe("every values case is accepted by the API server with strict field vali
       ]);
       const r = await kubectl(
         c,
-        ["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=cluster-sim", "-n", ns, "-f", "-"],
+        [
+          "apply",
+          "--server-side",
+          "--dry-run=server",
+          "--validate=strict",
+          "--field-manager=cluster-sim",
+          "-n",
+          ns,
+          "-f",
+          "-",
+        ],
         { input: rendered },
       );
       assert.equal(r.code, 0, `rejected:\n${r.stderr}${r.stdout}`);
@@ -271,9 +281,13 @@ describe("a template with an unknown field is rejected by the server", () => {
       "-f",
       join(VALUES, "external-services.yaml"),
     ]);
-    const r = await kubectl(c, ["apply", "--server-side", "--dry-run=server", "--validate=strict", "-n", ns, "-f", "-"], {
-      input: rendered,
-    });
+    const r = await kubectl(
+      c,
+      ["apply", "--server-side", "--dry-run=server", "--validate=strict", "-n", ns, "-f", "-"],
+      {
+        input: rendered,
+      },
+    );
     assert.notEqual(r.code, 0, r.stdout);
     assert.match(r.stderr, /unknown field "spec\.revisionHistoryLimitt"/, r.stderr);
   });
@@ -312,4 +326,3 @@ describe("a template with an unknown field is rejected by the server", () => {
     assert.match(r.stderr, /revisionHistoryLimitt/, r.stderr);
   });
 });
-

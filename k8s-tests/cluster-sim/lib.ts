@@ -145,7 +145,8 @@ export function strippedChart(): { dir: string; dispose: () => void } {
     if (!skip) out.push(line);
   }
   writeFileSync(join(dir, "Chart.yaml"), out.join("\n"));
-  if (/^dependencies:/m.test(readFileSync(join(dir, "Chart.yaml"), "utf8"))) throw new Error("dependencies not stripped");
+  if (/^dependencies:/m.test(readFileSync(join(dir, "Chart.yaml"), "utf8")))
+    throw new Error("dependencies not stripped");
   return { dir, dispose: () => rmSync(tmp, { recursive: true, force: true }) };
 }
 
@@ -197,7 +198,8 @@ export async function eventually<T>(
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${last ? `: ${last}` : ""}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${last ? `: ${last}` : ""}`);
     await sleep(everyMs);
   }
 }

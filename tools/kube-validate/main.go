@@ -4,10 +4,17 @@
 // strict field validation would report it. Unlike a JSON-schema check it needs no
 // network and no cluster.
 //
-// Usage: kube-validate [-json out.json] [-allow-kind group/version/Kind ...] FILE... (or - for stdin)
+// Usage: kube-validate [-q] [-json out.json] FILE... (or - for stdin)
+//
+//	kube-validate -values-ref UPSTREAM-values.yaml OURS.yaml...
 //
 // With -json it also writes every object, as JSON, to out.json (an array), for later
-// assertions on the rendered chart.
+// assertions on the rendered chart. Besides k8s.io/api, Gateway API and Prometheus Operator
+// kinds it knows kind's cluster config (kind.x-k8s.io/v1alpha4 Cluster) and Envoy Gateway's
+// EnvoyProxy, the other objects `make kind-up` applies.
+//
+// With -values-ref it checks values files for a third-party Helm chart instead: every key
+// must exist in the chart's own values.yaml (see values.go).
 package main
 
 import (
@@ -21,6 +28,7 @@ import (
 	"os"
 	"strings"
 
+	egv1a1 "github.com/envoyproxy/gateway/api/v1alpha1"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -34,6 +42,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	kjson "sigs.k8s.io/json"
+	kindv1alpha4 "sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	"sigs.k8s.io/yaml"
 )
 
@@ -43,6 +52,7 @@ func newScheme() *runtime.Scheme {
 		corev1.AddToScheme, appsv1.AddToScheme, autoscalingv2.AddToScheme,
 		batchv1.AddToScheme, networkingv1.AddToScheme, policyv1.AddToScheme,
 		rbacv1.AddToScheme, gatewayv1.Install, monitoringv1.AddToScheme,
+		egv1a1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			panic(err)
@@ -65,10 +75,15 @@ type result struct {
 func main() {
 	jsonOut := flag.String("json", "", "also write all objects as a JSON array to this file")
 	quiet := flag.Bool("q", false, "print only errors and the summary")
+	valuesRef := flag.String("values-ref", "", "check values files against this chart values.yaml instead")
 	flag.Parse()
 	if flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: kube-validate [-q] [-json out.json] FILE... (- for stdin)")
+		fmt.Fprintln(os.Stderr, "       kube-validate -values-ref chart-values.yaml VALUES.yaml...")
 		os.Exit(2)
+	}
+	if *valuesRef != "" {
+		os.Exit(checkValuesFiles(*valuesRef, flag.Args()))
 	}
 	scheme := newScheme()
 	var res result
@@ -156,6 +171,10 @@ func decodeStrict(scheme *runtime.Scheme, js []byte) (string, error) {
 	if head.APIVersion == "" || head.Kind == "" {
 		return id, errors.New("apiVersion and kind are required")
 	}
+	if head.APIVersion == "kind.x-k8s.io/v1alpha4" && head.Kind == "Cluster" {
+		// kind's config is no Kubernetes object (no metadata, no scheme): its own struct.
+		return decodeKindCluster(js)
+	}
 	if head.Metadata.Name == "" {
 		return id, errors.New("metadata.name is required")
 	}
@@ -165,20 +184,51 @@ func decodeStrict(scheme *runtime.Scheme, js []byte) (string, error) {
 	}
 	obj, err := scheme.New(gv.WithKind(head.Kind))
 	if err != nil {
-		return id, fmt.Errorf("unknown kind %s %s: not in the validator's scheme (k8s.io/api, Gateway API v1, Prometheus Operator v1)", head.APIVersion, head.Kind)
+		return id, fmt.Errorf("unknown kind %s %s: not in the validator's scheme (k8s.io/api, Gateway API v1, Prometheus Operator v1, Envoy Gateway v1alpha1, kind v1alpha4 Cluster)", head.APIVersion, head.Kind)
 	}
-	strictErrs, err := kjson.UnmarshalStrict(js, obj)
+	return id, unmarshalStrict(js, obj)
+}
+
+// decodeKindCluster decodes kind's cluster config strictly into kind's own v1alpha4 types.
+func decodeKindCluster(js []byte) (string, error) {
+	var c kindv1alpha4.Cluster
+	err := unmarshalStrict(js, &c)
+	id := fmt.Sprintf("kind.x-k8s.io/v1alpha4 Cluster/%s", c.Name)
 	if err != nil {
 		return id, err
+	}
+	if c.Name == "" {
+		return id, errors.New("name is required (kind create cluster --name would differ from kind-down otherwise)")
+	}
+	for i, n := range c.Nodes {
+		switch n.Role {
+		case kindv1alpha4.ControlPlaneRole, kindv1alpha4.WorkerRole:
+		default:
+			return id, fmt.Errorf("nodes[%d].role %q: expected control-plane or worker", i, n.Role)
+		}
+		for j, m := range n.ExtraPortMappings {
+			if m.ContainerPort <= 0 || m.HostPort < 0 || m.ContainerPort > 65535 || m.HostPort > 65535 {
+				return id, fmt.Errorf("nodes[%d].extraPortMappings[%d]: port out of range", i, j)
+			}
+		}
+	}
+	return id, nil
+}
+
+// unmarshalStrict decodes case-sensitively, rejecting unknown and duplicate fields.
+func unmarshalStrict(js []byte, obj any) error {
+	strictErrs, err := kjson.UnmarshalStrict(js, obj)
+	if err != nil {
+		return err
 	}
 	if len(strictErrs) > 0 {
 		msgs := make([]string, len(strictErrs))
 		for i, e := range strictErrs {
 			msgs[i] = e.Error()
 		}
-		return id, errors.New(strings.Join(msgs, "; "))
+		return errors.New(strings.Join(msgs, "; "))
 	}
-	return id, nil
+	return nil
 }
 
 // stripComments drops YAML comment lines, so that a document holding only "# Source: ..."
