@@ -1,0 +1,229 @@
+// Assertions of k8s-tests/static/run.sh on the objects kube-validate decoded (its -json
+// output) and on the dry run of kind-up. One subcommand per check; prints what it verified,
+// exits 1 with the reason on the first failure.
+//
+//   node k8s-tests/static/assert.ts cluster  objects.json
+//   node k8s-tests/static/assert.ts render   objects.json <ingress|gateway> <image> gateway-objects.json
+//   node k8s-tests/static/assert.ts dry-run  dry-run.txt <ingress|gateway> versions.env
+
+import { readFileSync } from "node:fs";
+
+type Obj = Record<string, unknown> & { kind?: string; metadata?: { name?: string; namespace?: string } };
+
+function fail(message: string): never {
+  console.error(`not ok - ${message}`);
+  process.exit(1);
+}
+function ok(condition: unknown, message: string): void {
+  if (!condition) fail(message);
+  console.log(`ok - ${message}`);
+}
+function objects(path: string): Obj[] {
+  return JSON.parse(readFileSync(path, "utf8")) as Obj[];
+}
+// biome-ignore lint/suspicious/noExplicitAny: walking untyped JSON
+function dig(o: any, ...path: (string | number)[]): any {
+  return path.reduce((v, k) => (v == null ? undefined : v[k]), o);
+}
+function one(all: Obj[], kind: string): Obj {
+  const found = all.filter((o) => o.kind === kind);
+  if (found.length !== 1) fail(`expected exactly one ${kind}, found ${found.length}`);
+  return found[0] as Obj;
+}
+
+function cluster(path: string): void {
+  const c = one(objects(path), "Cluster");
+  ok(c.name === "nodescale", `the cluster is named nodescale, as up.sh and down.sh expect (${String(c.name)})`);
+  const nodes = (c.nodes ?? []) as Obj[];
+  const planes = nodes.filter((n) => n.role === "control-plane");
+  const workers = nodes.filter((n) => n.role === "worker");
+  ok(
+    planes.length === 1 && workers.length === 2,
+    `one control plane and two workers (${planes.length}, ${workers.length})`,
+  );
+  const cp = planes[0];
+  ok(dig(cp, "labels", "ingress-ready") === "true", "the control plane is labelled ingress-ready=true");
+  const maps = (dig(cp, "extraPortMappings") ?? []) as Obj[];
+  for (const port of [80, 443]) {
+    const m = maps.find((x) => x.hostPort === port);
+    ok(m && m.containerPort === port, `host port ${port} maps to the control plane's port ${port}`);
+    ok(m?.listenAddress === "127.0.0.1", `host port ${port} listens on loopback only`);
+  }
+  ok(!JSON.stringify(c).includes("image"), "no node image in cluster.yaml: up.sh passes the pinned --image");
+}
+
+function containers(all: Obj[]): { owner: string; c: Obj }[] {
+  const out: { owner: string; c: Obj }[] = [];
+  for (const o of all) {
+    const spec = o.kind === "Pod" ? dig(o, "spec") : dig(o, "spec", "template", "spec");
+    for (const c of [...(dig(spec, "containers") ?? []), ...(dig(spec, "initContainers") ?? [])] as Obj[]) {
+      out.push({ owner: `${o.kind}/${o.metadata?.name}`, c });
+    }
+  }
+  return out;
+}
+
+function render(path: string, mode: string, image: string, gatewayPath: string): void {
+  const all = objects(path);
+  const app = containers(all);
+  ok(app.length >= 3, `the app, the migration Job and the test pods have containers (${app.length})`);
+  for (const { owner, c } of app) {
+    ok(c.image === image, `${owner} runs ${image} (${String(c.image)})`);
+    ok(c.imagePullPolicy === "Never", `${owner} never pulls (the image was loaded with kind load)`);
+  }
+  const hpa = one(all, "HorizontalPodAutoscaler");
+  const down = dig(hpa, "spec", "behavior", "scaleDown", "stabilizationWindowSeconds");
+  ok(typeof down === "number" && down <= 60, `the HPA scales down after a short stabilization window (${down}s)`);
+  ok(dig(hpa, "spec", "minReplicas") >= 2, "at least two replicas, so requests spread over pods");
+  const cm = all.find((o) => o.kind === "ConfigMap" && dig(o, "data", "LOGIN_RATE_LIMIT_PER_MINUTE"));
+  ok(Number(dig(cm, "data", "LOGIN_RATE_LIMIT_PER_MINUTE")) >= 500, "the login rate limit is raised for the tests");
+  const np = all.find((o) => o.kind === "NetworkPolicy" && dig(o, "spec", "ingress", 0, "from"));
+  const allowedNs = dig(
+    np,
+    "spec",
+    "ingress",
+    0,
+    "from",
+    0,
+    "namespaceSelector",
+    "matchLabels",
+    "kubernetes.io/metadata.name",
+  );
+  if (mode === "ingress") {
+    const ing = one(all, "Ingress");
+    ok(!all.some((o) => o.kind === "HTTPRoute"), "no HTTPRoute on the ingress path");
+    ok(dig(ing, "spec", "ingressClassName") === "nginx", "the Ingress is of class nginx");
+    ok(!dig(ing, "spec", "rules", 0, "host"), "the Ingress matches any host (http://127.0.0.1 reaches it)");
+    ok(allowedNs === "ingress-nginx", `the NetworkPolicy lets the ingress-nginx namespace in (${allowedNs})`);
+  } else {
+    const route = one(all, "HTTPRoute");
+    ok(!all.some((o) => o.kind === "Ingress"), "no Ingress on the Gateway API path");
+    const gw = one(objects(gatewayPath), "Gateway");
+    const ref = dig(route, "spec", "parentRefs", 0);
+    ok(
+      ref.name === gw.metadata?.name && ref.namespace === gw.metadata?.namespace,
+      `the HTTPRoute attaches to the Gateway of gateway.yaml (${ref.namespace}/${ref.name})`,
+    );
+    const listeners = (dig(gw, "spec", "listeners") ?? []) as Obj[];
+    ok(
+      listeners.some((l) => l.name === ref.sectionName && l.port === 80),
+      `the Gateway has listener ${ref.sectionName} on port 80`,
+    );
+    ok(
+      dig(gw, "spec", "listeners", 0, "allowedRoutes", "namespaces", "from") === "All",
+      "the Gateway admits routes from the app's namespace",
+    );
+    ok(!dig(route, "spec", "hostnames"), "the HTTPRoute matches any host");
+    ok(allowedNs === gw.metadata?.namespace, `the NetworkPolicy lets the gateway's namespace in (${allowedNs})`);
+    const proxy = one(objects(gatewayPath), "EnvoyProxy");
+    const ports = dig(
+      proxy,
+      "spec",
+      "provider",
+      "kubernetes",
+      "envoyDeployment",
+      "patch",
+      "value",
+      "spec",
+      "template",
+      "spec",
+      "containers",
+      0,
+      "ports",
+    ) as Obj[];
+    ok(
+      ports?.some((p) => p.hostPort === 80 && p.containerPort === 10080),
+      "Envoy's listener port 80 (container port 10080) is on host port 80",
+    );
+    ok(
+      dig(proxy, "spec", "provider", "kubernetes", "envoyDeployment", "pod", "nodeSelector", "ingress-ready") ===
+        "true",
+      "Envoy runs on the ingress-ready node",
+    );
+  }
+}
+
+function dryRun(path: string, mode: string, versionsPath: string): void {
+  const text = readFileSync(path, "utf8");
+  const pins = new Map<string, string>();
+  for (const line of readFileSync(versionsPath, "utf8").split("\n")) {
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
+    if (m?.[1] && m[2] !== undefined) pins.set(m[1], m[2]);
+  }
+  const commands = text.split("\n").filter((l) => l.trim() && !l.startsWith("#"));
+  ok(commands.length >= 10, `the dry run prints the command sequence (${commands.length} commands)`);
+  ok(!/latest/i.test(text), "no `latest` anywhere in the dry run");
+  const want = [
+    "KIND_VERSION",
+    "KIND_NODE_IMAGE",
+    "HELM4_VERSION",
+    "KUBECTL_VERSION",
+    "METRICS_SERVER_CHART_VERSION",
+    "METRICS_SERVER_VERSION",
+    "APP_IMAGE_TAG",
+    ...(mode === "gateway"
+      ? ["GATEWAY_API_CRDS_VERSION", "ENVOY_GATEWAY_VERSION"]
+      : ["INGRESS_NGINX_CHART_VERSION", "INGRESS_NGINX_CONTROLLER_VERSION"]),
+  ];
+  for (const key of want) {
+    const v = pins.get(key);
+    ok(v && text.includes(v), `${key}=${v} from tools/versions.env appears in the dry run`);
+  }
+  const values = new Set(pins.values());
+  // Every version-like argument is a pin of tools/versions.env.
+  const versionArgs = [
+    ...text.matchAll(/--version (\S+)/g),
+    ...text.matchAll(/--image (\S+)/g),
+    ...text.matchAll(/image\.tag=(\S+)/g),
+    ...text.matchAll(/releases\/download\/([^/\s]+)\//g),
+  ].map((m) => m[1] as string);
+  ok(versionArgs.length >= 3, `found ${versionArgs.length} version arguments: ${versionArgs.join(", ")}`);
+  for (const v of versionArgs) ok(values.has(v), `${v} is a pin in tools/versions.env`);
+  for (const c of commands.filter(
+    (l) => /helm4 (upgrade --install|template)/.test(l) && !l.includes(" charts/nodescale "),
+  )) {
+    ok(/--version \S+/.test(c), `a third-party chart is installed at a pinned --version: ${c.slice(0, 80)}...`);
+  }
+  for (const c of commands.filter((l) => /^tools\/bin\/kubectl /.test(l) || / \| tools\/bin\/kubectl /.test(l))) {
+    ok(c.includes("--context kind-nodescale"), `kubectl only talks to kind-nodescale: ${c.slice(0, 70)}...`);
+  }
+  for (const c of commands.filter((l) => /^tools\/bin\/helm4 (upgrade|install|uninstall)/.test(l))) {
+    ok(c.includes("--kube-context kind-nodescale"), `helm only talks to kind-nodescale: ${c.slice(0, 70)}...`);
+  }
+  ok(/kind load docker-image nodescale:\S+ /.test(text), "the app image is loaded into kind under its pinned tag");
+  const order = [
+    "kind create cluster",
+    "kind load docker-image",
+    "metrics-server",
+    "dependency update",
+    "upgrade --install nodescale",
+    "rollout status",
+  ];
+  const positions = order.map((s) => text.indexOf(s));
+  ok(
+    positions.every((p, i) => p >= 0 && (i === 0 || p > (positions[i - 1] as number))),
+    `the steps run in order: ${order.join(" -> ")}`,
+  );
+  if (mode === "gateway") {
+    ok(text.includes("standard-install.yaml"), "the Gateway API CRDs are the standard channel");
+    ok(!text.includes("ingress-nginx"), "no ingress-nginx on the Gateway API path");
+    ok(text.includes("values-kind-gateway.yaml"), "the chart gets the HTTPRoute values");
+  } else {
+    ok(!/envoy|gateway-api|values-kind-gateway/i.test(text), "no Gateway API on the ingress path");
+  }
+}
+
+const [cmd, ...args] = process.argv.slice(2);
+switch (cmd) {
+  case "cluster":
+    cluster(args[0] as string);
+    break;
+  case "render":
+    render(args[0] as string, args[1] as string, args[2] as string, args[3] as string);
+    break;
+  case "dry-run":
+    dryRun(args[0] as string, args[1] as string, args[2] as string);
+    break;
+  default:
+    fail(`unknown subcommand ${cmd}`);
+}

