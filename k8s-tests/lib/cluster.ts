@@ -61,6 +61,9 @@ export async function preflight(): Promise<string | undefined> {
   if (!/^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/.test(u.hostname) && process.env.E2E_ALLOW_REMOTE !== "1") {
     return `E2E_URL ${BASE_URL} is not a loopback address (the kind cluster's ingress is http://127.0.0.1; E2E_ALLOW_REMOTE=1 for another cluster you own)`;
   }
+  if (!existsSync(KUBECTL) && (await run("sh", ["-c", "command -v kubectl"], 5_000)).code !== 0) {
+    return "no kubectl (tools/bin/kubectl or on PATH): run make tools";
+  }
   const ctx = await run(KUBECTL, ["config", "current-context"], 5_000);
   const context = ctx.stdout.trim();
   if (ctx.code !== 0 || !context)
