@@ -73,12 +73,13 @@ typecheck: node-deps ## Type-check the app, the local topology and the tests
 ##@ Test
 
 .PHONY: test
-test: deps ## Everything CI runs: lint, types, unit, integration on the local topology, chart and load checks
+test: deps ## Everything CI runs: lint, types, unit, integration on the local topology, chart, load and kind checks
 	@$(MAKE) lint typecheck load-check
 	@$(MAKE) unit
 	@$(MAKE) integration
 	@$(MAKE) load-test
 	@$(MAKE) chart-test
+	@$(MAKE) k8s-static
 
 .PHONY: unit
 unit: node-deps ## Unit tests of the app (no services needed)
@@ -155,5 +156,17 @@ image-test: node-deps image ## Run the image and check it: uid 10001, read-only 
 ##@ Kubernetes
 
 .PHONY: kind-up
-kind-up: ## Create a kind cluster with the whole bundle (needs Docker; arrives with issue 6)
-	@echo "make kind-up: not built yet (tracked in issue 6); use 'make local-up' meanwhile" >&2; exit 1
+kind-up: ## Create a kind cluster with the whole bundle (needs Docker; GATEWAY=1: Gateway API; DRY_RUN=1: print the commands)
+	@bash k8s-tests/kind/up.sh
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster of kind-up
+	@bash k8s-tests/kind/down.sh
+
+.PHONY: e2e
+e2e: node-deps ## End-to-end checks on the current kubeconfig context (make kind-up first); results in k8s-tests/results/
+	@$(NODE_TEST) --test-concurrency=1 --test-timeout=1800000 'k8s-tests/*.test.ts'
+
+.PHONY: k8s-static
+k8s-static: tools node-deps ## Static checks of the kind setup: ShellCheck on every script, strict validation, pins, kind-up dry run
+	@bash k8s-tests/static/run.sh
