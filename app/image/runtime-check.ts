@@ -188,6 +188,9 @@ function identity(): void {
 // ---- 2. migrations -----------------------------------------------------------------------------
 
 async function migrations(stack: Topology): Promise<void> {
+  // The topology migrated its own instances (they wait for the schema before they are ready);
+  // start from an empty schema so that the image's first run has everything to apply.
+  await stack.query("primary", "drop table if exists items, users, schema_migrations cascade");
   for (const round of [1, 2]) {
     const name = `nodescale-image-test-migrate-${process.pid}`;
     const r = runToEnd(["--rm", ...hardened(name), ...appEnv(stack), IMAGE_REF, "dist/main.js", "migrate"]);
@@ -412,7 +415,6 @@ async function main(): Promise<number> {
       name: STACK,
       freePorts: true,
       instances: 1,
-      migrate: false, // the image applies them
       shutdownDrainMs: 1000,
       appEnv: { WORKER_THREADS: "1" },
       log: (line) => console.log(`# stack: ${line}`),

@@ -8,7 +8,7 @@
 import { createServer, type Server } from "node:http";
 import { createLoginRateLimiter } from "./auth/rate-limit.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
-import { migrate } from "./db/migrate.ts";
+import { migrate, waitForSchema } from "./db/migrate.ts";
 import { createDatabase } from "./db/pools.ts";
 import { createReadRouter } from "./db/replicas.ts";
 import { buildApp, metricsOnly } from "./http/app.ts";
@@ -66,6 +66,7 @@ async function serve(config: Config, log: Logger): Promise<void> {
 
   await listen(server, config.port, config.host);
   if (metricsServer && config.metricsPort !== undefined) await listen(metricsServer, config.metricsPort, config.host);
+  await waitForSchema(db.primary.pool, log);
   lifecycle.markReady();
   // A process manager that started us with an IPC channel (PM2's wait_ready) learns that this
   // worker can take traffic, so a reload replaces the old worker only after this one is up.

@@ -51,3 +51,40 @@ export async function migrate(pool: pg.Pool, log: Logger): Promise<string[]> {
     client.release();
   }
 }
+
+/** Migrations this build knows that the database has not applied (all of them on a new database). */
+export async function pendingMigrations(pool: pg.Pool): Promise<string[]> {
+  const known = (await listMigrations()).map((m) => m.version);
+  const { rows: table } = await pool.query<{ found: boolean }>(
+    "select to_regclass('schema_migrations') is not null as found",
+  );
+  const applied = new Set<string>();
+  if (table[0]?.found) {
+    const { rows } = await pool.query<{ version: string }>("select version from schema_migrations");
+    for (const row of rows) applied.add(row.version);
+  }
+  return known.filter((version) => !applied.has(version));
+}
+
+/**
+ * Resolves once the database has every migration this build knows. On a fresh install the
+ * chart's migration Job runs after the pods start (the bundled database does not exist
+ * before), so a pod waits here, not ready, instead of answering 500 on missing tables.
+ */
+export async function waitForSchema(pool: pg.Pool, log: Logger, retryMs = 1000): Promise<void> {
+  let lastReport = 0;
+  for (;;) {
+    let pending: string[] | string;
+    try {
+      pending = await pendingMigrations(pool);
+      if (pending.length === 0) return;
+    } catch (error) {
+      pending = error instanceof Error ? error.message : String(error);
+    }
+    if (Date.now() - lastReport > 10_000) {
+      log.warn({ pending }, "not ready: waiting for the database schema (run `migrate`)");
+      lastReport = Date.now();
+    }
+    await new Promise((resolve) => setTimeout(resolve, retryMs));
+  }
+}
