@@ -34,33 +34,8 @@ trap 'rm -rf "$WORK"' EXIT
 NODE="$ROOT/node_modules/.bin/node"
 [[ -x "$NODE" ]] || NODE=$(command -v node || true)
 
-passed=0
-failed=0
-failed_names=()
-
-now() { date +%s.%N; }
-# check NAME COMMAND...: runs COMMAND, output to a log shown only on failure.
-check() {
-  local name=$1 start log rc
-  shift
-  [[ -n "$FILTER" && "$name" != *"$FILTER"* ]] && return 0
-  start=$(now)
-  log="$WORK/check.log"
-  "$@" >"$log" 2>&1
-  rc=$?
-  local took
-  took=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }')
-  if [[ $rc -eq 0 ]]; then
-    passed=$((passed + 1))
-    printf 'PASS  %s (%s)\n' "$name" "$took"
-    [[ "${VERBOSE:-0}" == 1 ]] && sed 's/^/      | /' "$log"
-  else
-    failed=$((failed + 1))
-    failed_names+=("$name")
-    printf 'FAIL  %s (%s)\n' "$name" "$took"
-    sed 's/^/      | /' "$log" | tail -n 60
-  fi
-}
+# shellcheck source=../../tools/checks.sh
+source "$ROOT/tools/checks.sh"
 
 # ---------------------------------------------------------------------------------------
 # Helpers
@@ -427,10 +402,4 @@ check "strict: kube-validate rejects unknown fields in Gateway API and Prometheu
 # ---------------------------------------------------------------------------------------
 check "docs: README.md parameter table matches values.yaml (make chart-docs)" bash "$TESTS/docs.sh" --check
 
-echo
-if [[ $failed -gt 0 ]]; then
-  echo "failed checks:"
-  printf '  - %s\n' "${failed_names[@]}"
-fi
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+finish_checks

@@ -27,29 +27,8 @@ ASSERT=(--no-warnings "$ROOT/k8s-tests/static/assert.ts")
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/nodescale-k8s-static.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
-passed=0
-failed=0
-failed_names=()
-check() { # check NAME COMMAND...: output shown only on failure (VERBOSE=1: always)
-  local name=$1 start rc took
-  shift
-  [[ -n "$FILTER" && "$name" != *"$FILTER"* ]] && return 0
-  start=$(date +%s.%N)
-  "$@" >"$WORK/check.log" 2>&1
-  rc=$?
-  took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1fs", b - a }')
-  if [[ $rc -eq 0 ]]; then
-    passed=$((passed + 1))
-    printf 'PASS  %s (%s)\n' "$name" "$took"
-    [[ "${VERBOSE:-0}" == 1 ]] && sed 's/^/      | /' "$WORK/check.log"
-  else
-    failed=$((failed + 1))
-    failed_names+=("$name")
-    printf 'FAIL  %s (%s)\n' "$name" "$took"
-    sed 's/^/      | /' "$WORK/check.log" | tail -n 60
-  fi
-  return 0
-}
+# shellcheck source=../../tools/checks.sh
+source "$ROOT/tools/checks.sh"
 
 # ---------------------------------------------------------------------------------------
 # Tools and pins
@@ -268,10 +247,4 @@ e2e_no_kubeconfig() {
 }
 check "no kubeconfig: make e2e fails within seconds with the same clear line" e2e_no_kubeconfig
 
-echo
-if [[ $failed -gt 0 ]]; then
-  echo "failed checks:"
-  printf '  - %s\n' "${failed_names[@]}"
-fi
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+finish_checks
