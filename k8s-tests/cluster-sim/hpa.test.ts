@@ -207,7 +207,7 @@ function record(spec: HpaSpec, expected: number, tHigh: number, tLow: number): s
   const down = spec.behavior.scaleDown.stabilizationWindowSeconds;
   const svg = lineChart({
     title: `nodescale HPA on the simulated cluster: ${HIGH} cores of demand, then ${IDLE}`,
-    xLabel: "seconds since install",
+    xLabel: "seconds since the test started",
     leftLabel: "pods",
     rightLabel: "CPU demand (cores) / utilization (x100 %)",
     series: [

@@ -176,7 +176,15 @@ export async function externalServiceSecrets(c: Cluster, ns: string): Promise<vo
 /** Applies the CRDs the chart's values can use (Gateway API, ServiceMonitor), server-side. */
 export async function applyCrds(c: Cluster): Promise<void> {
   for (const dir of [c.gatewayApiCrds, c.serviceMonitorCrds]) {
-    await kubectlMust(c, ["apply", "--server-side", "--field-manager=cluster-sim", "--validate=strict", "-f", dir]);
+    // (a trailing slash: kubectl does not follow a link to a folder otherwise)
+    await kubectlMust(c, [
+      "apply",
+      "--server-side",
+      "--field-manager=cluster-sim",
+      "--validate=strict",
+      "-f",
+      `${dir}/`,
+    ]);
   }
   // (the Gateway API bundle also holds a ValidatingAdmissionPolicy: wait on the CRDs only)
   await kubectlMust(c, ["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"]);
