@@ -86,7 +86,7 @@ build_kube() {
     # go.work lists ./staging/src/...; vendor/ holds only OWNERS (no modules.txt).
     rm -rf "$dir/go.work" "$dir/go.work.sum" "$dir/vendor"
     local mod
-    for mod in $(awk '$2 == "=>" && $3 ~ /^\.\/staging\/src\// { print $1 }' "$dir/go.mod"); do
+    while read -r mod; do
       if go list -m -versions "$mod" 2>/dev/null | tr ' ' '\n' | grep -qx "$STAGING_V"; then
         (cd "$dir" && go mod edit -replace "$mod=$mod@$STAGING_V")
       else
@@ -95,7 +95,7 @@ build_kube() {
         (cd "$dir" && go mod edit -dropreplace "$mod")
         log "  $mod@$STAGING_V is not on the proxy: replace dropped (not imported by what we build)"
       fi
-    done
+    done < <(awk '$2 == "=>" && $3 ~ /^\.\/staging\/src\// { print $1 }' "$dir/go.mod")
     grep -q './staging/src' "$dir/go.mod" && die "go.mod still points at ./staging/src"
     # go.sum lacks the published staging modules: `go build -mod=mod` adds them (checked
     # against the checksum database like any download).
@@ -184,7 +184,7 @@ gateway_api_crds() {
   cp "$src"/config/crd/standard/gateway.networking.k8s.io_*.yaml "$d/"
   chmod -R u+w "$d"
   touch "$d/.done"
-  log "Gateway API CRDs $GW_V (standard channel): $(ls "$d" | wc -l) files"
+  log "Gateway API CRDs $GW_V (standard channel): $(find "$d" -name '*.yaml' | wc -l) files"
 }
 
 # The Prometheus Operator module on the proxy at our pin is pkg/apis/monitoring (Go types

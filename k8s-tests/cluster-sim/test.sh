@@ -23,6 +23,7 @@ if ! bash "$HERE/cluster-sim.sh" status >/dev/null 2>&1; then
   bash "$HERE/cluster-sim.sh" up
   started=1
 fi
+# shellcheck disable=SC2329 # called by the trap
 cleanup() {
   if [[ $started == 1 && "${CLUSTER_SIM_KEEP:-0}" != 1 ]]; then bash "$HERE/cluster-sim.sh" down; fi
 }
@@ -35,6 +36,7 @@ fi
 t=$(now)
 rc=0
 "$NODE" --test --test-reporter=spec --test-concurrency=1 "${files[@]}" || rc=$?
+# shellcheck disable=SC1091 # written by cluster-sim.sh up
 echo "[cluster-sim] tests: $(elapsed "$t")$(
   [[ -f "$STATE/cluster.env" ]] && . "$STATE/cluster.env" &&
     printf ' (cluster build %ss, start %ss)' "${CLUSTER_SIM_BUILD_SECONDS:-?}" "${CLUSTER_SIM_START_SECONDS:-?}"
