@@ -55,13 +55,36 @@ export interface Reply {
   instance: string | undefined;
   body: string;
   error?: string;
+  /** Sent again on a new connection after a reused keep-alive connection was closed under it. */
+  retried?: boolean;
 }
 
-/** One request on the given agent; never rejects (errors come back as status 0). */
-export function request(
-  url: string,
-  options: { agent?: http.Agent; method?: string; body?: string; timeoutMs?: number; onSent?: () => void } = {},
-): Promise<Reply> {
+export type RequestOptions = {
+  agent?: http.Agent;
+  method?: string;
+  body?: string;
+  timeoutMs?: number;
+  onSent?: () => void;
+};
+
+/**
+ * One request on the given agent; never rejects (errors come back as status 0).
+ *
+ * Like a browser or nginx, it sends an idempotent request once more when the server closed a
+ * reused keep-alive connection before answering (RFC 9112, 9.3.1): a server may close an idle
+ * connection at any moment, and the client's request can cross that close on the wire. Any
+ * other failure is returned as is, and so is a second failure.
+ */
+export async function request(url: string, options: RequestOptions = {}): Promise<Reply> {
+  const first = await requestOnce(url, options);
+  const idempotent = (options.method ?? "GET") === "GET";
+  if (!(idempotent && first.reusedSocket && first.reply.status === 0 && first.reply.error !== "timeout")) {
+    return first.reply;
+  }
+  return { ...(await requestOnce(url, options)).reply, retried: true };
+}
+
+function requestOnce(url: string, options: RequestOptions): Promise<{ reply: Reply; reusedSocket: boolean }> {
   return new Promise((resolve) => {
     const headers: Record<string, string> = {};
     if (options.body !== undefined) {
@@ -76,16 +99,26 @@ export function request(
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () =>
           resolve({
-            status: res.statusCode ?? 0,
-            instance: res.headers["x-instance"] as string | undefined,
-            body: Buffer.concat(chunks).toString("utf8"),
+            reply: {
+              status: res.statusCode ?? 0,
+              instance: res.headers["x-instance"] as string | undefined,
+              body: Buffer.concat(chunks).toString("utf8"),
+            },
+            reusedSocket: req.reusedSocket,
           }),
         );
-        res.on("error", (err) => resolve({ status: 0, instance: undefined, body: "", error: err.message }));
+        res.on("error", (err) =>
+          resolve({ reply: { status: 0, instance: undefined, body: "", error: err.message }, reusedSocket: false }),
+        );
       },
     );
     req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", (err) => resolve({ status: 0, instance: undefined, body: "", error: err.message }));
+    req.on("error", (err) =>
+      resolve({
+        reply: { status: 0, instance: undefined, body: "", error: err.message },
+        reusedSocket: req.reusedSocket,
+      }),
+    );
     req.on("finish", () => options.onSent?.());
     req.end(options.body);
   });
@@ -145,6 +178,7 @@ export function summarizeReplies(replies: Reply[], sendingMs: number, rate: numb
   const failed = replies.filter((r) => r.status !== 200);
   const perInstance = countBy(ok, (r) => r.instance ?? "(none)");
   const failures = countBy(failed, (r) => (r.status === 0 ? `error: ${r.error}` : `status ${r.status}`));
-  const line = `sent ${replies.length} in ${sendingMs} ms (${rate} req/s), ok ${ok.length}, failed ${failed.length} ${JSON.stringify(failures)}, per instance ${JSON.stringify(perInstance)}`;
+  const retried = replies.filter((r) => r.retried).length;
+  const line = `sent ${replies.length} in ${sendingMs} ms (${rate} req/s), ok ${ok.length}, failed ${failed.length} ${JSON.stringify(failures)}, retried on a new connection ${retried}, per instance ${JSON.stringify(perInstance)}`;
   return { ok, failed, perInstance, failures, line };
 }
