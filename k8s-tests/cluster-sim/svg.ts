@@ -29,7 +29,7 @@ function esc(s: string): string {
 function niceMax(v: number): number {
   if (v <= 0) return 1;
   const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }
 
@@ -74,12 +74,13 @@ export function lineChart(c: Chart): string {
     `<text transform="translate(16 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">${esc(c.leftLabel)}</text>`,
     `<text transform="translate(${W - 14} ${M.top + ph / 2}) rotate(90)" text-anchor="middle">${esc(c.rightLabel)}</text>`,
   );
-  for (const m of c.markers) {
+  // labels stacked upwards from the bottom, so markers close together stay readable
+  c.markers.forEach((m, i) => {
     out.push(
       `<line x1="${x(m.x)}" y1="${M.top}" x2="${x(m.x)}" y2="${M.top + ph}" stroke="#888" stroke-dasharray="4 3"/>`,
-      `<text x="${x(m.x) + 4}" y="${M.top + ph - 6}" fill="#555">${esc(m.label)}</text>`,
+      `<text x="${x(m.x) + 4}" y="${M.top + ph - 6 - 16 * i}" fill="#555">${esc(m.label)}</text>`,
     );
-  }
+  });
   // step lines: a value holds until the next sample
   for (const s of c.series) {
     if (s.points.length === 0) continue;
