@@ -167,6 +167,25 @@ kind-down: ## Delete the kind cluster of kind-up
 e2e: node-deps ## End-to-end checks on the current kubeconfig context (make kind-up first); results in k8s-tests/results/
 	@$(NODE_TEST) --test-concurrency=1 --test-timeout=1800000 'k8s-tests/*.test.ts'
 
+##@ Simulated cluster (a real control plane with kwok nodes; no Docker needed)
+
+.PHONY: cluster-sim-up
+cluster-sim-up: tools ## Build once (cached in ~/.cache/nodescale) and start a real control plane with kwok nodes on loopback
+	@bash k8s-tests/cluster-sim/cluster-sim.sh up
+
+.PHONY: cluster-sim-down
+cluster-sim-down: ## Stop exactly what cluster-sim-up started (by pid)
+	@bash k8s-tests/cluster-sim/cluster-sim.sh down
+
+.PHONY: cluster-sim-test
+cluster-sim-test: node-deps tools ## Before each release: chart install/upgrade/rollback/uninstall and the HPA on the simulated cluster
+	@bash k8s-tests/cluster-sim/test.sh
+
+.PHONY: e2e-sim
+e2e-sim: node-deps tools ## The e2e suite on the simulated cluster; the checks that need containers are skipped, saying why
+	@bash k8s-tests/cluster-sim/e2e.sh
+
 .PHONY: k8s-static
 k8s-static: tools node-deps ## Static checks of the kind setup: ShellCheck on every script, strict validation, pins, kind-up dry run
 	@bash k8s-tests/static/run.sh
+	@$(NODE_TEST) k8s-tests/cluster-sim/capabilities.test.ts
