@@ -383,20 +383,19 @@ export class Topology {
   }
 
   async startRedis(): Promise<void> {
-    this.#refresh();
     const s = this.#state;
-    if (isRunning(s.redis.process)) return;
-    const t = Date.now();
-    const record = await startRedisServer({
-      bin: findRedisServer(),
-      port: s.redis.port,
-      dir: join(s.stateDir, "redis"),
-      logFile: join(this.logDir, "redis.log"),
-    });
-    this.#update((st) => {
-      st.redis.process = record;
-    });
-    this.#line("redis", `${HOST}:${s.redis.port}  pid ${record.pid}`, Date.now() - t);
+    await this.#startComponent(
+      "redis",
+      "redis",
+      (pid) => `${HOST}:${s.redis.port}  pid ${pid}`,
+      () =>
+        startRedisServer({
+          bin: findRedisServer(),
+          port: s.redis.port,
+          dir: join(s.stateDir, "redis"),
+          logFile: join(this.logDir, "redis.log"),
+        }),
+    );
   }
 
   async stopReplica(): Promise<void> {
@@ -407,31 +406,31 @@ export class Topology {
   async startReplica(options: { applyDelayMs?: number } = {}): Promise<void> {
     this.#refresh();
     const s = this.#state;
-    if (isRunning(s.pgReplica.process)) {
-      if (options.applyDelayMs === undefined || options.applyDelayMs === s.replicaApplyDelayMs) return;
-      throw new Error("the replica is running: stopReplica() first to change its apply delay");
+    if (isRunning(s.pgReplica.process) && options.applyDelayMs !== undefined) {
+      if (options.applyDelayMs !== s.replicaApplyDelayMs)
+        throw new Error("the replica is running: stopReplica() first to change its apply delay");
     }
     const applyDelayMs = options.applyDelayMs ?? s.replicaApplyDelayMs;
-    const t = Date.now();
-    const record = await startReplicaServer({
-      binDir: s.pgBinDir,
-      dataDir: join(s.pgRoot, "replica"),
-      port: s.pgReplica.port,
-      logFile: join(this.logDir, "pg-replica.log"),
-      as: pgRunAs(),
-      primaryPort: s.pgPrimary.port,
-      secrets: this.#secrets,
-      applyDelayMs,
-    });
-    this.#update((st) => {
-      st.pgReplica.process = record;
-      st.replicaApplyDelayMs = applyDelayMs;
-    });
-    this.#line(
+    const started = await this.#startComponent(
+      "pgReplica",
       "pg-replica",
-      `${HOST}:${s.pgReplica.port}  pid ${record.pid}  apply delay ${applyDelayMs} ms`,
-      Date.now() - t,
+      (pid) => `${HOST}:${s.pgReplica.port}  pid ${pid}  apply delay ${applyDelayMs} ms`,
+      () =>
+        startReplicaServer({
+          binDir: s.pgBinDir,
+          dataDir: join(s.pgRoot, "replica"),
+          port: s.pgReplica.port,
+          logFile: join(this.logDir, "pg-replica.log"),
+          as: pgRunAs(),
+          primaryPort: s.pgPrimary.port,
+          secrets: this.#secrets,
+          applyDelayMs,
+        }),
     );
+    if (started)
+      this.#update((st) => {
+        st.replicaApplyDelayMs = applyDelayMs;
+      });
   }
 
   async stopPrimary(): Promise<void> {
@@ -439,21 +438,41 @@ export class Topology {
   }
 
   async startPrimary(): Promise<void> {
-    this.#refresh();
     const s = this.#state;
-    if (isRunning(s.pgPrimary.process)) return;
+    await this.#startComponent(
+      "pgPrimary",
+      "pg-primary",
+      (pid) => `${HOST}:${s.pgPrimary.port}  pid ${pid}`,
+      () =>
+        startPgServer({
+          binDir: s.pgBinDir,
+          dataDir: join(s.pgRoot, "primary"),
+          port: s.pgPrimary.port,
+          logFile: join(this.logDir, "pg-primary.log"),
+          as: pgRunAs(),
+        }),
+    );
+  }
+
+  /**
+   * Starts a stopped backing service again and records its process (a running one is left
+   * alone). Resolves true when it started one.
+   */
+  async #startComponent(
+    key: "redis" | "pgPrimary" | "pgReplica",
+    label: string,
+    describe: (pid: number) => string,
+    start: () => Promise<ProcessRecord>,
+  ): Promise<boolean> {
+    this.#refresh();
+    if (isRunning(this.#state[key].process)) return false;
     const t = Date.now();
-    const record = await startPgServer({
-      binDir: s.pgBinDir,
-      dataDir: join(s.pgRoot, "primary"),
-      port: s.pgPrimary.port,
-      logFile: join(this.logDir, "pg-primary.log"),
-      as: pgRunAs(),
-    });
+    const record = await start();
     this.#update((st) => {
-      st.pgPrimary.process = record;
+      st[key].process = record;
     });
-    this.#line("pg-primary", `${HOST}:${s.pgPrimary.port}  pid ${record.pid}`, Date.now() - t);
+    this.#line(label, describe(record.pid), Date.now() - t);
+    return true;
   }
 
   // ----- internals (used by startTopology) -----
