@@ -6,26 +6,19 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import http from "node:http";
 import type { Readable } from "node:stream";
-import { startTopology, type Topology, type TopologyOptions } from "../../../local/topology.ts";
+import { startTestStack } from "../../../local/test/helpers.ts";
+import type { Topology, TopologyOptions } from "../../../local/topology.ts";
 
 export type { Instance, Topology } from "../../../local/topology.ts";
 
-/** A stack name no other run uses (state goes to .local/<name>). */
-export function uniqueName(prefix: string): string {
-  return `it-${prefix}-${process.pid}-${randomBytes(3).toString("hex")}`;
-}
-
 /**
- * Starts a stack on free ports. The app env defaults suit a 2-core machine (one worker
- * thread, warn-level logs so request logging does not compete with the test for the CPU);
- * `appEnv` overrides them.
+ * Starts a stack on free ports (local/test/helpers.ts). The app env defaults suit a 2-core
+ * machine (one worker thread, warn-level logs so request logging does not compete with the
+ * test for the CPU); `appEnv` overrides them.
  */
 export async function startStack(prefix: string, options: TopologyOptions = {}): Promise<Topology> {
   const started = Date.now();
-  const stack = await startTopology({
-    name: uniqueName(prefix),
-    freePorts: true,
-    log: (line) => console.log(`[${prefix}] ${line}`),
+  const stack = await startTestStack(prefix, {
     // nginx stops first at teardown, so the instances need no drain time.
     shutdownDrainMs: 0,
     ...options,
@@ -36,15 +29,7 @@ export async function startStack(prefix: string, options: TopologyOptions = {}):
 }
 
 /** Stops the stack and removes its files (kept, stopped, with KEEP_LOCAL_STATE=1). */
-export async function stopStack(stack: Topology | undefined): Promise<void> {
-  if (!stack) return;
-  if (process.env.KEEP_LOCAL_STATE === "1") {
-    await stack.stop();
-    console.log(`kept ${stack.stateDir}`);
-    return;
-  }
-  await stack.destroy();
-}
+export { teardown as stopStack } from "../../../local/test/helpers.ts";
 
 export type Reply = {
   status: number;
