@@ -42,7 +42,6 @@ export type ShutdownOptions = {
   log: Logger;
   /** Closed in order once no request is in flight (worker pool, databases, Redis). */
   closers: { name: string; close(): Promise<unknown> }[];
-  exit?: (code: number) => void;
 };
 
 /**
@@ -88,7 +87,7 @@ export async function shutDown(options: ShutdownOptions, reason: string): Promis
 
 export function installShutdown(options: ShutdownOptions): void {
   let started = false;
-  const exit = options.exit ?? ((code: number) => process.exit(code));
+  const exit = (code: number) => process.exit(code);
   const onSignal = (signal: string) => {
     if (started) return;
     started = true;

@@ -15,7 +15,7 @@ export function parse<T extends z.ZodType>(schema: T, input: unknown, what = "bo
 
 /** Rejects a body that is not declared as JSON before any parser reads it. */
 export function requireJson(req: Request, _res: Response, next: NextFunction) {
-  if (req.is("application/json") === false || req.is("application/json") === null) {
+  if (!req.is("application/json")) {
     next(new AppError(415, "unsupported_media_type", "Send the body as application/json."));
     return;
   }
