@@ -29,6 +29,8 @@ module.exports = {
       kill_timeout: drainMs + shutdownTimeoutMs + 2000,
       env: {
         NODE_ENV: "production",
+        // The image's V8 young-generation cap (see Dockerfile): bounded memory on big payloads.
+        NODE_OPTIONS: process.env.NODE_OPTIONS ?? "--max-semi-space-size=16",
         // Workers already fill the cores; one CPU thread each keeps the event loops free.
         WORKER_THREADS: process.env.WORKER_THREADS ?? "1",
         // The cluster master stops routing to a worker once it stops listening, so a short

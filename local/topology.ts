@@ -269,6 +269,8 @@ export class Topology {
       PGPASSWORD: this.#secrets.appPassword,
       SESSION_SECRETS: this.#secrets.sessionSecrets.join(","),
       NODE_ENV: "production",
+      // The image's V8 young-generation cap (see app/Dockerfile), so memory behaves alike.
+      NODE_OPTIONS: "--max-semi-space-size=16",
       LOG_LEVEL: "info",
       SHUTDOWN_DRAIN_MS: String(s.shutdownDrainMs),
       WORKER_THREADS: "1",
