@@ -12,7 +12,10 @@
 //   PG_REPLICA_PORT (15433), APP_BASE_PORT (3001), SHUTDOWN_DRAIN_MS (1000),
 //   REPLICA_APPLY_DELAY_MS (0), NGINX_WORKERS (1), APP_ENTRY (app/src/main.ts), APP_NODE,
 //   SKIP_MIGRATE=1, and for the app itself LOG_LEVEL, WORKER_THREADS, PG_POOL_MAX.
+//   INSTANCES=0 starts the backing services only; EXPOSE_ADDRESS and EXPOSE_CLIENTS make Redis
+//   and PostgreSQL listen on that host address too and admit that CIDR (a local node's pods).
 
+import { parseExposure } from "./net.ts";
 import { parseLbAlgorithm } from "./nginx.ts";
 import { DEFAULT_PORTS, loadTopology, startTopology, type TopologyOptions } from "./topology.ts";
 
@@ -49,6 +52,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): TopologyOp
     node: env.APP_NODE || undefined,
     migrate: env.SKIP_MIGRATE !== "1",
     appEnv,
+    expose: parseExposure(env.EXPOSE_ADDRESS || undefined, env.EXPOSE_CLIENTS || undefined),
   };
 }
 
@@ -70,7 +74,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   switch (command) {
     case "up": {
       const stack = await startTopology({ ...optionsFromEnv(env), name, log: out });
-      out(stack.lbUrl);
+      out(
+        stack.instances.length > 0
+          ? stack.lbUrl
+          : `no app instances: backing services only (state in ${stack.stateDir})`,
+      );
       return 0;
     }
     case "down": {

@@ -5,6 +5,28 @@ import net from "node:net";
 
 export const HOST = "127.0.0.1";
 
+/**
+ * Redis and PostgreSQL listen on `address` as well as on loopback, and PostgreSQL admits
+ * clients from `clients` (a CIDR): what a local Kubernetes node's pods need to reach them
+ * (k8s-tests/cluster-real). Never a wildcard: only an address of this host.
+ */
+export interface Exposure {
+  address: string;
+  clients: string;
+}
+
+/** An Exposure from its two settings, or undefined when neither is set; one line per mistake. */
+export function parseExposure(address: string | undefined, clients: string | undefined): Exposure | undefined {
+  if (!address && !clients) return undefined;
+  const ipv4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+  if (!address || !ipv4.test(address) || address === "0.0.0.0" || address.startsWith("127."))
+    throw new Error(`EXPOSE_ADDRESS=${address ?? ""}: expected one non-loopback IPv4 address of this host`);
+  const [net, bits] = (clients ?? "").split("/");
+  if (!net || !ipv4.test(net) || !/^\d+$/.test(bits ?? "") || Number(bits) > 32 || Number(bits) < 8)
+    throw new Error(`EXPOSE_CLIENTS=${clients ?? ""}: expected an IPv4 CIDR of at most /8 (e.g. 198.18.0.0/16)`);
+  return { address, clients: clients as string };
+}
+
 /** Ask the OS for `count` distinct free ports on 127.0.0.1 (listen on 0, read, close). */
 export async function freePorts(count: number): Promise<number[]> {
   const servers: net.Server[] = [];

@@ -16,7 +16,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HOST, waitUntil } from "./net.ts";
+import { type Exposure, HOST, waitUntil } from "./net.ts";
 import { isRunning, type ProcessRecord, run, spawnDaemon, tail } from "./process.ts";
 
 export const DATABASE = "nodescale";
@@ -152,6 +152,12 @@ host    all          all          ${HOST}/32  scram-sha-256
 host    replication  ${REPLICATION_ROLE}   ${HOST}/32  scram-sha-256
 `;
 
+/** Loopback, plus the exposed clients (the app role only, never replication). */
+function hba(expose: Exposure | null | undefined): string {
+  if (!expose) return HBA;
+  return `${HBA}host    ${DATABASE}     ${APP_ROLE}     ${expose.clients}  scram-sha-256\n`;
+}
+
 function writeOwned(file: string, text: string, as: RunAs): void {
   writeFileSync(file, text, { mode: 0o600 });
   if (as.uid !== undefined) chownSync(file, as.uid, as.gid ?? as.uid);
@@ -165,12 +171,17 @@ export interface PgServerOptions {
   as: RunAs;
   /** Extra `-c name=value` settings. */
   settings?: Record<string, string>;
+  /** Listen on this address too and admit its clients (pg_hba is rewritten at every start). */
+  expose?: Exposure | null;
 }
 
 /** Start a postgres server (detached, as the postgres user when root) and wait until it accepts connections. */
 export async function startPgServer(options: PgServerOptions, timeoutMs = 60_000): Promise<ProcessRecord> {
   const args = ["-D", options.dataDir, "-p", String(options.port)];
-  for (const [k, v] of Object.entries(options.settings ?? {})) args.push("-c", `${k}=${v}`);
+  const settings = { ...options.settings };
+  if (options.expose) settings.listen_addresses = `${HOST},${options.expose.address}`;
+  for (const [k, v] of Object.entries(settings)) args.push("-c", `${k}=${v}`);
+  writeOwned(join(options.dataDir, "pg_hba.conf"), hba(options.expose), options.as);
   const { record } = spawnDaemon({
     command: join(options.binDir, "postgres"),
     args,
@@ -233,7 +244,6 @@ export async function initPrimary(
   } finally {
     rmSync(pwfile, { force: true });
   }
-  writeOwned(join(options.dataDir, "pg_hba.conf"), HBA, options.as);
   const conf = join(options.dataDir, "postgresql.conf");
   appendFileSync(conf, PRIMARY_CONF);
   const record = await startPgServer(options);

@@ -3,7 +3,7 @@
 
 import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { HOST, redisPing, waitUntil } from "./net.ts";
+import { type Exposure, HOST, redisPing, waitUntil } from "./net.ts";
 import { isRunning, type ProcessRecord, spawnDaemon, tail } from "./process.ts";
 
 export function findRedisServer(env: NodeJS.ProcessEnv = process.env): string {
@@ -25,6 +25,7 @@ export async function startRedis(options: {
   port: number;
   dir: string;
   logFile: string;
+  expose?: Exposure | null;
 }): Promise<ProcessRecord> {
   mkdirSync(options.dir, { recursive: true });
   const { record } = spawnDaemon({
@@ -34,6 +35,9 @@ export async function startRedis(options: {
       String(options.port),
       "--bind",
       HOST,
+      // Protected mode refuses every non-loopback client of a password-less Redis; the one
+      // extra address is a host-local bridge that only this machine's pods reach.
+      ...(options.expose ? [options.expose.address, "--protected-mode", "no"] : []),
       "--dir",
       options.dir,
       "--save",

@@ -15,7 +15,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { checkAppEntry, runMigrate, startApp } from "./app.ts";
-import { freePorts, HOST, httpRequest, portIsFree, waitUntil } from "./net.ts";
+import { type Exposure, freePorts, HOST, httpRequest, portIsFree, waitUntil } from "./net.ts";
 import { findNginx, type LbAlgorithm, parseLbAlgorithm, startNginx } from "./nginx.ts";
 import {
   APP_ROLE,
@@ -54,8 +54,10 @@ export interface TopologyOptions {
   name?: string;
   /** Default `<repo>/.local`. */
   stateRoot?: string;
-  /** Number of app instances. Default 2. */
+  /** Number of app instances. Default 2; 0 starts the backing services only (no nginx). */
   instances?: number;
+  /** Redis and PostgreSQL also listen on this host address, for these clients (a local node's pods). */
+  expose?: Exposure;
   /** Take every port not given explicitly from the OS (tests). Default false. */
   freePorts?: boolean;
   lbPort?: number;
@@ -110,6 +112,7 @@ export interface StackState {
   shutdownDrainMs: number;
   replicaApplyDelayMs: number;
   readyTimeoutMs: number;
+  expose: Exposure | null;
   startedAt: string;
   lbUrl: string;
   redis: ComponentState;
@@ -396,6 +399,7 @@ export class Topology {
           port: s.redis.port,
           dir: join(s.stateDir, "redis"),
           logFile: join(this.logDir, "redis.log"),
+          expose: s.expose,
         }),
     );
   }
@@ -427,6 +431,7 @@ export class Topology {
           primaryPort: s.pgPrimary.port,
           secrets: this.#secrets,
           applyDelayMs,
+          expose: s.expose,
         }),
     );
     if (started)
@@ -452,6 +457,7 @@ export class Topology {
           port: s.pgPrimary.port,
           logFile: join(this.logDir, "pg-primary.log"),
           as: pgRunAs(),
+          expose: s.expose,
         }),
     );
   }
@@ -497,6 +503,7 @@ export class Topology {
           port: s.redis.port,
           dir: join(s.stateDir, "redis"),
           logFile: join(this.logDir, "redis.log"),
+          expose: s.expose,
         });
         this.#update((st) => {
           st.redis.process = record;
@@ -512,6 +519,7 @@ export class Topology {
           logFile: join(this.logDir, "pg-primary.log"),
           as,
           secrets: this.#secrets,
+          expose: s.expose,
         });
         this.#update((st) => {
           st.pgPrimary.process = primary.record;
@@ -538,7 +546,8 @@ export class Topology {
       const results = await Promise.allSettled([redis, postgres]);
       for (const r of results) if (r.status === "rejected") throw r.reason;
 
-      if (options.migrate) {
+      // With no app instances the schema is left to whoever runs the app (a cluster's chart).
+      if (options.migrate && s.apps.length > 0) {
         const t = Date.now();
         await runMigrate(
           {
@@ -555,6 +564,10 @@ export class Topology {
 
       const appResults = await Promise.allSettled(s.apps.map((_, i) => this.startInstance(i)));
       for (const r of appResults) if (r.status === "rejected") throw r.reason;
+      if (s.apps.length === 0) {
+        this.#log(`stack '${s.name}': backing services only (INSTANCES=0), no nginx`);
+        return;
+      }
 
       const t = Date.now();
       const nginx = await startNginx({
@@ -696,8 +709,8 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
     throw new Error(`stack '${name}' is already running (${previous.lbUrl}); stop it first (local/cli.ts down)`);
   }
   const instances = options.instances ?? 2;
-  if (!Number.isInteger(instances) || instances < 1 || instances > 64)
-    throw new Error(`INSTANCES=${instances}: expected 1..64`);
+  if (!Number.isInteger(instances) || instances < 0 || instances > 64)
+    throw new Error(`INSTANCES=${instances}: expected 0..64`);
   const drain = options.shutdownDrainMs ?? 1000;
   if (!Number.isInteger(drain) || drain < 0) throw new Error(`SHUTDOWN_DRAIN_MS=${drain}: expected an integer >= 0`);
   const delay = options.replicaApplyDelayMs ?? 0;
@@ -736,6 +749,7 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
     shutdownDrainMs: drain,
     replicaApplyDelayMs: delay,
     readyTimeoutMs: options.readyTimeoutMs ?? 30_000,
+    expose: options.expose ?? null,
     startedAt: new Date().toISOString(),
     lbUrl: `http://${HOST}:${ports.lb}`,
     redis: { port: ports.redis, process: null },
