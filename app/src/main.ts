@@ -11,6 +11,7 @@ import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { migrate, waitForSchema } from "./db/migrate.ts";
 import { createDatabase } from "./db/pools.ts";
 import { createReadRouter } from "./db/replicas.ts";
+import { createDependencyHealth } from "./dependency-health.ts";
 import { buildApp, metricsOnly } from "./http/app.ts";
 import { createLifecycle, installShutdown } from "./lifecycle.ts";
 import { createLogger, type Logger } from "./logger.ts";
@@ -41,8 +42,10 @@ async function serve(config: Config, log: Logger): Promise<void> {
   const loginLimiter = createLoginRateLimiter(redis, config.session.loginRateLimitPerMinute);
   const workers = createWorkerPool(config.workers, metrics);
   const lifecycle = createLifecycle();
+  // Sampled about as often as the readiness probe asks; a check may take at most a second.
+  const health = createDependencyHealth({ redis, db }, { intervalMs: 2000, timeoutMs: 1000 });
 
-  const app = buildApp({ config, log, metrics, lifecycle, redis, db, reads, session, loginLimiter, workers });
+  const app = buildApp({ config, log, metrics, lifecycle, redis, db, health, reads, session, loginLimiter, workers });
   const server = createServer(app);
   server.keepAliveTimeout = config.keepAliveTimeoutMs;
   // Node requires headersTimeout above keepAliveTimeout, or it can drop a reused connection.
@@ -56,6 +59,7 @@ async function serve(config: Config, log: Logger): Promise<void> {
     timeoutMs: config.shutdown.timeoutMs,
     log,
     closers: [
+      { name: "dependency health", close: async () => health.stop() },
       { name: "workers", close: () => workers.close() },
       { name: "replica monitor", close: async () => reads.close() },
       { name: "postgres", close: () => db.close() },
@@ -67,6 +71,9 @@ async function serve(config: Config, log: Logger): Promise<void> {
   await listen(server, config.port, config.host);
   if (metricsServer && config.metricsPort !== undefined) await listen(metricsServer, config.metricsPort, config.host);
   await waitForSchema(db.primary.pool, log);
+  // The first ready answer already carries a real sample.
+  await health.refresh();
+  health.start();
   lifecycle.markReady();
   // A process manager that started us with an IPC channel (PM2's wait_ready) learns that this
   // worker can take traffic, so a reload replaces the old worker only after this one is up.

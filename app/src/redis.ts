@@ -50,15 +50,6 @@ export function createRedis(config: RedisConfig, log: Logger, metrics: Metrics):
   return client;
 }
 
-/** Resolves true when Redis answers PING within the command timeout. */
-export async function pingRedis(client: Redis): Promise<boolean> {
-  try {
-    return (await client.ping()) === "PONG";
-  } catch {
-    return false;
-  }
-}
-
 /** Sends QUIT when connected (pending replies arrive first); otherwise just stops reconnecting. */
 export async function closeRedis(client: Redis): Promise<void> {
   if (client.status === "ready") {

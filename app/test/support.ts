@@ -7,6 +7,7 @@ import { createLoginRateLimiter } from "../src/auth/rate-limit.ts";
 import { loadConfig } from "../src/config.ts";
 import { createDatabase } from "../src/db/pools.ts";
 import { createReadRouter } from "../src/db/replicas.ts";
+import { createDependencyHealth } from "../src/dependency-health.ts";
 import { buildApp } from "../src/http/app.ts";
 import { createLifecycle } from "../src/lifecycle.ts";
 import { createLogger } from "../src/logger.ts";
@@ -37,7 +38,9 @@ export async function startApp(env: Record<string, string> = {}) {
   const loginLimiter = createLoginRateLimiter(redis, config.session.loginRateLimitPerMinute);
   const workers = createWorkerPool(config.workers, metrics);
   const lifecycle = createLifecycle();
-  const app = buildApp({ config, log, metrics, lifecycle, redis, db, reads, session, loginLimiter, workers });
+  const health = createDependencyHealth({ redis, db }, { intervalMs: 60_000, timeoutMs: 500 });
+  await health.refresh();
+  const app = buildApp({ config, log, metrics, lifecycle, redis, db, health, reads, session, loginLimiter, workers });
   const server: Server = createServer(app);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   lifecycle.markReady();
@@ -46,6 +49,7 @@ export async function startApp(env: Record<string, string> = {}) {
     url: `http://127.0.0.1:${port}`,
     server,
     lifecycle,
+    health,
     log,
     async close() {
       server.closeAllConnections();

@@ -60,13 +60,3 @@ export function createDatabase(config: Config["database"], log: Logger, metrics:
     },
   };
 }
-
-/** Resolves true when the pool can run a trivial query within its connection timeout. */
-export async function pingPool(pool: pg.Pool): Promise<boolean> {
-  try {
-    await pool.query("select 1");
-    return true;
-  } catch {
-    return false;
-  }
-}

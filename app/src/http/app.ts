@@ -8,6 +8,7 @@ import type { RateLimiter } from "../auth/rate-limit.ts";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/pools.ts";
 import type { ReadRouter } from "../db/replicas.ts";
+import type { DependencyHealth } from "../dependency-health.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
@@ -27,6 +28,7 @@ export type AppDeps = {
   lifecycle: Lifecycle;
   redis: Redis;
   db: Database;
+  health: DependencyHealth;
   reads: ReadRouter;
   session: RequestHandler;
   loginLimiter: RateLimiter;

@@ -16,9 +16,11 @@ describe("HTTP surface without backing services", () => {
     assert.equal(live.status, 200);
     const ready = await fetch(`${app.url}/readyz`);
     assert.equal(ready.status, 200);
-    assert.deepEqual(await ready.json(), {
+    const body = (await ready.json()) as { status: string; dependencies: { checkedAt: unknown } };
+    assert.match(String(body.dependencies.checkedAt), /^\d{4}-\d\d-\d\dT/);
+    assert.deepEqual(body, {
       status: "ready",
-      dependencies: { redis: "down", primary: "down", replicas: {} },
+      dependencies: { redis: "down", primary: "down", replicas: {}, checkedAt: body.dependencies.checkedAt },
     });
   });
 
