@@ -1,0 +1,66 @@
+// WAL positions are two hex halves of varying width ("0/FFFFFFFF", "1/0"): compared as text,
+// a longer position can sort below a shorter one. Every pair here crosses such a boundary.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { isLsn, lsnReached, parseLsn } from "../../src/db/lsn.ts";
+
+describe("parseLsn", () => {
+  it("reads both halves as one 64-bit position", () => {
+    assert.equal(parseLsn("0/0"), 0n);
+    assert.equal(parseLsn("0/1"), 1n);
+    assert.equal(parseLsn("0/FFFFFFFF"), 0xffff_ffffn);
+    assert.equal(parseLsn("1/0"), 0x1_0000_0000n);
+    assert.equal(parseLsn("16/B374D848"), 0x16_b374_d848n);
+    assert.equal(parseLsn("FFFFFFFF/FFFFFFFF"), 0xffff_ffff_ffff_ffffn);
+  });
+
+  it("accepts lower-case hex", () => {
+    assert.equal(parseLsn("a/b374d848"), parseLsn("A/B374D848"));
+  });
+
+  for (const text of ["", "0", "/", "0/", "/0", "G/0", "0/G", "1/2/3", " 0/1", "0/1 ", "123456789/0", "0/123456789"]) {
+    it(`refuses ${JSON.stringify(text)} and names it`, () => {
+      assert.throws(() => parseLsn(text), { message: `not a WAL position: ${JSON.stringify(text)}` });
+    });
+  }
+});
+
+describe("isLsn", () => {
+  it("says which values are WAL positions", () => {
+    assert.equal(isLsn("0/16B3748"), true);
+    assert.equal(isLsn("FFFFFFFF/FFFFFFFF"), true);
+    assert.equal(isLsn("0/"), false);
+    assert.equal(isLsn("x0/1"), false);
+    assert.equal(isLsn("0/1x"), false);
+    assert.equal(isLsn(undefined), false);
+    assert.equal(isLsn(42), false);
+    assert.equal(isLsn(null), false);
+  });
+});
+
+describe("lsnReached across hex-width boundaries", () => {
+  // [behind, ahead], each across a change of width or of digit (9 -> A); compared as text,
+  // half of them come out the wrong way round.
+  const pairs: [string, string][] = [
+    ["0/FFFFFFFF", "1/0"],
+    ["0/FFFFFFF", "0/10000000"],
+    ["0/9", "0/A"],
+    ["9/FFFFFFFF", "A/0"],
+    ["9/0", "10/0"],
+    ["F/FFFFFFFF", "10/0"],
+    ["0/9FFFFFF8", "0/A0000000"],
+    ["0/F", "0/10"],
+  ];
+  for (const [behind, ahead] of pairs) {
+    it(`${ahead} has reached ${behind}, not the other way round`, () => {
+      assert.equal(lsnReached(ahead, behind), true);
+      assert.equal(lsnReached(behind, ahead), false);
+    });
+  }
+
+  it("a position has reached itself, however it is spelt", () => {
+    assert.equal(lsnReached("0/16B3748", "0/16B3748"), true);
+    assert.equal(lsnReached("0/016b3748", "0/16B3748"), true);
+  });
+});
