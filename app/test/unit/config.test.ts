@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { availableParallelism, hostname } from "node:os";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type Command, ConfigError, loadConfig } from "../../src/config.ts";
@@ -31,6 +32,135 @@ describe("loadConfig", () => {
     assert.ok(config.workers.threads >= 1);
     assert.equal(config.redis.kind, "standalone");
   });
+
+  it("gives every variable its documented default when only the required ones are set", () => {
+    assert.deepEqual(loadConfig(valid), {
+      env: "production",
+      port: 3000,
+      host: undefined,
+      instanceName: hostname(),
+      metricsPort: undefined,
+      logLevel: "info",
+      redis: { kind: "standalone", url: valid.REDIS_URL, password: undefined, commandTimeoutMs: 500 },
+      database: {
+        primaryUrl: valid.DATABASE_URL,
+        replicaUrls: [],
+        poolMax: 10,
+        connectTimeoutMs: 2000,
+        statementTimeoutMs: 15_000,
+        idleTimeoutMs: 30_000,
+        replicaMaxLagMs: 5000,
+        replicaPollIntervalMs: 250,
+      },
+      importMaxBytes: 1024 ** 3,
+      session: {
+        secrets: ["first-secret-0123456789", "second-secret-0123456789"],
+        ttlSeconds: 86_400,
+        cookieSecure: "auto",
+        loginRateLimitPerMinute: 10,
+      },
+      trustProxy: 1,
+      workers: { threads: Math.max(1, availableParallelism() - 1), queueMax: 256 },
+      shutdown: { drainMs: 5000, timeoutMs: 10_000 },
+      keepAliveTimeoutMs: 65_000,
+    });
+  });
+
+  it("reads every variable it documents", () => {
+    const config = loadConfig({
+      ...valid,
+      NODE_ENV: "test",
+      PORT: "8081",
+      HOST: "127.0.0.1",
+      INSTANCE_NAME: "pod-a",
+      NODE_APP_INSTANCE: "3",
+      METRICS_PORT: "9100",
+      LOG_LEVEL: "warn",
+      REDIS_PASSWORD: "redis-secret",
+      REDIS_COMMAND_TIMEOUT_MS: "750",
+      DATABASE_REPLICA_URLS: "postgres://r1:5432/a",
+      PG_POOL_MAX: "4",
+      PG_CONNECT_TIMEOUT_MS: "300",
+      PG_STATEMENT_TIMEOUT_MS: "900",
+      PG_IDLE_TIMEOUT_MS: "1500",
+      REPLICA_MAX_LAG_MS: "0",
+      REPLICA_POLL_INTERVAL_MS: "50",
+      IMPORT_MAX_BYTES: "2048",
+      SESSION_TTL_SECONDS: "60",
+      COOKIE_SECURE: "true",
+      LOGIN_RATE_LIMIT_PER_MINUTE: "3",
+      TRUST_PROXY: "0",
+      WORKER_THREADS: "2",
+      WORKER_QUEUE_MAX: "0",
+      SHUTDOWN_DRAIN_MS: "0",
+      KEEP_ALIVE_TIMEOUT_MS: "1000",
+      SHUTDOWN_TIMEOUT_MS: "1000",
+    });
+    assert.deepEqual(
+      [config.env, config.port, config.host, config.instanceName, config.logLevel, config.trustProxy],
+      ["test", 8081, "127.0.0.1", "pod-a", "warn", 0],
+    );
+    assert.deepEqual(config.redis, {
+      kind: "standalone",
+      url: valid.REDIS_URL,
+      password: "redis-secret",
+      commandTimeoutMs: 750,
+    });
+    assert.deepEqual(config.database, {
+      primaryUrl: valid.DATABASE_URL,
+      replicaUrls: ["postgres://r1:5432/a"],
+      poolMax: 4,
+      connectTimeoutMs: 300,
+      statementTimeoutMs: 900,
+      idleTimeoutMs: 1500,
+      replicaMaxLagMs: 0,
+      replicaPollIntervalMs: 50,
+    });
+    assert.equal(config.importMaxBytes, 2048);
+    assert.deepEqual(config.session, {
+      secrets: ["first-secret-0123456789", "second-secret-0123456789"],
+      ttlSeconds: 60,
+      cookieSecure: "true",
+      loginRateLimitPerMinute: 3,
+    });
+    assert.deepEqual(config.workers, { threads: 2, queueMax: 0 });
+    assert.deepEqual(config.shutdown, { drainMs: 0, timeoutMs: 1000 });
+    assert.equal(config.keepAliveTimeoutMs, 1000);
+  });
+
+  it("gives each PM2 worker its own metrics port and name", () => {
+    const worker = (index: string, extra: Record<string, string> = {}) =>
+      loadConfig({ ...valid, METRICS_PORT: "9100", NODE_APP_INSTANCE: index, ...extra });
+    assert.equal(worker("0").metricsPort, 9100);
+    assert.equal(worker("2").metricsPort, 9102);
+    assert.equal(worker("2").instanceName, `${hostname()}-2`);
+    assert.equal(worker("2", { INSTANCE_NAME: "named" }).instanceName, "named");
+    assert.equal(loadConfig({ ...valid, METRICS_PORT: "9100" }).metricsPort, 9100, "outside PM2, the port itself");
+    assert.equal(loadConfig({ ...valid, NODE_APP_INSTANCE: "1" }).metricsPort, undefined, "no METRICS_PORT, none");
+  });
+
+  it("accepts only auto, true or false for COOKIE_SECURE", () => {
+    for (const value of ["auto", "true", "false"])
+      assert.equal(loadConfig({ ...valid, COOKIE_SECURE: value }).session.cookieSecure, value);
+    assert.deepEqual(problemsOf({ ...valid, COOKIE_SECURE: "yes" }).length, 1);
+    assert.match(problemsOf({ ...valid, COOKIE_SECURE: "yes" })[0] ?? "", /^COOKIE_SECURE: /);
+  });
+
+  for (const [variable, low, high] of [
+    ["PORT", "0", "65536"],
+    ["PG_POOL_MAX", "0", "1001"],
+    ["REPLICA_POLL_INTERVAL_MS", "49", "60001"],
+    ["SESSION_TTL_SECONDS", "59", "31536001"],
+    ["WORKER_THREADS", "0", "257"],
+    ["KEEP_ALIVE_TIMEOUT_MS", "999", "600001"],
+  ] as const) {
+    it(`refuses ${variable} outside its range (${low}, ${high}) and names the range`, () => {
+      for (const value of [low, high, "1.5", "-1"]) {
+        const [problem] = problemsOf({ ...valid, [variable]: value });
+        assert.match(problem ?? "", new RegExp(`^${variable}: expected a whole number from \\d+ to \\d+`), value);
+      }
+    });
+  }
 
   it("splits replica URLs and ignores blanks between commas", () => {
     const config = loadConfig({ ...valid, DATABASE_REPLICA_URLS: "postgres://r1:5432/a, ,postgres://r2:5432/a," });
