@@ -27,28 +27,8 @@ export function parseExposure(address: string | undefined, clients: string | und
   return { address, clients: clients as string };
 }
 
-/** Ask the OS for `count` distinct free ports on 127.0.0.1 (listen on 0, read, close). */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers: net.Server[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const server = net.createServer();
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(0, HOST, () => resolve());
-      });
-      servers.push(server);
-    }
-    return servers.map((s) => (s.address() as net.AddressInfo).port);
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  }
-}
-
-export async function freePort(): Promise<number> {
-  const [port] = await freePorts(1);
-  return port as number;
-}
+// Ports handed to a child later come leased from ports.ts, never from listen(0)-and-close.
+export { freePort, freePortBlock, freePorts, releasePorts } from "./ports.ts";
 
 /** True when nothing listens on the port and it can be bound. */
 export function portIsFree(port: number): Promise<boolean> {
