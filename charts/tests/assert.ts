@@ -51,7 +51,6 @@ const service = one("Service", fullname);
 const configMap = one("ConfigMap", fullname);
 const hpa = one("HorizontalPodAutoscaler", fullname);
 const pdb = one("PodDisruptionBudget", fullname);
-const job = one("Job", `${fullname}-migrate`);
 const testPods = all("Pod").filter((p) => hooks(p) === "test" && p.metadata.name.startsWith(`${fullname}-test-`));
 
 // ---------------------------------------------------------------------------------------
@@ -63,6 +62,8 @@ if (!deployment || !service || !configMap) {
   process.exit(1);
 }
 const podSpec = deployment.spec.template.spec;
+const initContainers: any[] = podSpec.initContainers ?? [];
+const migrate = initContainers.find((c) => c.name === "migrate");
 const podLabels: Record<string, string> = deployment.spec.template.metadata.labels;
 const app = podSpec.containers[0];
 const env: EnvVar[] = app.env ?? [];
@@ -74,8 +75,8 @@ check(
   "the Deployment's selector matches its pod template labels",
 );
 check(matches(service.spec.selector, podLabels), "the Service selects the Deployment's pods");
-for (const p of [job, ...testPods].filter(Boolean) as Obj[]) {
-  const labels = p.kind === "Job" ? p.spec.template.metadata.labels : p.metadata.labels;
+for (const p of testPods) {
+  const labels = p.metadata.labels;
   check(!matches(service.spec.selector, labels), `the Service does not select the ${p.kind} ${p.metadata.name} pods`);
   check(
     !matches(deployment.spec.selector.matchLabels, labels),
@@ -144,7 +145,7 @@ if (pdb) {
 
 // no secret in plain env or in a ConfigMap
 const secretish = /PASSWORD|SECRET|TOKEN|PRIVATE|CREDENTIAL/i;
-for (const c of [...podSpec.containers, ...(job ? job.spec.template.spec.containers : [])]) {
+for (const c of [...podSpec.containers, ...initContainers]) {
   for (const e of (c.env ?? []) as EnvVar[]) {
     if (secretish.test(e.name))
       check(
@@ -196,8 +197,7 @@ check(
 );
 
 // restricted pod security for every pod the chart runs
-const pods: [string, any, any[]][] = [["Deployment", podSpec, podSpec.containers]];
-if (job) pods.push([`Job ${job.metadata.name}`, job.spec.template.spec, job.spec.template.spec.containers]);
+const pods: [string, any, any[]][] = [["Deployment", podSpec, [...initContainers, ...podSpec.containers]]];
 for (const p of testPods) pods.push([`Pod ${p.metadata.name}`, p.spec, p.spec.containers]);
 for (const [what, spec, containers] of pods) {
   check(spec.automountServiceAccountToken === false, `${what}: automountServiceAccountToken is false`);
@@ -278,14 +278,28 @@ if (all("NetworkPolicy").length > 0) {
     "its egress allows DNS",
   );
 }
-if (job) {
+// First install (issue 13, item 1): nothing the app pods wait for may run after them. A
+// post-install hook runs only once `helm install --wait` has seen the pods ready, and Argo CD
+// runs PostSync only after Healthy; pods that wait for the schema would wait forever.
+check(
+  !objects.some((o) => /post-(install|upgrade)|pre-install|pre-upgrade/.test(hooks(o))),
+  "first-install: no install or upgrade hook (no helm --wait / Argo CD PostSync cycle)",
+);
+check(!objects.some((o) => o.kind === "Job"), "first-install: no migration Job");
+if (migrate) {
   check(
-    /pre-upgrade/.test(hooks(job)) && /(pre|post)-install/.test(hooks(job)),
-    `the migration Job is an install/upgrade hook (${hooks(job)})`,
+    migrate.command?.join(" ") === "node dist/main.js migrate" && migrate.workingDir === "/app",
+    "first-install: the app pods' migrate initContainer runs `node dist/main.js migrate` in /app",
+  );
+  check(migrate.image === app.image, `first-install: the migrate initContainer runs the app image (${migrate.image})`);
+  check(
+    JSON.stringify(migrate.envFrom) === JSON.stringify(app.envFrom) &&
+      JSON.stringify(migrate.env) === JSON.stringify(app.env),
+    "first-install: the migrate initContainer has the app's environment (ConfigMap and Secret references)",
   );
   check(
-    job.spec.template.spec.containers[0].command.join(" ") === "node dist/main.js migrate",
-    "the Job runs `node dist/main.js migrate`",
+    migrate.volumeMounts?.some((m: any) => m.name === "tmp" && m.mountPath === "/tmp"),
+    "first-install: the migrate initContainer has a writable /tmp",
   );
 }
 check(
@@ -356,7 +370,7 @@ const cases: Record<string, () => void> = {
       ["HTTPRoute", "ServiceMonitor"],
     );
     check(one("Ingress")?.spec.ingressClassName === "nginx", "Ingress class nginx");
-    check(hooks(job!) === "post-install,pre-upgrade", "the bundled PostgreSQL makes the migration a post-install hook");
+    check(migrate, "first-install: the bundled PostgreSQL is migrated by the app pods' initContainer");
     expectTests(["readiness", "session", "replicas"]);
   },
   "hpa-off"() {
@@ -378,10 +392,7 @@ const cases: Record<string, () => void> = {
     expectSecret("REDIS_PASSWORD", "shop-redis", "password");
     expectSecret("SESSION_SECRETS", "shop-sessions", "secrets");
     check(!one("Secret"), "no chart Secret: every secret is an existing one");
-    check(
-      hooks(job!) === "pre-install,pre-upgrade",
-      "external services with existing Secrets: the migration runs pre-install",
-    );
+    check(migrate, "first-install: external services are migrated by the app pods' initContainer");
     check(!Object.keys(podLabels).some((l) => l.endsWith("-client")), "no Bitnami client labels without the subcharts");
     const egress = netpol?.spec.egress ?? [];
     check(
@@ -448,7 +459,7 @@ const cases: Record<string, () => void> = {
         "ServiceAccount",
       ],
     );
-    check(!job && testPods.length === 0, "no migration Job, no test pods");
+    check(!migrate && testPods.length === 0, "migration.enabled false: no migrate initContainer; no test pods");
     check(podSpec.serviceAccountName === "default", "the default ServiceAccount");
   },
   "redis-sentinel"() {

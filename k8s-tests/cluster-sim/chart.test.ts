@@ -133,7 +133,7 @@ async function readyPods(ns: string): Promise<number> {
     "-n",
     ns,
     "-l",
-    "app.kubernetes.io/instance=shop,app.kubernetes.io/component!=migration",
+    "app.kubernetes.io/instance=shop,app.kubernetes.io/component!=test",
   ]);
   return pods.items.filter(
     (p) => p.status.phase === "Running" && p.status.conditions?.some((x) => x.type === "Ready" && x.status === "True"),
@@ -151,7 +151,7 @@ for (const helmBin of ["helm4", "helm3"] as const) {
       await kubectl(c, ["delete", "namespace", ns, "--wait=false"]);
     });
 
-    test("install: every object created, the migration hook ran, pods Running and Ready on kwok nodes", async () => {
+    test("install: every object created, no migration hook, pods Running and Ready on kwok nodes", async () => {
       const out = await helmMust(c, helmBin, ["install", "shop", chart.dir, "-n", ns, ...lifecycleValues(), ...WAIT]);
       assert.doesNotMatch(out, /unknown field|Warning:/i, out);
       assert.deepEqual(await releaseStatus(helmBin, ns), { version: 1, status: "deployed" });
@@ -170,9 +170,16 @@ for (const helmBin of ["helm4", "helm3"] as const) {
         assert.equal(r.code, 0, r.stderr);
         assert.ok(r.stdout.trim().length > 0, `no ${kind} of the release`);
       }
-      // the pre-install migration Job succeeded and Helm deleted it (hook-succeeded)
+      // the migration is the app pods' initContainer (kwok runs no containers): no Job at all
       const jobs = await getJson<List>(c, ["jobs", "-n", ns]);
-      assert.equal(jobs.items.length, 0, "the migration hook Job should be gone after succeeding");
+      assert.equal(jobs.items.length, 0, "no migration Job: the app pods migrate in an initContainer");
+      const deployment = await getJson<Obj>(c, ["deployment", "shop", "-n", ns]);
+      const spec = (deployment.spec as { template: { spec: { initContainers?: { name: string }[] } } }).template.spec;
+      assert.deepEqual(
+        spec.initContainers?.map((i) => i.name),
+        ["migrate"],
+        "the Deployment migrates in an initContainer",
+      );
       assert.equal(await readyPods(ns), 2, "HPA minReplicas pods Ready");
       const cfg = await appConfig(ns);
       assert.equal(cfg.LOG_LEVEL, "info");

@@ -2,8 +2,8 @@ import { readdir, readFile } from "node:fs/promises";
 import type pg from "pg";
 import type { Logger } from "../logger.ts";
 
-// Several pods may run `migrate` at the same moment (a hook Job plus a manual run, or a
-// rollout); a session-level advisory lock makes them take turns, and each migration is
+// Several pods may run `migrate` at the same moment (the chart runs it as an initContainer of
+// every pod, and a manual run may overlap); a session-level advisory lock makes them take turns, and each migration is
 // applied in its own transaction and recorded, so a second run applies nothing.
 const MIGRATION_LOCK_KEY = 7_302_115_001;
 
@@ -67,9 +67,10 @@ export async function pendingMigrations(pool: pg.Pool): Promise<string[]> {
 }
 
 /**
- * Resolves once the database has every migration this build knows. On a fresh install the
- * chart's migration Job runs after the pods start (the bundled database does not exist
- * before), so a pod waits here, not ready, instead of answering 500 on missing tables.
+ * Resolves once the database has every migration this build knows. The chart migrates before
+ * the app starts (an initContainer), but a process started any other way, or a migration run
+ * by hand later, must not meet missing tables: it waits here, not ready, instead of answering
+ * 500.
  */
 export async function waitForSchema(pool: pg.Pool, log: Logger, retryMs = 1000): Promise<void> {
   let lastReport = 0;

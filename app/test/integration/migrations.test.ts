@@ -1,6 +1,6 @@
-// `migrate` against a real PostgreSQL: several processes at once (as when pods or a hook Job
-// and a manual run overlap) apply each migration exactly once, a second run applies nothing,
-// and the app's schema wait sees what is missing.
+// `migrate` against a real PostgreSQL: several processes at once (as when pods start together,
+// each running it in its initContainer, or a manual run overlaps) apply each migration
+// exactly once, a second run applies nothing, and the app's schema wait sees what is missing.
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";

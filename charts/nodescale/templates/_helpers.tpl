@@ -69,9 +69,9 @@ Create the name of the service account to use
      --------------------------------------------------------------------------------- */}}
 
 {{/*
-Labels of the pods that are not app pods (migration Job, helm test pods): the chart's
+Labels of the pods that are not app pods (the helm test pods): the chart's
 labels WITHOUT app.kubernetes.io/name, so the Service and the Deployment never select
-them. Pass (dict "ctx" $ "component" "migration").
+them. Pass (dict "ctx" $ "component" "test").
 */}}
 {{- define "nodescale.auxLabels" -}}
 helm.sh/chart: {{ include "nodescale.chart" .ctx }}
@@ -263,20 +263,7 @@ secretName: no password).
 {{- end }}
 
 {{/*
-"true" when the migration Job can run before install: every Secret and service it needs
-exists outside this release (the app's config needs REDIS_* and SESSION_SECRETS too).
-*/}}
-{{- define "nodescale.migration.preInstall" -}}
-{{- $v := .Values }}
-{{- $dbOutside := and (not $v.postgresql.enabled) (not (empty $v.externalDatabase.existingSecret)) }}
-{{- $redisOutside := and (not $v.redis.enabled) (or (not (empty $v.externalRedis.existingSecret)) (empty $v.externalRedis.password)) }}
-{{- $sessionOutside := not (empty $v.sessionSecrets.existingSecret) }}
-{{- and $dbOutside $redisOutside $sessionOutside }}
-{{- end }}
-
-{{/*
-The non-secret environment of the app, as a dict NAME: value (the ConfigMap's data; the
-migration Job sets it inline, since a pre-install hook runs before the ConfigMap exists).
+The non-secret environment of the app, as a dict NAME: value (the ConfigMap's data).
 */}}
 {{- define "nodescale.configEnv" -}}
 {{- $db := include "nodescale.database" . | fromYaml }}
@@ -314,8 +301,9 @@ migration Job sets it inline, since a pre-install hook runs before the ConfigMap
 {{- end }}
 
 {{/*
-Connections the app may open to one PostgreSQL server at full scale: (most pods + the
-migration Job) x PG_POOL_MAX, against the bundled server's max_connections less 10 for
+Connections the app may open to one PostgreSQL server at full scale: (most pods + one pod
+more during a rollout) x PG_POOL_MAX (a pod's migrate initContainer finishes before its app
+opens a pool), against the bundled server's max_connections less 10 for
 superuser, replication and monitoring. A dict: need, available (0 when unknown: external).
 */}}
 {{- define "nodescale.pgConnectionBudget" -}}
@@ -340,7 +328,8 @@ postgres://user@host:port/database (no password: PGPASSWORD comes from a Secret)
 {{- end }}
 
 {{/*
-The environment of the app container and of the migration Job: the contract of DESIGN.md.
+The environment of the app container and of its migrate initContainer: the contract of
+DESIGN.md.
 Non-secret values come from the ConfigMap; passwords only through secretKeyRef.
 */}}
 {{- define "nodescale.env" -}}
@@ -366,8 +355,8 @@ Non-secret values come from the ConfigMap; passwords only through secretKeyRef.
 {{- end }}
 
 {{/*
-NetworkPolicy egress shared by the app and the aux pods: DNS, PostgreSQL, Redis, nothing
-else. Pass (dict "ctx" $ "db" <nodescale.database> "redis" <nodescale.redis>).
+NetworkPolicy egress shared by the app pods (their migrate initContainer included) and the
+helm test pods: DNS, PostgreSQL, Redis, nothing else. Pass (dict "ctx" $ "db" <nodescale.database> "redis" <nodescale.redis>).
 */}}
 {{- define "nodescale.networkPolicy.egress" -}}
 {{- $np := .ctx.Values.networkPolicy }}
