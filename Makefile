@@ -26,7 +26,7 @@ export INSTANCES LB_PORT STACK_NAME LB_ALGORITHM REDIS_PORT PG_PRIMARY_PORT PG_R
 
 .PHONY: help
 help: ## List every target with one line each
-	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: deps
 deps: ## Install system packages (redis, nginx, postgresql) and the pinned npm dependencies
@@ -188,4 +188,22 @@ e2e-sim: node-deps tools ## The e2e suite on the simulated cluster; the checks t
 .PHONY: k8s-static
 k8s-static: tools node-deps ## Static checks of the kind setup: ShellCheck on every script, strict validation, pins, kind-up dry run
 	@bash k8s-tests/static/run.sh
-	@$(NODE_TEST) k8s-tests/cluster-sim/capabilities.test.ts
+	@$(NODE_TEST) k8s-tests/lib/capabilities.test.ts
+
+##@ Real-node cluster (the control plane with a real node running real containers; no Docker needed)
+
+.PHONY: cluster-real-deps
+cluster-real-deps: ## Install containerd, runc, the CNI plugins, iptables and buildah (Debian packages)
+	@bash k8s-tests/cluster-real/deps.sh
+
+.PHONY: cluster-real-up
+cluster-real-up: tools node-deps cluster-real-deps ## Build once (cached) and start the control plane, a real node, CoreDNS, metrics-server and Redis + PostgreSQL
+	@bash k8s-tests/cluster-real/cluster-real.sh up
+
+.PHONY: cluster-real-down
+cluster-real-down: node-deps ## Stop exactly what cluster-real-up started and remove every container, mount, interface and rule it made
+	@bash k8s-tests/cluster-real/cluster-real.sh down
+
+.PHONY: cluster-real-test
+cluster-real-test: tools node-deps cluster-real-deps ## Before each release: first install, helm test, routing, rollouts, HPA and faults on real pods
+	@bash k8s-tests/cluster-real/test.sh

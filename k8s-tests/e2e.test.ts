@@ -11,10 +11,11 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, test } from "node:test";
-import { allowedToSkip, type CheckId, cannotRun, detect, E2E_CHECKS } from "./cluster-sim/capabilities.ts";
+import { allowedToSkip, type CheckId, cannotRun, detect, E2E_CHECKS } from "./lib/capabilities.ts";
 import { replicasSvg, type Sample } from "./lib/chart.ts";
 import {
   BASE_URL,
+  CHART,
   helm,
   type Json,
   kubectl,
@@ -131,13 +132,19 @@ async function noRequestLost(name: string, action: () => Promise<void>, rate = 2
   return { replies, summary: s };
 }
 
+/** Whether the release runs the Bitnami PostgreSQL and Redis (else external services). */
+async function bundledServices(): Promise<boolean> {
+  const cm = await kubectlJson(["get", "configmap", RELEASE]);
+  return String(cm.data?.DATABASE_URL ?? "").includes(`@${RELEASE}-postgresql`);
+}
+
 check("pods-ready", async () => {
   const pods = await kubectlJson(["get", "pods"]);
   const running = pods.items.filter((p: Json) => p.status.phase !== "Succeeded");
   const notReady = running.filter((p: Json) => !isReady(p)).map((p: Json) => `${p.metadata.name} (${p.status.phase})`);
   console.log(`pods in ${NAMESPACE}: ${running.map((p: Json) => p.metadata.name).join(", ")}`);
-  // The simulated cluster runs the chart with its Bitnami dependencies stripped.
-  if (caps.kind !== "cluster-sim") {
+  // The simulated and the real-node cluster run the chart with external services.
+  if (await bundledServices()) {
     assert.ok(
       running.length >= 4,
       `expected the app, PostgreSQL primary and replica, and Redis; found ${running.length} pods`,
@@ -188,14 +195,17 @@ check("session-across-pods", async () => {
 check("replica-reads", async () => {
   const cm = await kubectlJson(["get", "configmap", RELEASE]);
   const replicaUrls = String(cm.data?.DATABASE_REPLICA_URLS ?? "");
-  const readService = `${RELEASE}-postgresql-read`;
-  assert.ok(
-    replicaUrls.includes(readService),
-    `DATABASE_REPLICA_URLS points at ${readService} (${replicaUrls.replace(/:[^:@/]*@/, ":***@")})`,
-  );
-  const slices = await kubectlJson(["get", "endpointslices", "-l", `kubernetes.io/service-name=${readService}`]);
-  const ready = slices.items.flatMap((s: Json) => s.endpoints ?? []).filter((e: Json) => e.conditions?.ready);
-  assert.ok(ready.length >= 1, `the ${readService} Service has a ready endpoint (${ready.length})`);
+  assert.ok(replicaUrls, "DATABASE_REPLICA_URLS names at least one replica");
+  if (await bundledServices()) {
+    const readService = `${RELEASE}-postgresql-read`;
+    assert.ok(
+      replicaUrls.includes(readService),
+      `DATABASE_REPLICA_URLS points at ${readService} (${replicaUrls.replace(/:[^:@/]*@/, ":***@")})`,
+    );
+    const slices = await kubectlJson(["get", "endpointslices", "-l", `kubernetes.io/service-name=${readService}`]);
+    const ready = slices.items.flatMap((s: Json) => s.endpoints ?? []).filter((e: Json) => e.conditions?.ready);
+    assert.ok(ready.length >= 1, `the ${readService} Service has a ready endpoint (${ready.length})`);
+  }
 
   const writer = client();
   await writer.login("e2e-writer");
@@ -247,7 +257,7 @@ check("rolling-upgrade-no-loss", async () => {
       [
         "upgrade",
         RELEASE,
-        "charts/nodescale",
+        CHART,
         "--reuse-values",
         "--set-string",
         `podAnnotations.e2e-rollout=${Date.now()}`,

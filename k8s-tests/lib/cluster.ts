@@ -8,8 +8,10 @@ import path from "node:path";
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 export const NAMESPACE = process.env.E2E_NAMESPACE ?? "nodescale";
 export const RELEASE = process.env.E2E_RELEASE ?? "nodescale";
-/** The cluster's front door (kind: host port 80 on loopback). */
+/** The cluster's front door (kind: host port 80 on loopback; the real-node cluster: the Service). */
 export const BASE_URL = process.env.E2E_URL ?? "http://127.0.0.1";
+/** The chart upgrades use: kind-up's (dependencies built), or a copy without them (local clusters). */
+export const CHART = process.env.E2E_CHART ?? "charts/nodescale";
 export const RESULTS_DIR = path.join(ROOT, "k8s-tests", "results");
 
 function tool(name: string, fallback: string): string {
@@ -58,8 +60,11 @@ export async function helm(args: string[], timeoutMs: number): Promise<Run> {
  */
 export async function preflight(): Promise<string | undefined> {
   const u = new URL(BASE_URL);
-  if (!/^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/.test(u.hostname) && process.env.E2E_ALLOW_REMOTE !== "1") {
-    return `E2E_URL ${BASE_URL} is not a loopback address (the kind cluster's ingress is http://127.0.0.1; E2E_ALLOW_REMOTE=1 for another cluster you own)`;
+  // Loopback (kind's ingress), or 198.18.0.0/15, the benchmarking range the local clusters
+  // use for their pods and Services: nothing outside this machine.
+  const local = /^(127\.\d+\.\d+\.\d+|198\.1[89]\.\d+\.\d+|localhost|\[::1\])$/;
+  if (!local.test(u.hostname) && process.env.E2E_ALLOW_REMOTE !== "1") {
+    return `E2E_URL ${BASE_URL} is neither loopback nor a local cluster's address in 198.18.0.0/15 (the kind cluster's ingress is http://127.0.0.1; E2E_ALLOW_REMOTE=1 for another cluster you own)`;
   }
   if (!existsSync(KUBECTL) && (await run("sh", ["-c", "command -v kubectl"], 5_000)).code !== 0) {
     return "no kubectl (tools/bin/kubectl or on PATH): run make tools";
