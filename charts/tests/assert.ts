@@ -84,6 +84,24 @@ for (const p of testPods) {
   );
 }
 
+// Every label the API server must accept: a key's name (after an optional prefix/) and a
+// value at most 63 characters (a long release name must not produce an invalid object).
+const labelSets: [string, Record<string, string> | undefined][] = objects.flatMap((o) => [
+  [`${o.kind} ${o.metadata.name}`, o.metadata.labels] as [string, Record<string, string> | undefined],
+  ...(o.spec?.template?.metadata?.labels
+    ? [[`${o.kind} ${o.metadata.name} pods`, o.spec.template.metadata.labels] as [string, Record<string, string>]]
+    : []),
+]);
+const badLabels = labelSets.flatMap(([where, labels]) =>
+  Object.entries(labels ?? {})
+    .filter(([k, v]) => (k.split("/").pop() ?? "").length > 63 || String(v).length > 63)
+    .map(([k]) => `${where}: ${k}`),
+);
+check(
+  badLabels.length === 0,
+  `labels: every key name and value fits 63 characters (${badLabels.join(", ") || "none over"})`,
+);
+
 // probes name real ports, and the right endpoints
 const portNames = new Set<string>((app.ports ?? []).map((p: { name: string }) => p.name));
 const portNumbers = new Set<number>((app.ports ?? []).map((p: { containerPort: number }) => p.containerPort));
@@ -478,9 +496,16 @@ const cases: Record<string, () => void> = {
     expectSecret("PGPASSWORD", `${release}-postgresql`, "password");
     expectSecret("REDIS_PASSWORD", `${release}-redis`, "redis-password");
     expectSecret("SESSION_SECRETS", fullname, "session-secrets");
+    // Bitnami's NetworkPolicies with allowExternal: false admit these (issue 13, item 3).
+    for (const label of [
+      `${release}-postgresql-primary-client`,
+      `${release}-postgresql-read-client`,
+      `${release}-redis-client`,
+    ])
+      check(podLabels[label] === "true", `client-labels: the pods carry ${label}: "true"`);
     check(
-      podLabels[`${release}-postgresql-client`] === "true" && podLabels[`${release}-redis-client`] === "true",
-      "pods carry the Bitnami client labels",
+      podLabels[`${release}-postgresql-client`] === undefined,
+      "client-labels: no <release>-postgresql-client (no replication policy admits it)",
     );
   },
   "contract-release-contains-chart-name"() {
@@ -491,6 +516,8 @@ const cases: Record<string, () => void> = {
     expectEnv("REDIS_URL", `redis://${release}-redis-master:6379/0`);
     expectSecret("PGPASSWORD", release, "password");
     expectSecret("REDIS_PASSWORD", `${release}-redis`, "redis-password");
+    for (const label of [`${release}-primary-client`, `${release}-read-client`, `${release}-redis-client`])
+      check(podLabels[label] === "true", `client-labels: the pods carry ${label}: "true"`);
   },
   "contract-existing-secrets"() {
     expectSecret("PGPASSWORD", "pg-creds", "app-password");
@@ -501,8 +528,38 @@ const cases: Record<string, () => void> = {
   },
   "contract-standalone-postgresql"() {
     expectEnv("DATABASE_URL", `postgres://nodescale@${release}-postgresql:5432/nodescale`);
+    check(
+      podLabels[`${release}-postgresql-client`] === "true",
+      `client-labels: standalone: ${release}-postgresql-client`,
+    );
+    check(
+      !Object.keys(podLabels).some((l) => l.endsWith("-primary-client") || l.endsWith("-read-client")),
+      "client-labels: standalone: no primary/read client labels",
+    );
     expectEnv("DATABASE_REPLICA_URLS", "");
     expectTests(["readiness", "session"]);
+  },
+  // Bitnami's policies hardened (allowExternal: false on the primary, the replicas, Redis).
+  "contract-client-labels-hardened"() {
+    for (const label of [
+      `${release}-postgresql-primary-client`,
+      `${release}-postgresql-read-client`,
+      `${release}-redis-client`,
+    ])
+      check(podLabels[label] === "true", `client-labels: hardened policies admit the pods (${label})`);
+  },
+  // A release name long enough that `<fullname>-primary-client` passes 63 characters.
+  "contract-long-release-name"() {
+    const pgFull = `${release}-postgresql`.slice(0, 63).replace(/-+$/, "");
+    const primary = `${pgFull}-primary`.slice(0, 63).replace(/-+$/, "");
+    check(
+      cmData.DATABASE_URL?.startsWith(`postgres://nodescale@${primary}:`),
+      `the primary host is Bitnami's truncated primary fullname ${primary}`,
+    );
+    check(
+      !Object.keys(podLabels).some((l) => l.length > 63),
+      `client-labels: keys over 63 characters are left out (${Object.keys(podLabels).join(", ")})`,
+    );
   },
   "contract-redis-no-auth"() {
     check(!secretRef("REDIS_PASSWORD"), "no REDIS_PASSWORD when redis.auth.enabled is false");

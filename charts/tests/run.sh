@@ -275,6 +275,19 @@ check "contract: existingSecret and fullnameOverride of the subcharts are follow
   --set redis.auth.existingSecretPasswordKey=secret
 check "contract: postgresql architecture standalone -> <release>-postgresql, no replicas" \
   contract contract-standalone-postgresql shop --set postgresql.architecture=standalone
+# Bitnami's PostgreSQL NetworkPolicies admit <primary fullname>-client and <read
+# fullname>-client (replication) or <fullname>-client (standalone); Redis <fullname>-client.
+check "client-labels: hardened Bitnami policies (allowExternal false on primary, read, Redis) admit the app pods" \
+  contract contract-client-labels-hardened shop \
+  --set postgresql.primary.networkPolicy.allowExternal=false \
+  --set postgresql.readReplicas.networkPolicy.allowExternal=false \
+  --set redis.networkPolicy.allowExternal=false
+LONG_RELEASE=a-release-name-long-enough-to-overflow-a-label
+check "client-labels: a ${#LONG_RELEASE}-character release name renders no label key over 63 characters" \
+  contract contract-long-release-name "$LONG_RELEASE"
+check "client-labels: a label key Bitnami's policy would need but cannot exist fails the render, naming the value" \
+  expect_failure "postgresql.primary.networkPolicy.allowExternal is false.*63 characters" \
+  "$HELM3" template "$LONG_RELEASE" "$STRIPPED" --set postgresql.primary.networkPolicy.allowExternal=false
 check "contract: redis.auth.enabled=false -> no REDIS_PASSWORD" \
   contract contract-redis-no-auth shop --set redis.auth.enabled=false
 

@@ -88,16 +88,33 @@ app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 {{- end }}
 
 {{/*
-Labels that let a pod through the Bitnami charts' NetworkPolicies when their
-`networkPolicy.allowExternal` is false: `<subchart fullname>-client: "true"`.
+Labels that let a pod through the Bitnami charts' NetworkPolicies when their `allowExternal`
+is false: PostgreSQL's primary and read policies admit `<primary fullname>-client` and
+`<read fullname>-client` (`<fullname>-client` when standalone), Redis's `<fullname>-client`,
+each "true". Bitnami truncates the fullname, not the key: a key whose name passes 63
+characters (a long release name) is invalid, so it is left out, and the render fails only
+when the policy that needs it is switched to allowExternal: false.
 */}}
 {{- define "nodescale.clientLabels" -}}
 {{- $labels := dict }}
+{{- $wanted := list }}
 {{- if .Values.postgresql.enabled }}
-{{- $_ := set $labels (printf "%s-client" (include "nodescale.postgresql.fullname" .)) "true" }}
+{{- $names := include "nodescale.postgresql.names" . | fromYaml }}
+{{- $wanted = append $wanted (list (printf "%s-client" $names.primary) (eq (toString (dig "primary" "networkPolicy" "allowExternal" true .Values.postgresql)) "false") "postgresql.primary.networkPolicy.allowExternal") }}
+{{- if $names.read }}
+{{- $wanted = append $wanted (list (printf "%s-client" $names.read) (eq (toString (dig "readReplicas" "networkPolicy" "allowExternal" true .Values.postgresql)) "false") "postgresql.readReplicas.networkPolicy.allowExternal") }}
+{{- end }}
 {{- end }}
 {{- if .Values.redis.enabled }}
-{{- $_ := set $labels (printf "%s-client" (include "nodescale.redis.fullname" .)) "true" }}
+{{- $wanted = append $wanted (list (printf "%s-client" (include "nodescale.redis.fullname" .)) (eq (toString (dig "networkPolicy" "allowExternal" true .Values.redis)) "false") "redis.networkPolicy.allowExternal") }}
+{{- end }}
+{{- range $wanted }}
+{{- $key := index . 0 }}
+{{- if le (len $key) 63 }}
+{{- $_ := set $labels $key "true" }}
+{{- else if index . 1 }}
+{{- fail (printf "%s is false, but Bitnami's client label %q is longer than the 63 characters a label key may have: use a shorter release name or fullnameOverride" (index . 2) $key) }}
+{{- end }}
 {{- end }}
 {{- with $labels }}
 {{- toYaml . }}
@@ -185,6 +202,19 @@ when it contains the chart name, else "<release>-<chart>". Pass (dict "ctx" $ "c
 {{- end }}
 {{- end }}
 
+{{/*
+The Bitnami postgresql chart's object names: a dict with primary (its primary.fullname) and
+read (its readReplica.fullname, empty unless architecture is replication).
+*/}}
+{{- define "nodescale.postgresql.names" -}}
+{{- $pg := .Values.postgresql }}
+{{- $full := include "nodescale.postgresql.fullname" . }}
+{{- $replication := eq (default "standalone" $pg.architecture) "replication" }}
+{{- $primary := ternary (printf "%s-%s" $full (dig "primary" "name" "primary" $pg) | trunc 63 | trimSuffix "-") $full $replication }}
+{{- $read := ternary (printf "%s-%s" $full (dig "readReplicas" "name" "read" $pg) | trunc 63 | trimSuffix "-") "" $replication }}
+{{- toYaml (dict "primary" $primary "read" $read) }}
+{{- end }}
+
 {{- define "nodescale.redis.fullname" -}}
 {{- include "nodescale.subchartFullname" (dict "ctx" . "chart" "redis" "values" .Values.redis) }}
 {{- end }}
@@ -197,12 +227,12 @@ secretName, secretKey.
 {{- if .Values.postgresql.enabled }}
 {{- $pg := .Values.postgresql }}
 {{- $full := include "nodescale.postgresql.fullname" . }}
-{{- $replication := eq (default "standalone" $pg.architecture) "replication" }}
+{{- $names := include "nodescale.postgresql.names" . | fromYaml }}
 {{- $port := dig "primary" "service" "ports" "postgresql" 5432 $pg }}
-{{- $host := ternary (printf "%s-%s" $full (dig "primary" "name" "primary" $pg) | trunc 63 | trimSuffix "-") $full $replication }}
+{{- $host := $names.primary }}
 {{- $replicas := list }}
-{{- if and $replication (gt (int (dig "readReplicas" "replicaCount" 1 $pg)) 0) }}
-{{- $replicas = list (printf "%s-%s" $full (dig "readReplicas" "name" "read" $pg) | trunc 63 | trimSuffix "-") }}
+{{- if and $names.read (gt (int (dig "readReplicas" "replicaCount" 1 $pg)) 0) }}
+{{- $replicas = list $names.read }}
 {{- end }}
 {{- $user := required "postgresql.auth.username is required: the app must not connect as postgres" (dig "auth" "username" "" $pg) }}
 {{- $existing := dig "auth" "existingSecret" "" $pg }}
