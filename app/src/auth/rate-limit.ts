@@ -8,20 +8,21 @@ import { redisUnavailable } from "../redis.ts";
 
 export type RateLimiter = { consume(client: string): Promise<void> };
 
-export function createLoginRateLimiter(redis: Redis, limitPerMinute: number): RateLimiter {
+/** `windowSeconds` is a seam for tests, which cannot wait out a minute. */
+export function createLoginRateLimiter(redis: Redis, limitPerMinute: number, windowSeconds = 60): RateLimiter {
   return {
     async consume(client) {
       const key = `ratelimit:login:${client}`;
       let results: [error: Error | null, value: unknown][] | null;
       try {
-        results = await redis.multi().incr(key).expire(key, 60, "NX").ttl(key).exec();
+        results = await redis.multi().incr(key).expire(key, windowSeconds, "NX").ttl(key).exec();
       } catch (error) {
         throw redisUnavailable(error);
       }
       const failed = results?.find(([error]) => error !== null);
       if (results === null || failed !== undefined) throw redisUnavailable(failed?.[0] ?? "transaction aborted");
       const count = Number(results[0]?.[1] ?? 0);
-      const ttl = Number(results?.[2]?.[1] ?? 60);
+      const ttl = Number(results?.[2]?.[1] ?? windowSeconds);
       if (count > limitPerMinute) {
         throw new AppError(429, "too_many_login_attempts", "Too many login attempts; wait before trying again.", {
           "retry-after": String(Math.max(1, ttl)),
