@@ -5,7 +5,7 @@ import type { Logger } from "../logger.ts";
 // Several pods may run `migrate` at the same moment (the chart runs it as an initContainer of
 // every pod, and a manual run may overlap); a session-level advisory lock makes them take turns, and each migration is
 // applied in its own transaction and recorded, so a second run applies nothing.
-const MIGRATION_LOCK_KEY = 7_302_115_001;
+export const MIGRATION_LOCK_KEY = 7_302_115_001;
 
 const migrationsFolder = new URL("../../migrations/", import.meta.url);
 
