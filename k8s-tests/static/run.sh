@@ -16,7 +16,7 @@ source "$ROOT/tools/versions.env"
 cd "$ROOT" || exit 1
 FILTER="${1:-}"
 BIN="$ROOT/tools/bin"
-KV="$BIN/kube-validate"
+KV="${KUBE_VALIDATE:-$BIN/kube-validate}"
 HELM="$BIN/helm4"
 KIND_DIR=k8s-tests/kind
 UPSTREAM=$KIND_DIR/upstream
@@ -84,9 +84,9 @@ shellcheck_all() {
 }
 check "shellcheck: every shell script in the repository (errors and warnings)" shellcheck_all
 shellcheck_ours() {
-  "$BIN/shellcheck" -x -P SCRIPTDIR --severity=style k8s-tests/kind/*.sh k8s-tests/static/*.sh tools/install.sh
+  "$BIN/shellcheck" -x -P SCRIPTDIR --severity=style k8s-tests/kind/*.sh k8s-tests/static/*.sh tools/install.sh tools/values-keys.sh
 }
-check "shellcheck: the kind and static-check scripts and tools/install.sh are clean at every severity" shellcheck_ours
+check "shellcheck: the kind and static-check scripts, tools/install.sh and tools/values-keys.sh are clean at every severity" shellcheck_ours
 
 # ---------------------------------------------------------------------------------------
 # Everything kind-up applies, validated strictly
@@ -107,40 +107,115 @@ check "kind: a misspelt field in the kind config (extraPortMapping) fails, namin
 check "gateway: gateway.yaml (EnvoyProxy, GatewayClass, Gateway) decodes strictly (Envoy Gateway $ENVOY_GATEWAY_VERSION, Gateway API types)" \
   "$KV" -json "$WORK/gateway.json" "$KIND_DIR/gateway.yaml"
 
+# Our values files for third-party charts, against the key lists of those charts at the pinned
+# versions (k8s-tests/kind/upstream/*.keys, derived by tools/values-keys.sh).
+KEYS_INGRESS_NGINX=$UPSTREAM/ingress-nginx-$INGRESS_NGINX_CHART_VERSION.keys
+KEYS_METRICS_SERVER=$UPSTREAM/metrics-server-$METRICS_SERVER_CHART_VERSION.keys
+KEYS_ENVOY_GATEWAY=$UPSTREAM/gateway-helm-$ENVOY_GATEWAY_VERSION.keys
+KEYS_ENVOY_GATEWAY_CRDS=$UPSTREAM/gateway-crds-helm-$ENVOY_GATEWAY_VERSION.keys
 values_ref() { "$KV" -values-ref "$1" "$2"; }
 check "values: ingress-nginx.values.yaml keys exist in chart $INGRESS_NGINX_CHART_VERSION" \
-  values_ref "$UPSTREAM/ingress-nginx-$INGRESS_NGINX_CHART_VERSION.values.yaml" "$KIND_DIR/ingress-nginx.values.yaml"
+  values_ref "$KEYS_INGRESS_NGINX" "$KIND_DIR/ingress-nginx.values.yaml"
 check "values: metrics-server.values.yaml keys exist in chart $METRICS_SERVER_CHART_VERSION" \
-  values_ref "$UPSTREAM/metrics-server-$METRICS_SERVER_CHART_VERSION.values.yaml" "$KIND_DIR/metrics-server.values.yaml"
+  values_ref "$KEYS_METRICS_SERVER" "$KIND_DIR/metrics-server.values.yaml"
 check "values: envoy-gateway.values.yaml keys exist in gateway-helm $ENVOY_GATEWAY_VERSION" \
-  values_ref "$UPSTREAM/gateway-helm-$ENVOY_GATEWAY_VERSION.values.yaml" "$KIND_DIR/envoy-gateway.values.yaml"
+  values_ref "$KEYS_ENVOY_GATEWAY" "$KIND_DIR/envoy-gateway.values.yaml"
 check "values: envoy-gateway-crds.values.yaml keys exist in gateway-crds-helm $ENVOY_GATEWAY_VERSION" \
-  values_ref "$UPSTREAM/gateway-crds-helm-$ENVOY_GATEWAY_VERSION.values.yaml" "$KIND_DIR/envoy-gateway-crds.values.yaml"
+  values_ref "$KEYS_ENVOY_GATEWAY_CRDS" "$KIND_DIR/envoy-gateway-crds.values.yaml"
 
-values_typo() {
-  printf 'controller:\n  hostPrt:\n    enabled: true\n' >"$WORK/typo-values.yaml"
-  if "$KV" -values-ref "$UPSTREAM/ingress-nginx-$INGRESS_NGINX_CHART_VERSION.values.yaml" "$WORK/typo-values.yaml" >"$WORK/v.out" 2>&1; then
-    cat "$WORK/v.out"; echo "a misspelt key passed"; return 1
-  fi
-  cat "$WORK/v.out"
-  grep -q 'unknown key controller.hostPrt' "$WORK/v.out"
+# planted_typo KEYS FILE FROM TO KEY: FILE as committed passes; with the line FROM turned into
+# TO (a misspelt key) it fails, naming KEY.
+planted_typo() {
+  local keys=$1 file=$2 from=$3 to=$4 key=$5 planted
+  planted="$WORK/typo-$(basename "$file")"
+  values_ref "$keys" "$file" || { echo "$file fails as committed"; return 1; }
+  sed "s/^$from\$/$to/" "$file" >"$planted"
+  if cmp -s "$file" "$planted"; then echo "no line '$from' in $file: nothing planted"; return 1; fi
+  diff "$file" "$planted"
+  if values_ref "$keys" "$planted" >"$planted.out"; then cat "$planted.out"; echo "the misspelt key $key passed"; return 1; fi
+  cat "$planted.out"
+  grep -qF "unknown key $key " "$planted.out"
 }
-check "values: a misspelt key for a third-party chart (controller.hostPrt) fails, naming it" values_typo
+check "values typo: a misspelt key planted in ingress-nginx.values.yaml (controller.hostPrt) fails, naming it" \
+  planted_typo "$KEYS_INGRESS_NGINX" "$KIND_DIR/ingress-nginx.values.yaml" '  hostPort:' '  hostPrt:' controller.hostPrt
+check "values typo: a misspelt key planted in metrics-server.values.yaml (arg) fails, naming it" \
+  planted_typo "$KEYS_METRICS_SERVER" "$KIND_DIR/metrics-server.values.yaml" 'args:' 'arg:' arg
+check "values typo: a misspelt key planted in envoy-gateway.values.yaml (crds.enable) fails, naming it" \
+  planted_typo "$KEYS_ENVOY_GATEWAY" "$KIND_DIR/envoy-gateway.values.yaml" '  enabled: false' '  enable: false' crds.enable
+check "values typo: a misspelt key planted in envoy-gateway-crds.values.yaml (crds.gatewayApi, wrong case) fails, naming it" \
+  planted_typo "$KEYS_ENVOY_GATEWAY_CRDS" "$KIND_DIR/envoy-gateway-crds.values.yaml" '  gatewayAPI:' '  gatewayApi:' crds.gatewayApi
+
+values_shapes() {
+  # Open maps take any key; a value of another shape than the chart's default fails.
+  printf 'controller:
+  nodeSelector:
+    example.com/any-label: "x"
+  podAnnotations:
+    any: "y"
+' >"$WORK/open.yaml"
+  values_ref "$KEYS_INGRESS_NGINX" "$WORK/open.yaml" || { echo "a key under an open map failed"; return 1; }
+  printf 'args: --kubelet-insecure-tls\n' >"$WORK/shape.yaml"
+  if values_ref "$KEYS_METRICS_SERVER" "$WORK/shape.yaml" >"$WORK/shape.out"; then cat "$WORK/shape.out"; echo "a string for a list passed"; return 1; fi
+  cat "$WORK/shape.out"
+  grep -q 'args is a string, the chart.s default is a list' "$WORK/shape.out"
+}
+check "values: keys under open maps (nodeSelector, podAnnotations) pass; a string where the chart has a list (args) fails" values_shapes
+
+key_lists_only() {
+  # upstream/ holds derived key lists only: a header naming chart, version and derivation,
+  # then `<path> <shape>` lines; no text of the charts.
+  local f ok=0 n files=("$UPSTREAM"/*)
+  for f in "${files[@]}"; do
+    case $f in
+      "$KEYS_INGRESS_NGINX" | "$KEYS_METRICS_SERVER" | "$KEYS_ENVOY_GATEWAY" | "$KEYS_ENVOY_GATEWAY_CRDS") ;;
+      *) echo "$f: not the key list of a pinned chart"; ok=1; continue ;;
+    esac
+    if ! grep -qE '^# chart: [a-z0-9-]+$' "$f" || ! grep -qE '^# version: v?[0-9]+\.[0-9]+\.[0-9]+$' "$f" ||
+      ! grep -q '^# derived: tools/values-keys.sh from ' "$f"; then
+      echo "$f: no header naming chart, version and derivation"
+      ok=1
+    fi
+    n=$(grep -cvE '^# (chart|version|appVersion|derived): |^# The chart.s value key paths, one per line|^# follow\), open |^# Read by .kube-validate -values-ref. |^[^ #][^ ]* (map|open|list|string|number|bool|any)$' "$f")
+    [[ $n -eq 0 ]] || { echo "$f: $n lines that are neither the header nor '<path> <shape>'"; ok=1; }
+    echo "$f: $(grep -c '^[^#]' "$f") keys"
+  done
+  [[ ${#files[@]} -eq 4 ]] || { echo "expected the 4 key lists, found ${#files[@]}"; ok=1; }
+  return $ok
+}
+check "values: k8s-tests/kind/upstream holds only the 4 derived key lists (header, then '<path> <shape>' lines)" key_lists_only
+
+values_keys_script() {
+  # tools/values-keys.sh on a chart made here: the header and the key lines, nothing else.
+  local c="$WORK/chart-src/demo"
+  mkdir -p "$c"
+  printf 'apiVersion: v2\nname: demo\nversion: 1.2.3\nappVersion: "4.5"\n' >"$c/Chart.yaml"
+  printf '# a comment\nimage:\n  tag: "x" # inline\nnodeSelector: {}\nargs: [a]\nreplicas: 2\nextra:\n' >"$c/values.yaml"
+  bash tools/values-keys.sh "$c" --from "made by the test" >"$WORK/demo.keys" || return 1
+  cat "$WORK/demo.keys"
+  diff <(grep -v '^#' "$WORK/demo.keys") <(printf 'args list\nextra any\nimage map\nimage.tag string\nnodeSelector open\nreplicas number\n') || return 1
+  grep -qx '# chart: demo' "$WORK/demo.keys" && grep -qx '# version: 1.2.3' "$WORK/demo.keys" && grep -qx '# appVersion: 4.5' "$WORK/demo.keys" || return 1
+  if grep -q 'comment\|inline\|"x"' "$WORK/demo.keys"; then echo "text of the chart's values.yaml in the key list"; return 1; fi
+  if bash tools/values-keys.sh charts/nodescale 2>"$WORK/inside.err"; then echo "a chart inside the repository was read"; return 1; fi
+  cat "$WORK/inside.err"
+  grep -q 'inside the repository' "$WORK/inside.err"
+}
+check "values: tools/values-keys.sh derives '<path> <shape>' lines and a header from a chart folder, no comment or default of it; refuses a folder in the repo" values_keys_script
 
 ingress_values_kind_manifest() {
   # What ingress-nginx's own kind manifest needs, plus the nodeSelector it dropped in v1.13,
   # and no override of the chart's digest-pinned images.
-  local f=$KIND_DIR/ingress-nginx.values.yaml ok=0
+  local f=$KIND_DIR/ingress-nginx.values.yaml ok=0 app
   grep -A1 '^  hostPort:$' "$f" | grep -q 'enabled: true' || { echo "controller.hostPort.enabled is not true"; ok=1; }
   grep -A2 '^  nodeSelector:$' "$f" | grep -q 'ingress-ready: "true"' || { echo "controller.nodeSelector lacks ingress-ready: \"true\""; ok=1; }
   grep -q 'node-role.kubernetes.io/control-plane' "$f" || { echo "no toleration for the control plane"; ok=1; }
   if grep -qE '^\s+(image|digest|tag):' "$f"; then echo "an image is overridden: the chart pins them by digest"; ok=1; fi
-  grep -q "tag: \"$INGRESS_NGINX_CONTROLLER_VERSION\"" "$UPSTREAM/ingress-nginx-$INGRESS_NGINX_CHART_VERSION.values.yaml" ||
+  app=$(sed -n 's/^# appVersion: //p' "$KEYS_INGRESS_NGINX")
+  echo "chart $INGRESS_NGINX_CHART_VERSION: appVersion ${app:-unknown} (from its key list)"
+  [[ "v$app" == "$INGRESS_NGINX_CONTROLLER_VERSION" ]] ||
     { echo "chart $INGRESS_NGINX_CHART_VERSION does not ship controller $INGRESS_NGINX_CONTROLLER_VERSION"; ok=1; }
-  grep -A8 "tag: \"$INGRESS_NGINX_CONTROLLER_VERSION\"" "$UPSTREAM/ingress-nginx-$INGRESS_NGINX_CHART_VERSION.values.yaml" | grep -m1 'digest: sha256:'
   return $ok
 }
-check "values: ingress-nginx runs on the ingress-ready node with host ports; chart $INGRESS_NGINX_CHART_VERSION ships controller $INGRESS_NGINX_CONTROLLER_VERSION by digest" \
+check "values: ingress-nginx runs on the ingress-ready node with host ports; chart $INGRESS_NGINX_CHART_VERSION ships controller $INGRESS_NGINX_CONTROLLER_VERSION" \
   ingress_values_kind_manifest
 
 # The chart with values-kind.yaml (and the gateway overlay), as kind-up installs it. The

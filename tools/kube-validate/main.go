@@ -6,7 +6,8 @@
 //
 // Usage: kube-validate [-q] [-json out.json] FILE... (or - for stdin)
 //
-//	kube-validate -values-ref UPSTREAM-values.yaml OURS.yaml...
+//	kube-validate -values-ref KEY-LIST OURS.yaml...
+//	kube-validate -values-keys CHART-values.yaml
 //
 // With -json it also writes every object, as JSON, to out.json (an array), for later
 // assertions on the rendered chart. Besides k8s.io/api, Gateway API and Prometheus Operator
@@ -14,7 +15,8 @@
 // EnvoyProxy, the other objects `make kind-up` applies.
 //
 // With -values-ref it checks values files for a third-party Helm chart instead: every key
-// must exist in the chart's own values.yaml (see values.go).
+// must exist, with the same shape, in the chart's key list; -values-keys derives that list
+// from the chart's values.yaml (see values.go; tools/values-keys.sh wraps it).
 package main
 
 import (
@@ -75,11 +77,16 @@ type result struct {
 func main() {
 	jsonOut := flag.String("json", "", "also write all objects as a JSON array to this file")
 	quiet := flag.Bool("q", false, "print only errors and the summary")
-	valuesRef := flag.String("values-ref", "", "check values files against this chart values.yaml instead")
+	valuesRef := flag.String("values-ref", "", "check values files against this key list of a chart instead")
+	valuesKeys := flag.Bool("values-keys", false, "print the key list of a chart's values.yaml instead")
 	flag.Parse()
-	if flag.NArg() == 0 {
+	if *valuesKeys && flag.NArg() == 1 {
+		os.Exit(printValuesKeys(flag.Arg(0)))
+	}
+	if flag.NArg() == 0 || *valuesKeys {
 		fmt.Fprintln(os.Stderr, "usage: kube-validate [-q] [-json out.json] FILE... (- for stdin)")
-		fmt.Fprintln(os.Stderr, "       kube-validate -values-ref chart-values.yaml VALUES.yaml...")
+		fmt.Fprintln(os.Stderr, "       kube-validate -values-ref CHART.keys VALUES.yaml...")
+		fmt.Fprintln(os.Stderr, "       kube-validate -values-keys CHART/values.yaml")
 		os.Exit(2)
 	}
 	if *valuesRef != "" {
