@@ -587,6 +587,15 @@ cases.full = () => {
       `Service ${host}:${port} exists in the render`,
     );
   }
+  // The bundled services pull the pinned charts' own default tags from bitnamilegacy.
+  for (const o of objects.filter(
+    (x) =>
+      ["postgresql", "redis"].includes(x.metadata.labels?.["app.kubernetes.io/name"] ?? "") && x.spec?.template?.spec,
+  )) {
+    const spec = o.spec.template.spec;
+    for (const c of [...(spec.initContainers ?? []), ...spec.containers])
+      check(/\/bitnamilegacy\//.test(c.image), `images: ${o.kind} ${o.metadata.name}/${c.name} pulls ${c.image}`);
+  }
   for (const e of env) {
     const ref = e.valueFrom?.secretKeyRef;
     if (!ref) continue;
