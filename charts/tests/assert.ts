@@ -217,8 +217,14 @@ check(
 // restricted pod security for every pod the chart runs
 const pods: [string, any, any[]][] = [["Deployment", podSpec, [...initContainers, ...podSpec.containers]]];
 for (const p of testPods) pods.push([`Pod ${p.metadata.name}`, p.spec, p.spec.containers]);
+const serviceAccount = one("ServiceAccount", podSpec.serviceAccountName);
+check(
+  podSpec.automountServiceAccountToken === (serviceAccount?.automountServiceAccountToken ?? false),
+  `defects: the pods mount the API token exactly when serviceAccount.automount says so (${podSpec.automountServiceAccountToken})`,
+);
 for (const [what, spec, containers] of pods) {
-  check(spec.automountServiceAccountToken === false, `${what}: automountServiceAccountToken is false`);
+  if (what !== "Deployment")
+    check(spec.automountServiceAccountToken === false, `${what}: automountServiceAccountToken is false`);
   for (const c of containers) {
     const sc = { ...spec.securityContext, ...c.securityContext };
     const ok =
@@ -560,6 +566,39 @@ const cases: Record<string, () => void> = {
       !Object.keys(podLabels).some((l) => l.length > 63),
       `client-labels: keys over 63 characters are left out (${Object.keys(podLabels).join(", ")})`,
     );
+  },
+  // Bitnami's read Service listens on readReplicas.service.ports.postgresql (issue 13, item 7).
+  "contract-replica-port"() {
+    expectEnv("DATABASE_URL", `postgres://nodescale@${release}-postgresql-primary:5432/nodescale`);
+    expectEnv("DATABASE_REPLICA_URLS", `postgres://nodescale@${release}-postgresql-read:5433/nodescale`);
+  },
+  // Bitnami reads global.postgresql.* before postgresql.auth.* and the service ports.
+  "contract-global-postgresql"() {
+    expectSecret("PGPASSWORD", "global-pg", "app-pw");
+    expectEnv("DATABASE_URL", `postgres://orders_app@${release}-postgresql-primary:6543/orders`);
+    expectEnv("DATABASE_REPLICA_URLS", `postgres://orders_app@${release}-postgresql-read:6543/orders`);
+  },
+  "private-registry-mesh"() {
+    check(
+      podSpec.imagePullSecrets?.some((s: { name: string }) => s.name === "regcred"),
+      "defects: the app pods pull with regcred",
+    );
+    for (const p of testPods) {
+      check(
+        p.spec.imagePullSecrets?.some((s: { name: string }) => s.name === "regcred"),
+        `defects: helm test pod ${p.metadata.name} pulls with regcred`,
+      );
+      check(
+        p.metadata.annotations?.["sidecar.istio.io/inject"] === "false" && p.metadata.labels?.team === "shop",
+        `defects: helm test pod ${p.metadata.name} takes tests.podAnnotations and tests.podLabels`,
+      );
+      check(hooks(p) === "test", `helm test pod ${p.metadata.name} stays a test hook`);
+    }
+    check(
+      podSpec.automountServiceAccountToken === true && serviceAccount?.automountServiceAccountToken === true,
+      "defects: serviceAccount.automount: true reaches the ServiceAccount and the pods",
+    );
+    expectTests(["readiness", "session", "replicas"]);
   },
   "contract-redis-no-auth"() {
     check(!secretRef("REDIS_PASSWORD"), "no REDIS_PASSWORD when redis.auth.enabled is false");

@@ -291,6 +291,14 @@ check "client-labels: a ${#LONG_RELEASE}-character release name renders no label
 check "client-labels: a label key Bitnami's policy would need but cannot exist fails the render, naming the value" \
   expect_failure "postgresql.primary.networkPolicy.allowExternal is false.*63 characters" \
   "$HELM3" template "$LONG_RELEASE" "$STRIPPED" --set postgresql.primary.networkPolicy.allowExternal=false
+check "defects: read replica URLs use the read Service's port (postgresql.readReplicas.service.ports.postgresql)" \
+  contract contract-replica-port shop --set postgresql.readReplicas.service.ports.postgresql=5433
+check "defects: global.postgresql.auth (existingSecret, secretKeys, username, database) and service port come first, as in Bitnami" \
+  contract contract-global-postgresql shop \
+  --set global.postgresql.auth.existingSecret=global-pg --set global.postgresql.auth.secretKeys.userPasswordKey=app-pw \
+  --set postgresql.auth.existingSecret=local-pg --set postgresql.auth.secretKeys.userPasswordKey=local-key \
+  --set global.postgresql.auth.username=orders_app --set global.postgresql.auth.database=orders \
+  --set global.postgresql.service.ports.postgresql=6543
 check "contract: redis.auth.enabled=false -> no REDIS_PASSWORD" \
   contract contract-redis-no-auth shop --set redis.auth.enabled=false
 

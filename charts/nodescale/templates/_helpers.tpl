@@ -220,27 +220,35 @@ read (its readReplica.fullname, empty unless architecture is replication).
 {{- end }}
 
 {{/*
-PostgreSQL connection: a dict with host, port, user, database, replicaHosts (list),
-secretName, secretKey.
+PostgreSQL connection: a dict with host, port, replicaHosts (list), replicaPort, user,
+database, secretName, secretKey.
 */}}
 {{- define "nodescale.database" -}}
 {{- if .Values.postgresql.enabled }}
 {{- $pg := .Values.postgresql }}
 {{- $full := include "nodescale.postgresql.fullname" . }}
 {{- $names := include "nodescale.postgresql.names" . | fromYaml }}
-{{- $port := dig "primary" "service" "ports" "postgresql" 5432 $pg }}
+{{- /* Bitnami's precedence (postgresql.v1.* helpers): global.postgresql first, then the chart's own values. */}}
+{{- $global := dig "postgresql" dict (default dict .Values.global) }}
+{{- $globalPort := dig "service" "ports" "postgresql" "" $global }}
+{{- $port := default (dig "primary" "service" "ports" "postgresql" 5432 $pg) $globalPort }}
+{{- $replicaPort := default (dig "readReplicas" "service" "ports" "postgresql" 5432 $pg) $globalPort }}
 {{- $host := $names.primary }}
 {{- $replicas := list }}
 {{- if and $names.read (gt (int (dig "readReplicas" "replicaCount" 1 $pg)) 0) }}
 {{- $replicas = list $names.read }}
 {{- end }}
-{{- $user := required "postgresql.auth.username is required: the app must not connect as postgres" (dig "auth" "username" "" $pg) }}
-{{- $existing := dig "auth" "existingSecret" "" $pg }}
+{{- $user := required "postgresql.auth.username is required: the app must not connect as postgres" (default (dig "auth" "username" "" $pg) (dig "auth" "username" "" $global)) }}
+{{- $database := default (dig "auth" "database" $user $pg) (dig "auth" "database" "" $global) }}
+{{- $existing := default (dig "auth" "existingSecret" "" $pg) (dig "auth" "existingSecret" "" $global) }}
 {{- $key := "password" }}
 {{- if $existing }}
-{{- $key = dig "auth" "secretKeys" "userPasswordKey" "password" $pg }}
+{{- $key = default (dig "auth" "secretKeys" "userPasswordKey" "password" $pg) (dig "auth" "secretKeys" "userPasswordKey" "" $global) }}
+{{- if eq $user "postgres" }}
+{{- $key = default (dig "auth" "secretKeys" "adminPasswordKey" "postgres-password" $pg) (dig "auth" "secretKeys" "adminPasswordKey" "" $global) }}
 {{- end }}
-{{- toYaml (dict "host" $host "port" $port "user" $user "database" (dig "auth" "database" $user $pg) "replicaHosts" $replicas "secretName" (default $full $existing) "secretKey" $key) }}
+{{- end }}
+{{- toYaml (dict "host" $host "port" $port "replicaPort" $replicaPort "user" $user "database" (tpl (toString $database) $) "replicaHosts" $replicas "secretName" (default $full (tpl (toString $existing) $)) "secretKey" (tpl (toString $key) $)) }}
 {{- else }}
 {{- $db := .Values.externalDatabase }}
 {{- $host := required "externalDatabase.host is required when postgresql.enabled is false" $db.host }}
@@ -249,7 +257,7 @@ secretName, secretKey.
 {{- end }}
 {{- $secret := default (include "nodescale.secretName" .) $db.existingSecret }}
 {{- $key := ternary $db.existingSecretPasswordKey "database-password" (not (empty $db.existingSecret)) }}
-{{- toYaml (dict "host" $host "port" $db.port "user" $db.user "database" $db.database "replicaHosts" $db.replicaHosts "secretName" $secret "secretKey" $key) }}
+{{- toYaml (dict "host" $host "port" $db.port "replicaPort" $db.port "user" $db.user "database" $db.database "replicaHosts" $db.replicaHosts "secretName" $secret "secretKey" $key) }}
 {{- end }}
 {{- end }}
 
@@ -308,11 +316,11 @@ The non-secret environment of the app, as a dict NAME: value (the ConfigMap's da
   "SHUTDOWN_DRAIN_MS" (toString $c.shutdownDrainMs)
   "KEEP_ALIVE_TIMEOUT_MS" (toString $c.keepAliveTimeoutMs)
   "TRUST_PROXY" (toString $c.trustProxy)
-  "DATABASE_URL" (include "nodescale.pgUrl" (dict "db" $db "host" $db.host))
+  "DATABASE_URL" (include "nodescale.pgUrl" (dict "db" $db "host" $db.host "port" $db.port))
 }}
 {{- $replicas := list }}
 {{- range $db.replicaHosts }}
-{{- $replicas = append $replicas (include "nodescale.pgUrl" (dict "db" $db "host" .)) }}
+{{- $replicas = append $replicas (include "nodescale.pgUrl" (dict "db" $db "host" . "port" $db.replicaPort)) }}
 {{- end }}
 {{- $_ := set $env "DATABASE_REPLICA_URLS" (join "," $replicas) }}
 {{- if $redis.sentinels }}
@@ -352,9 +360,10 @@ superuser, replication and monitoring. A dict: need, available (0 when unknown: 
 
 {{/*
 postgres://user@host:port/database (no password: PGPASSWORD comes from a Secret).
+Pass (dict "db" <nodescale.database> "host" host "port" port).
 */}}
 {{- define "nodescale.pgUrl" -}}
-{{- printf "postgres://%s@%s:%v/%s" (urlquery .db.user) .host .db.port (urlquery .db.database) }}
+{{- printf "postgres://%s@%s:%v/%s" (urlquery .db.user) .host .port (urlquery .db.database) }}
 {{- end }}
 
 {{/*
