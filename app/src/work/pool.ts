@@ -12,8 +12,9 @@ export type WorkerPool = {
 // Under Node's type stripping the sources run as .ts; built, they run as .js beside it.
 const workerFile = new URL(`./worker${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url);
 
-// piscina rejects with this message when `maxQueue` is reached (it exports no error class).
-const QUEUE_FULL_MESSAGE = "Task queue is at limit";
+// piscina rejects with one of these when `maxQueue` is reached, the second when it is 0 and
+// every thread is busy (it exports no error class).
+const QUEUE_FULL_MESSAGES = new Set(["Task queue is at limit", "No task queue available and all Workers are busy"]);
 
 export function createWorkerPool(config: Config["workers"], metrics: Metrics): WorkerPool {
   const piscina = new Piscina<WorkInput, WorkResult>({
@@ -32,7 +33,7 @@ export function createWorkerPool(config: Config["workers"], metrics: Metrics): W
         metrics.workerTasks.inc({ outcome: "completed" });
         return result;
       } catch (error) {
-        if (error instanceof Error && error.message === QUEUE_FULL_MESSAGE) {
+        if (error instanceof Error && QUEUE_FULL_MESSAGES.has(error.message)) {
           metrics.workerTasks.inc({ outcome: "rejected" });
           throw unavailable("worker_queue_full", "The CPU work queue is full; retry shortly.");
         }
