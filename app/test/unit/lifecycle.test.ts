@@ -1,45 +1,301 @@
+// The shutdown sequence, shown by the order of what a client sees, never by how long it took.
+// The drain and the hard timeout are timers; the test holds them with mocked timers and moves
+// them on when it has seen what must happen before. In-flight work is an upload the test
+// keeps half-sent, so it is in flight for exactly as long as the test says.
+
 import assert from "node:assert/strict";
-import { request } from "node:http";
-import { describe, it } from "node:test";
-import { setTimeout as delay } from "node:timers/promises";
-import { shutDown } from "../../src/lifecycle.ts";
+import { fork } from "node:child_process";
+import http from "node:http";
+import { syncBuiltinESMExports } from "node:module";
+import { join } from "node:path";
+import { afterEach, describe, it, mock } from "node:test";
+import { createLifecycle, shutDown } from "../../src/lifecycle.ts";
+import type { Logger } from "../../src/logger.ts";
 import { startApp } from "../support.ts";
 
-function post(url: string, body: unknown): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: "POST", headers: { "content-type": "application/json" } }, (res) => {
+type Answer = { status: number; headers: http.IncomingHttpHeaders; body: string } | { error: string };
+
+/** One request on its own connection; never rejects. */
+function send(url: string, method = "GET", body?: string): Promise<Answer> {
+  return new Promise((resolve) => {
+    const headers: Record<string, string> = body === undefined ? {} : { "content-type": "application/json" };
+    const req = http.request(url, { method, agent: false, headers }, (res) => {
       let text = "";
-      res.on("data", (chunk) => {
-        text += chunk;
+      res.on("data", (d) => {
+        text += d;
       });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+      res.on("error", (e) => resolve({ error: e.message }));
     });
-    req.on("error", reject);
-    req.end(JSON.stringify(body));
+    req.on("error", (e) => resolve({ error: (e as NodeJS.ErrnoException).code ?? e.message }));
+    req.end(body);
   });
 }
 
+/** A POST /api/work whose body is half sent: in flight until finish() sends the rest. */
+async function heldUpload(url: string) {
+  const body = JSON.stringify({ text: "held upload ".repeat(100), iterations: 5 });
+  const half = Math.floor(body.length / 2);
+  let resolveAnswer!: (a: Answer) => void;
+  const answer = new Promise<Answer>((resolve) => {
+    resolveAnswer = resolve;
+  });
+  const req = http.request(`${url}/api/work`, {
+    method: "POST",
+    agent: false,
+    headers: { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)) },
+  });
+  req.on("response", (res) => {
+    let text = "";
+    res.on("data", (d) => {
+      text += d;
+    });
+    res.on("end", () => resolveAnswer({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+  });
+  req.on("error", (e) => resolveAnswer({ error: (e as NodeJS.ErrnoException).code ?? e.message }));
+  await new Promise<void>((resolve) => req.write(body.slice(0, half), () => resolve()));
+  // Accepted in order: once a later connection is answered, this one has been accepted and read.
+  const barrier = await send(`${url}/livez`);
+  assert.equal("status" in barrier && barrier.status, 200);
+  return {
+    answer,
+    finish: () => req.end(body.slice(half)),
+  };
+}
+
+/**
+ * Mocks setTimeout and setInterval, including the ones lifecycle.ts imported from
+ * node:timers/promises (an ESM import of a builtin sees the mock only once synced).
+ */
+function holdTimers(): void {
+  mock.timers.enable({ apis: ["setTimeout", "setInterval"] });
+  syncBuiltinESMExports();
+}
+
+function releaseTimers(): void {
+  mock.timers.reset();
+  syncBuiltinESMExports();
+}
+
+/** Polls without timers (they are mocked): yields to I/O between checks. */
+async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if (await check()) return;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assert.fail(`${what}: not reached`);
+}
+
+const refused = async (url: string) => {
+  const a = await send(`${url}/livez`);
+  return "error" in a && a.error === "ECONNREFUSED";
+};
+
+function recordingLog() {
+  const lines: string[] = [];
+  const log = {
+    info: (_f: unknown, m?: string) => lines.push(`info ${m ?? _f}`),
+    warn: (_f: unknown, m?: string) => lines.push(`warn ${m ?? _f}`),
+    error: (_f: unknown, m?: string) => lines.push(`error ${m ?? _f}`),
+  } as unknown as Logger;
+  return { log, lines };
+}
+
+describe("lifecycle phases", () => {
+  it("starts unready, is ready once marked, and never ready again once draining", () => {
+    const lifecycle = createLifecycle();
+    assert.deepEqual([lifecycle.phase(), lifecycle.isReady(), lifecycle.isDraining()], ["starting", false, false]);
+    lifecycle.markReady();
+    assert.deepEqual([lifecycle.phase(), lifecycle.isReady(), lifecycle.isDraining()], ["ready", true, false]);
+    lifecycle.beginDrain();
+    assert.deepEqual([lifecycle.phase(), lifecycle.isReady(), lifecycle.isDraining()], ["draining", false, true]);
+    lifecycle.markReady();
+    assert.equal(lifecycle.phase(), "draining", "a late markReady does not undo the drain");
+    lifecycle.beginStop();
+    assert.deepEqual([lifecycle.phase(), lifecycle.isReady(), lifecycle.isDraining()], ["stopping", false, true]);
+  });
+});
+
 describe("shutdown sequence", () => {
-  it("fails readiness at once, keeps serving while draining, finishes in-flight work, then stops", async () => {
+  afterEach(releaseTimers);
+
+  it("fails readiness at once, keeps serving through the drain, then stops accepting and finishes in-flight work", async () => {
     const app = await startApp();
-    const text = "x".repeat(200_000);
-    // Three tasks on one worker thread: still running when the server stops accepting.
-    const inFlight = [1, 2, 3].map(() => post(`${app.url}/api/work`, { text, iterations: 300 }));
-    await delay(50);
+    const { log, lines } = recordingLog();
+    const closed: string[] = [];
+    try {
+      const held = await heldUpload(app.url);
+      holdTimers();
+      const stopped = shutDown(
+        {
+          server: app.server,
+          lifecycle: app.lifecycle,
+          drainMs: 1000,
+          timeoutMs: 20_000,
+          log,
+          closers: [
+            { name: "first", close: async () => closed.push("first") },
+            { name: "second", close: async () => closed.push("second") },
+          ],
+        },
+        "test",
+      );
 
-    const stopped = shutDown(
-      { server: app.server, lifecycle: app.lifecycle, drainMs: 300, timeoutMs: 20_000, log: app.log, closers: [] },
-      "test",
-    );
-    const duringDrain = await fetch(`${app.url}/readyz`);
-    assert.equal(duringDrain.status, 503);
-    assert.equal(((await duringDrain.json()) as { status: string }).status, "draining");
-    assert.equal(duringDrain.headers.get("connection"), "close", "keep-alive clients are asked to leave");
-    assert.equal((await fetch(`${app.url}/livez`)).status, 200, "liveness is unaffected by draining");
+      // Draining: readiness fails, yet new connections are still served (the balancer may
+      // still send some until it has seen the failed probe).
+      const ready = await send(`${app.url}/readyz`);
+      assert.ok("status" in ready);
+      assert.equal(ready.status, 503);
+      assert.equal((JSON.parse(ready.body) as { status: string }).status, "draining");
+      assert.equal(ready.headers.connection, "close", "keep-alive clients are asked to leave");
+      const live = await send(`${app.url}/livez`);
+      assert.equal("status" in live && live.status, 200, "liveness is unaffected by draining");
+      const work = await send(`${app.url}/api/work`, "POST", JSON.stringify({ text: "during the drain" }));
+      assert.equal("status" in work && work.status, 200, "requests arriving during the drain are served");
+      assert.equal(app.lifecycle.phase(), "draining");
 
-    assert.equal(await stopped, 0);
-    for (const response of await Promise.all(inFlight)) assert.equal(response.status, 200);
-    await assert.rejects(fetch(`${app.url}/livez`), "no longer accepting after the drain");
-    await app.close();
+      // The drain ends: no new connection, but the upload in flight is still being read.
+      mock.timers.tick(1000);
+      await until("new connections refused", () => refused(app.url));
+      assert.equal(app.lifecycle.phase(), "stopping");
+      assert.deepEqual(closed, [], "no client is closed while a request is in flight");
+
+      held.finish();
+      const answer = await held.answer;
+      assert.ok("status" in answer, `the in-flight upload is answered (${JSON.stringify(answer)})`);
+      assert.equal(answer.status, 200);
+      assert.match(answer.body, /"digest":"[0-9a-f]{64}"/);
+      assert.equal(await stopped, 0, "a clean stop exits 0");
+      assert.deepEqual(closed, ["first", "second"], "clients closed in order, after the last request");
+      assert.ok(lines.includes("info shutdown: readiness failed, draining"));
+      assert.ok(lines.includes("info shutdown: no longer accepting connections"));
+    } finally {
+      releaseTimers();
+      await app.close();
+    }
+  });
+
+  it("closes idle keep-alive connections at the stop, so they do not hold it open", async () => {
+    const app = await startApp();
+    const { log } = recordingLog();
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const first = await new Promise<number>((resolve) =>
+        http.get(`${app.url}/livez`, { agent }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        }),
+      );
+      assert.equal(first, 200);
+      const socketClosed = new Promise<void>((resolve) => {
+        const [socket] = Object.values(agent.freeSockets).flat();
+        assert.ok(socket, "an idle keep-alive connection");
+        socket.once("close", () => resolve());
+      });
+      assert.equal(
+        await shutDown(
+          { server: app.server, lifecycle: app.lifecycle, drainMs: 0, timeoutMs: 20_000, log, closers: [] },
+          "test",
+        ),
+        0,
+      );
+      await socketClosed;
+    } finally {
+      agent.destroy();
+      await app.close();
+    }
+  });
+
+  it("cuts off work that outlives the timeout, and says so with exit code 1", async () => {
+    const app = await startApp();
+    const { log, lines } = recordingLog();
+    const closed: string[] = [];
+    try {
+      const held = await heldUpload(app.url);
+      holdTimers();
+      const stopped = shutDown(
+        {
+          server: app.server,
+          lifecycle: app.lifecycle,
+          drainMs: 100,
+          timeoutMs: 5000,
+          log,
+          closers: [
+            {
+              name: "broken",
+              close: async () => {
+                throw new Error("already gone");
+              },
+            },
+            { name: "after it", close: async () => closed.push("after it") },
+          ],
+        },
+        "test",
+      );
+      mock.timers.tick(100);
+      await until("new connections refused", () => refused(app.url));
+      mock.timers.tick(4999);
+      for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(closed, [], "not yet: the timeout has not passed");
+      mock.timers.tick(1);
+      assert.equal(await stopped, 1);
+      const answer = await held.answer;
+      assert.ok("error" in answer, "the request still in flight was cut off");
+      assert.deepEqual(closed, ["after it"], "a failing closer does not stop the others");
+      assert.ok(lines.includes("warn shutdown: in-flight requests outlived the timeout; closing them"));
+      assert.ok(lines.includes("warn shutdown: closing a client failed"));
+    } finally {
+      releaseTimers();
+      await app.close();
+    }
+  });
+});
+
+describe("installShutdown", () => {
+  const child = join(import.meta.dirname, "shutdown-child.ts");
+
+  /** Runs the child, waits until it listens, delivers `trigger`, returns its output and exit code. */
+  function run(trigger: (p: ReturnType<typeof fork>) => void): Promise<{ code: number | null; output: string }> {
+    return new Promise((resolve, reject) => {
+      const p = fork(child, [], { stdio: ["ignore", "pipe", "pipe", "ipc"] });
+      let output = "";
+      const onData = (d: Buffer) => {
+        const before = output;
+        output += d;
+        if (!before.includes("listening") && output.includes("listening")) trigger(p);
+      };
+      p.stdout?.on("data", onData);
+      p.stderr?.on("data", (d: Buffer) => {
+        output += d;
+      });
+      p.once("error", reject);
+      p.once("exit", (code) => resolve({ code, output }));
+    });
+  }
+
+  for (const [what, trigger] of [
+    ["SIGTERM", (p: ReturnType<typeof fork>) => p.kill("SIGTERM")],
+    ["SIGINT", (p: ReturnType<typeof fork>) => p.kill("SIGINT")],
+    ["PM2's shutdown message", (p: ReturnType<typeof fork>) => p.send("shutdown")],
+  ] as const) {
+    it(`runs the sequence once on ${what} and exits 0`, async () => {
+      const { code, output } = await run((p) => {
+        trigger(p);
+        // A second signal while shutting down changes nothing.
+        p.kill("SIGTERM");
+      });
+      assert.equal(code, 0, output);
+      assert.equal(output.match(/closed: pool/g)?.length, 1, `one shutdown sequence:\n${output}`);
+    });
+  }
+
+  it("ignores other messages, and exits 1 when the sequence itself fails", async () => {
+    const { code, output } = await run((p) => {
+      p.send("hello");
+      p.send("fail-next");
+      p.kill("SIGTERM");
+    });
+    assert.equal(code, 1, output);
+    assert.match(output, /shutdown: failed/);
   });
 });
