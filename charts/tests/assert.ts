@@ -8,6 +8,7 @@
 // one wiring-contract render (see run.sh); the invariants below hold for every case.
 // Prints "ok - ..." per assertion; exits 1 when any failed.
 import { readFileSync } from "node:fs";
+import { egressAllows, ingressAllows, type NetworkPolicy, type Peer, type Target } from "./netpol.ts";
 
 type Obj = {
   apiVersion: string;
@@ -302,6 +303,78 @@ if (all("NetworkPolicy").length > 0) {
     "its egress allows DNS",
   );
 }
+
+// The NetworkPolicy as traffic meets it (charts/tests/netpol.ts evaluates the rendered
+// policies). Front doors: what reaches the app's HTTP port on a fresh cluster of each kind.
+const NAMESPACE = "nodescale";
+const policies = all("NetworkPolicy") as unknown as NetworkPolicy[];
+const appPorts: { name?: string; containerPort: number }[] = app.ports ?? [];
+const httpPort = appPorts.find((p) => p.name === "http")?.containerPort ?? 0;
+const toApp = (port: number): Target => ({ namespace: NAMESPACE, labels: podLabels, containerPorts: appPorts, port });
+const podIn = (namespace: string, labels: Record<string, string>): Peer => ({
+  ip: "10.244.7.9",
+  pod: { namespace, namespaceLabels: { "kubernetes.io/metadata.name": namespace }, labels },
+});
+const frontDoors: Record<string, Peer> = {
+  "ingress-nginx (namespace ingress-nginx)": podIn("ingress-nginx", {
+    "app.kubernetes.io/name": "ingress-nginx",
+    "app.kubernetes.io/component": "controller",
+  }),
+  "Traefik (namespace kube-system)": podIn("kube-system", { "app.kubernetes.io/name": "traefik" }),
+  "Envoy Gateway's proxy (namespace envoy-gateway-system)": podIn("envoy-gateway-system", {
+    "app.kubernetes.io/name": "envoy",
+  }),
+  "an AWS ALB with IP targets (a VPC address, no pod)": { ip: "10.0.12.34" },
+  "a GKE NEG health check from 35.191.0.0/16": { ip: "35.191.4.20" },
+  "a GKE NEG health check from 130.211.0.0/22": { ip: "130.211.1.9" },
+  "a LoadBalancer Service with externalTrafficPolicy Local (the client's address)": { ip: "203.0.113.7" },
+  "a LoadBalancer Service with externalTrafficPolicy Cluster (a node's address)": { ip: "10.0.3.4" },
+};
+const prometheusElsewhere = podIn("observability", { "app.kubernetes.io/name": "prometheus" });
+const reaches = (source: Peer, port = httpPort) => ingressAllows(policies, source, toApp(port));
+const expectFrontDoors = (admitted: string[] | "all") => {
+  for (const [name, peer] of Object.entries(frontDoors)) {
+    const want = admitted === "all" || admitted.includes(name);
+    check(reaches(peer) === want, `front-door: ${name} ${want ? "reaches" : "does not reach"} the app's HTTP port`);
+  }
+};
+// Egress: a connection from an app pod to a backing service's pod (or address), on the port
+// the packet carries there (a Service's port becomes the pod's container port).
+const appPod = { namespace: NAMESPACE, labels: podLabels };
+const bitnamiPod = (name: string, component: string, port: number, portName: string): [Peer, Target] => {
+  const labels = {
+    "app.kubernetes.io/instance": release,
+    "app.kubernetes.io/name": name,
+    "app.kubernetes.io/component": component,
+  };
+  return [
+    {
+      ip: "10.244.3.3",
+      pod: { namespace: NAMESPACE, namespaceLabels: { "kubernetes.io/metadata.name": NAMESPACE }, labels },
+    },
+    { namespace: NAMESPACE, labels, containerPorts: [{ name: portName, containerPort: port }], port },
+  ];
+};
+const expectEgress = (what: string, [peer, target]: [Peer, Target], allowed = true) =>
+  check(
+    egressAllows(policies, appPod, peer, target) === allowed,
+    `egress: ${what} (port ${target.port}) ${allowed ? "is allowed" : "is blocked"}`,
+  );
+const external = (ip: string, port: number): [Peer, Target] => [
+  { ip },
+  { namespace: "", labels: {}, containerPorts: [], port },
+];
+if (policies.length > 0) {
+  check(
+    reaches(podIn(NAMESPACE, { "app.kubernetes.io/instance": release, "app.kubernetes.io/component": "test" })),
+    "front-door: the helm test pods reach the app",
+  );
+  check(
+    !reaches(frontDoors["an AWS ALB with IP targets (a VPC address, no pod)"] as Peer, 9229),
+    "front-door: no source reaches another port of the app pods (9229, the Node inspector)",
+  );
+}
+
 // First install (issue 13, item 1): nothing the app pods wait for may run after them. A
 // post-install hook runs only once `helm install --wait` has seen the pods ready, and Argo CD
 // runs PostSync only after Healthy; pods that wait for the schema would wait forever.
@@ -389,6 +462,16 @@ const expectTests = (names: string[]) =>
 
 const cases: Record<string, () => void> = {
   defaults() {
+    // A fresh cluster of any kind: its front door reaches the app (issue 13, item 4).
+    expectFrontDoors("all");
+    expectEgress("to the PostgreSQL primary pod", bitnamiPod("postgresql", "primary", 5432, "tcp-postgresql"));
+    expectEgress("to a PostgreSQL read replica pod", bitnamiPod("postgresql", "read", 5432, "tcp-postgresql"));
+    expectEgress("to the Redis master pod", bitnamiPod("redis", "master", 6379, "redis"));
+    expectEgress(
+      "to any other port of the PostgreSQL pod",
+      bitnamiPod("postgresql", "primary", 9187, "http-metrics"),
+      false,
+    );
     expectKinds(
       ["HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "NetworkPolicy", "ServiceAccount", "Secret"],
       ["HTTPRoute", "ServiceMonitor"],
@@ -419,17 +502,10 @@ const cases: Record<string, () => void> = {
     check(migrate, "first-install: external services are migrated by the app pods' initContainer");
     check(!Object.keys(podLabels).some((l) => l.endsWith("-client")), "no Bitnami client labels without the subcharts");
     const egress = netpol?.spec.egress ?? [];
-    check(
-      egress.some(
-        (r: any) =>
-          r.to?.some((t: any) => t.ipBlock?.cidr === "10.20.0.0/16") && r.ports.some((p: any) => p.port === 6432),
-      ),
-      "egress to the external PostgreSQL CIDR on 6432",
-    );
-    check(
-      egress.some((r: any) => r.to?.some((t: any) => t.ipBlock) && r.ports.some((p: any) => p.port === 6380)),
-      "egress to the external Redis on 6380",
-    );
+    check(egress.length > 0, "the app has egress rules");
+    expectEgress("to the external PostgreSQL in 10.20.0.0/16", external("10.20.1.5", 6432));
+    expectEgress("to the external Redis in 10.20.0.0/16", external("10.20.3.7", 6380));
+    expectEgress("to PostgreSQL's port outside 10.20.0.0/16", external("192.0.2.10", 6432), false);
     expectTests(["readiness", "session", "replicas"]);
   },
   "gateway-api"() {
@@ -439,12 +515,8 @@ const cases: Record<string, () => void> = {
       route.spec.parentRefs[0].name === "eg" && route.spec.parentRefs[0].namespace === "envoy-gateway-system",
       "attaches to the configured Gateway",
     );
-    check(
-      matches(netpol?.spec.ingress[0].from[0].namespaceSelector.matchLabels, {
-        "kubernetes.io/metadata.name": "envoy-gateway-system",
-      }),
-      "the NetworkPolicy admits the gateway namespace",
-    );
+    // networkPolicy.ingressFrom narrowed to the gateway's namespace.
+    expectFrontDoors(["Envoy Gateway's proxy (namespace envoy-gateway-system)"]);
   },
   monitoring() {
     expectKinds(["ServiceMonitor"], []);
@@ -456,10 +528,8 @@ const cases: Record<string, () => void> = {
     } catch {}
     check(parsed?.panels?.length > 0, `the dashboard is valid JSON with panels (${parsed?.panels?.length})`);
     check(
-      netpol?.spec.ingress.some((r: any) =>
-        matches(r.from?.[0]?.namespaceSelector?.matchLabels, { "kubernetes.io/metadata.name": "monitoring" }),
-      ),
-      "the NetworkPolicy admits Prometheus",
+      reaches(prometheusElsewhere),
+      "front-door: Prometheus in namespace observability (not monitoring) reaches /metrics",
     );
     check(
       one("ServiceMonitor")?.metadata.labels?.release === "kube-prometheus-stack",
@@ -487,6 +557,8 @@ const cases: Record<string, () => void> = {
     check(podSpec.serviceAccountName === "default", "the default ServiceAccount");
   },
   "redis-sentinel"() {
+    expectEgress("to a Sentinel", bitnamiPod("redis", "node", 26379, "redis-sentinel"));
+    expectEgress("to a Redis node (the master Sentinel names)", bitnamiPod("redis", "node", 6379, "redis"));
     expectEnv("REDIS_URL", undefined);
     expectEnv("REDIS_SENTINELS", `${release}-redis:26379`);
     expectEnv("REDIS_SENTINEL_MASTER", "mymaster");
@@ -599,6 +671,44 @@ const cases: Record<string, () => void> = {
       "defects: serviceAccount.automount: true reaches the ServiceAccount and the pods",
     );
     expectTests(["readiness", "session", "replicas"]);
+  },
+  // The Services listen on other ports than the pods: the policy must allow the pods' ports,
+  // which is where the packets arrive (issue 13, item 4).
+  "contract-service-ports"() {
+    expectEnv("DATABASE_URL", `postgres://nodescale@${release}-postgresql-primary:6543/nodescale`);
+    expectEnv("DATABASE_REPLICA_URLS", `postgres://nodescale@${release}-postgresql-read:6544/nodescale`);
+    expectEnv("REDIS_URL", `redis://${release}-redis-master:6380/0`);
+    expectEgress(
+      "through Service port 6543 to the primary's container port",
+      bitnamiPod("postgresql", "primary", 5432, "tcp-postgresql"),
+    );
+    expectEgress(
+      "through Service port 6544 to a replica's container port",
+      bitnamiPod("postgresql", "read", 5432, "tcp-postgresql"),
+    );
+    expectEgress("through Service port 6380 to Redis's container port", bitnamiPod("redis", "master", 6379, "redis"));
+  },
+  "contract-container-ports"() {
+    expectEgress("to the primary's container port 5444", bitnamiPod("postgresql", "primary", 5444, "tcp-postgresql"));
+    expectEgress("to Redis's container port 6390", bitnamiPod("redis", "master", 6390, "redis"));
+    expectEgress("to the old PostgreSQL port 5432", bitnamiPod("postgresql", "primary", 5432, "tcp-postgresql"), false);
+  },
+  // An external replica on another port than the primary (`host:port` in replicaHosts).
+  "contract-external-replica-port"() {
+    expectEnv(
+      "DATABASE_REPLICA_URLS",
+      "postgres://app@db-replica-1.example.internal:6433/shop,postgres://app@db-replica-2.example.internal:6432/shop",
+    );
+    expectEgress("to the external replica on 6433", external("10.20.2.2", 6433));
+    expectEgress("to the external primary on 6432", external("10.20.1.5", 6432));
+  },
+  // The front door narrowed to ingress-nginx.
+  "contract-ingress-from-narrowed"() {
+    expectFrontDoors(["ingress-nginx (namespace ingress-nginx)"]);
+  },
+  // The deprecated pair still admits what it names.
+  "contract-ingress-namespace-selector"() {
+    expectFrontDoors(["Envoy Gateway's proxy (namespace envoy-gateway-system)"]);
   },
   "contract-redis-no-auth"() {
     check(!secretRef("REDIS_PASSWORD"), "no REDIS_PASSWORD when redis.auth.enabled is false");

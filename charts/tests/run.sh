@@ -285,7 +285,7 @@ check "client-labels: hardened Bitnami policies (allowExternal false on primary,
   --set postgresql.primary.networkPolicy.allowExternal=false \
   --set postgresql.readReplicas.networkPolicy.allowExternal=false \
   --set redis.networkPolicy.allowExternal=false
-LONG_RELEASE=a-release-name-long-enough-to-overflow-a-label
+LONG_RELEASE="a-release-name-long-enough-to-overflow-a-label"
 check "client-labels: a ${#LONG_RELEASE}-character release name renders no label key over 63 characters" \
   contract contract-long-release-name "$LONG_RELEASE"
 check "client-labels: a label key Bitnami's policy would need but cannot exist fails the render, naming the value" \
@@ -299,6 +299,22 @@ check "defects: global.postgresql.auth (existingSecret, secretKeys, username, da
   --set postgresql.auth.existingSecret=local-pg --set postgresql.auth.secretKeys.userPasswordKey=local-key \
   --set global.postgresql.auth.username=orders_app --set global.postgresql.auth.database=orders \
   --set global.postgresql.service.ports.postgresql=6543
+# The NetworkPolicy as traffic meets it (front doors: the defaults and values cases).
+check "egress: Service ports moved (6543, 6544, 6380): the policy still allows the pods' ports, where packets arrive" \
+  contract contract-service-ports shop --set postgresql.primary.service.ports.postgresql=6543 \
+  --set postgresql.readReplicas.service.ports.postgresql=6544 --set redis.master.service.ports.redis=6380
+check "egress: container ports moved (5444, 6390): the policy follows them" \
+  contract contract-container-ports shop --set postgresql.containerPorts.postgresql=5444 \
+  --set redis.master.containerPorts.redis=6390
+check "egress: an external replica on its own port (replicaHosts host:port) is reachable" \
+  contract contract-external-replica-port shop -f "$TESTS/values/external-services.yaml" \
+  --set 'externalDatabase.replicaHosts={db-replica-1.example.internal:6433,db-replica-2.example.internal}'
+check "front-door: networkPolicy.ingressFrom narrowed to ingress-nginx admits only it" \
+  contract contract-ingress-from-narrowed shop \
+  --set-json 'networkPolicy.ingressFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"ingress-nginx"}}}]'
+check "front-door: the deprecated networkPolicy.ingressNamespaceSelector still admits what it names" \
+  contract contract-ingress-namespace-selector shop \
+  --set networkPolicy.ingressNamespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=envoy-gateway-system
 check "contract: redis.auth.enabled=false -> no REDIS_PASSWORD" \
   contract contract-redis-no-auth shop --set redis.auth.enabled=false
 

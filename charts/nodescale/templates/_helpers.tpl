@@ -220,7 +220,7 @@ read (its readReplica.fullname, empty unless architecture is replication).
 {{- end }}
 
 {{/*
-PostgreSQL connection: a dict with host, port, replicaHosts (list), replicaPort, user,
+PostgreSQL connection: a dict with host, port, replicas (a list of {host, port}), user,
 database, secretName, secretKey.
 */}}
 {{- define "nodescale.database" -}}
@@ -236,7 +236,7 @@ database, secretName, secretKey.
 {{- $host := $names.primary }}
 {{- $replicas := list }}
 {{- if and $names.read (gt (int (dig "readReplicas" "replicaCount" 1 $pg)) 0) }}
-{{- $replicas = list $names.read }}
+{{- $replicas = list (dict "host" $names.read "port" $replicaPort) }}
 {{- end }}
 {{- $user := required "postgresql.auth.username is required: the app must not connect as postgres" (default (dig "auth" "username" "" $pg) (dig "auth" "username" "" $global)) }}
 {{- $database := default (dig "auth" "database" $user $pg) (dig "auth" "database" "" $global) }}
@@ -248,7 +248,7 @@ database, secretName, secretKey.
 {{- $key = default (dig "auth" "secretKeys" "adminPasswordKey" "postgres-password" $pg) (dig "auth" "secretKeys" "adminPasswordKey" "" $global) }}
 {{- end }}
 {{- end }}
-{{- toYaml (dict "host" $host "port" $port "replicaPort" $replicaPort "user" $user "database" (tpl (toString $database) $) "replicaHosts" $replicas "secretName" (default $full (tpl (toString $existing) $)) "secretKey" (tpl (toString $key) $)) }}
+{{- toYaml (dict "host" $host "port" $port "replicas" $replicas "user" $user "database" (tpl (toString $database) $) "secretName" (default $full (tpl (toString $existing) $)) "secretKey" (tpl (toString $key) $)) }}
 {{- else }}
 {{- $db := .Values.externalDatabase }}
 {{- $host := required "externalDatabase.host is required when postgresql.enabled is false" $db.host }}
@@ -257,7 +257,16 @@ database, secretName, secretKey.
 {{- end }}
 {{- $secret := default (include "nodescale.secretName" .) $db.existingSecret }}
 {{- $key := ternary $db.existingSecretPasswordKey "database-password" (not (empty $db.existingSecret)) }}
-{{- toYaml (dict "host" $host "port" $db.port "replicaPort" $db.port "user" $db.user "database" $db.database "replicaHosts" $db.replicaHosts "secretName" $secret "secretKey" $key) }}
+{{- $replicas := list }}
+{{- range $db.replicaHosts }}
+{{- /* "host" or "host:port" (a replica on another port than the primary) */}}
+{{- if regexMatch ":[0-9]+$" . }}
+{{- $replicas = append $replicas (dict "host" (regexReplaceAll ":[0-9]+$" . "") "port" (regexFind "[0-9]+$" . | int)) }}
+{{- else }}
+{{- $replicas = append $replicas (dict "host" . "port" $db.port) }}
+{{- end }}
+{{- end }}
+{{- toYaml (dict "host" $host "port" $db.port "user" $db.user "database" $db.database "replicas" $replicas "secretName" $secret "secretKey" $key) }}
 {{- end }}
 {{- end }}
 
@@ -319,8 +328,8 @@ The non-secret environment of the app, as a dict NAME: value (the ConfigMap's da
   "DATABASE_URL" (include "nodescale.pgUrl" (dict "db" $db "host" $db.host "port" $db.port))
 }}
 {{- $replicas := list }}
-{{- range $db.replicaHosts }}
-{{- $replicas = append $replicas (include "nodescale.pgUrl" (dict "db" $db "host" . "port" $db.replicaPort)) }}
+{{- range $db.replicas }}
+{{- $replicas = append $replicas (include "nodescale.pgUrl" (dict "db" $db "host" .host "port" .port)) }}
 {{- end }}
 {{- $_ := set $env "DATABASE_REPLICA_URLS" (join "," $replicas) }}
 {{- if $redis.sentinels }}
@@ -394,10 +403,32 @@ Non-secret values come from the ConfigMap; passwords only through secretKeyRef.
 {{- end }}
 
 {{/*
+The sources admitted to the app's HTTP port: networkPolicy.ingressFrom, plus the deprecated
+ingressNamespaceSelector/ingressPodSelector pair when set. An empty list admits any source.
+*/}}
+{{- define "nodescale.networkPolicy.ingressFrom" -}}
+{{- $np := .Values.networkPolicy }}
+{{- $from := $np.ingressFrom | default list }}
+{{- if $np.ingressNamespaceSelector }}
+{{- $peer := dict "namespaceSelector" $np.ingressNamespaceSelector }}
+{{- with $np.ingressPodSelector }}
+{{- $_ := set $peer "podSelector" . }}
+{{- end }}
+{{- $from = append $from $peer }}
+{{- end }}
+{{- toYaml $from }}
+{{- end }}
+
+{{/*
 NetworkPolicy egress shared by the app pods (their migrate initContainer included) and the
 helm test pods: DNS, PostgreSQL, Redis, nothing else. Pass (dict "ctx" $ "db" <nodescale.database> "redis" <nodescale.redis>).
 */}}
 {{- define "nodescale.networkPolicy.egress" -}}
+{{- /*
+A NetworkPolicy matches the port a packet reaches on the destination pod, after the Service
+has translated its port: the container ports of the Bitnami pods, never their Service ports.
+External services are reached directly, on the ports the app connects to.
+*/}}
 {{- $np := .ctx.Values.networkPolicy }}
 - to:
     - namespaceSelector:
@@ -407,39 +438,50 @@ helm test pods: DNS, PostgreSQL, Redis, nothing else. Pass (dict "ctx" $ "db" <n
       port: 53
     - protocol: TCP
       port: 53
+{{- $pgPorts := list }}
 {{- if .ctx.Values.postgresql.enabled }}
+{{- $pgPorts = list (dig "containerPorts" "postgresql" 5432 .ctx.Values.postgresql) }}
 - to:
     - podSelector:
         matchLabels:
           app.kubernetes.io/instance: {{ .ctx.Release.Name }}
           app.kubernetes.io/name: {{ default "postgresql" .ctx.Values.postgresql.nameOverride }}
-  ports:
-    - protocol: TCP
-      port: {{ .db.port }}
 {{- else }}
+{{- $pgPorts = list .db.port }}
+{{- range .db.replicas }}
+{{- $pgPorts = append $pgPorts .port }}
+{{- end }}
 - to:
     {{- range $np.externalCIDRs }}
     - ipBlock:
         cidr: {{ . }}
     {{- end }}
+{{- end }}
   ports:
+    {{- range $pgPorts | uniq }}
     - protocol: TCP
-      port: {{ .db.port }}
-{{- end }}
+      port: {{ int . }}
+    {{- end }}
 {{- $redisPorts := list }}
-{{- if .redis.url }}
-{{- $redisPorts = append $redisPorts (.redis.url | urlParse).host }}
-{{- end }}
-{{- range .redis.sentinels }}
-{{- $redisPorts = append $redisPorts . }}
-{{- end }}
 {{- if .ctx.Values.redis.enabled }}
+{{- $r := .ctx.Values.redis }}
+{{- $redisPorts = list (dig "master" "containerPorts" "redis" 6379 $r) }}
+{{- if .redis.sentinels }}
+{{- $redisPorts = append $redisPorts (dig "replica" "containerPorts" "redis" 6379 $r) }}
+{{- $redisPorts = append $redisPorts (dig "sentinel" "containerPorts" "sentinel" 26379 $r) }}
+{{- end }}
 - to:
     - podSelector:
         matchLabels:
           app.kubernetes.io/instance: {{ .ctx.Release.Name }}
-          app.kubernetes.io/name: {{ default "redis" .ctx.Values.redis.nameOverride }}
+          app.kubernetes.io/name: {{ default "redis" $r.nameOverride }}
 {{- else }}
+{{- if .redis.url }}
+{{- $redisPorts = append $redisPorts (default "6379" (regexFind ":[0-9]+$" (.redis.url | urlParse).host | trimPrefix ":")) }}
+{{- end }}
+{{- range .redis.sentinels }}
+{{- $redisPorts = append $redisPorts (regexFind "[0-9]+$" .) }}
+{{- end }}
 - to:
     {{- range $np.externalCIDRs }}
     - ipBlock:
@@ -447,12 +489,8 @@ helm test pods: DNS, PostgreSQL, Redis, nothing else. Pass (dict "ctx" $ "db" <n
     {{- end }}
 {{- end }}
   ports:
-    {{- range $hostPort := $redisPorts | uniq }}
+    {{- range $redisPorts | uniq }}
     - protocol: TCP
-      port: {{ regexReplaceAll "^.*:" $hostPort "" | int }}
-    {{- end }}
-    {{- if and .ctx.Values.redis.enabled .redis.sentinels }}
-    - protocol: TCP
-      port: {{ dig "master" "service" "ports" "redis" 6379 .ctx.Values.redis }}
+      port: {{ int . }}
     {{- end }}
 {{- end }}
