@@ -133,40 +133,67 @@ export function countBy<T>(items: T[], key: (item: T) => string): Record<string,
   return out;
 }
 
+/** When a request was sent, relative to the action: before it started, while it ran, after it ended. */
+export type Phase = "before" | "during" | "after";
+
 /**
  * Open-loop traffic around an action: requests are issued on a fixed schedule (`rate` per
- * second) whether or not earlier ones have finished, from `warmupMs` before the action until
- * `cooldownMs` after it, bounded by `maxMs`. Returns every reply and the sending time.
+ * second) whether or not earlier ones have finished. The action starts once `before` replies
+ * have come back (traffic is flowing), and sending stops once `after` replies to requests sent
+ * after the action ended have come back. These are counts, not durations; `maxMs` only bounds
+ * the whole (it throws past it). Returns every reply with the phase it was sent in.
  */
 export async function trafficAround<T>(options: {
   rate: number;
-  warmupMs: number;
-  cooldownMs: number;
+  before: number;
+  after: number;
   maxMs: number;
   send: () => Promise<Reply>;
   action: () => Promise<T>;
-}): Promise<{ replies: Reply[]; sendingMs: number; rate: number; actionResult: T }> {
+}): Promise<{ replies: (Reply & { phase: Phase })[]; sendingMs: number; rate: number; actionResult: T }> {
   const maxRequests = Math.ceil((options.rate * options.maxMs) / 1000);
-  const inFlight: Promise<Reply>[] = [];
+  const inFlight: Promise<Reply & { phase: Phase }>[] = [];
+  const answered: Record<Phase, number> = { before: 0, during: 0, after: 0 };
+  let phase: Phase = "before";
   let stopSending = false;
   const started = Date.now();
+  const sendOne = () => {
+    const sentIn = phase;
+    return options.send().then((reply) => {
+      answered[sentIn]++;
+      return { ...reply, phase: sentIn };
+    });
+  };
   const sender = new Promise<void>((resolve) => {
     const timer = setInterval(() => {
       const elapsed = Date.now() - started;
       const due = Math.min(Math.floor((elapsed * options.rate) / 1000), maxRequests);
-      while (inFlight.length < due) inFlight.push(options.send());
+      while (inFlight.length < due) inFlight.push(sendOne());
       if (stopSending || elapsed > options.maxMs || inFlight.length >= maxRequests) {
         clearInterval(timer);
         resolve();
       }
     }, 2);
   });
+  // A wait for a count of replies, checked as they arrive; maxMs is only the bound.
+  const reach = async (what: string, done: () => boolean) => {
+    while (!done()) {
+      if (Date.now() - started > options.maxMs) throw new Error(`traffic: ${what} not reached in ${options.maxMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
 
-  await new Promise((r) => setTimeout(r, options.warmupMs));
-  const actionResult = await options.action();
-  await new Promise((r) => setTimeout(r, options.cooldownMs));
-  stopSending = true;
-  await sender;
+  let actionResult: T;
+  try {
+    await reach(`${options.before} replies before the action`, () => answered.before >= options.before);
+    phase = "during";
+    actionResult = await options.action();
+    phase = "after";
+    await reach(`${options.after} replies after the action`, () => answered.after >= options.after);
+  } finally {
+    stopSending = true;
+    await sender;
+  }
   const sendingMs = Date.now() - started;
   const replies = await Promise.all(inFlight);
   return { replies, sendingMs, rate: Math.round((replies.length * 1000) / sendingMs), actionResult };
@@ -180,5 +207,5 @@ export function summarizeReplies(replies: Reply[], sendingMs: number, rate: numb
   const failures = countBy(failed, (r) => (r.status === 0 ? `error: ${r.error}` : `status ${r.status}`));
   const retried = replies.filter((r) => r.retried).length;
   const line = `sent ${replies.length} in ${sendingMs} ms (${rate} req/s), ok ${ok.length}, failed ${failed.length} ${JSON.stringify(failures)}, retried on a new connection ${retried}, per instance ${JSON.stringify(perInstance)}`;
-  return { ok, failed, perInstance, failures, line };
+  return { ok, failed, perInstance, failures, retried, line };
 }
