@@ -90,6 +90,10 @@ integration: node-deps ## Integration tests on real Redis, PostgreSQL primary + 
 	@$(NODE_TEST) --test-concurrency=1 'local/test/**/*.test.ts' 'app/test/integration/**/*.test.ts' \
 		charts/tests/helm-test-script.test.ts
 
+.PHONY: test-the-tests
+test-the-tests: node-deps tools ## Plant each bug of tools/test-the-tests/bugs.ts in a scratch copy; print bug -> test -> caught/missed
+	@$(NODE) tools/test-the-tests/run.ts
+
 .PHONY: chart-test
 chart-test: tools ## Lint (Helm 3 and 4), render, strictly validate and policy-check the chart
 	@bash charts/tests/run.sh
