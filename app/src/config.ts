@@ -63,8 +63,9 @@ const envSchema = z.object({
   INSTANCE_NAME: z.string().trim().min(1).max(253).optional(),
   // Set by PM2 in cluster mode: which worker this process is (0, 1, ...).
   NODE_APP_INSTANCE: integer(0, 4095).optional(),
-  // When set, /metrics is also served on METRICS_PORT + NODE_APP_INSTANCE, so that each PM2
-  // worker is scraped on its own and sums across workers are right.
+  // When set, /metrics and the /readyz dependency detail are served only on METRICS_PORT +
+  // NODE_APP_INSTANCE, never on the port a load balancer routes to the public; each PM2 worker
+  // is scraped on its own, so sums across workers are right.
   METRICS_PORT: integer(1, 65535).optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 

@@ -12,7 +12,7 @@ import { migrate, waitForSchema } from "./db/migrate.ts";
 import { createDatabase } from "./db/pools.ts";
 import { createReadRouter } from "./db/replicas.ts";
 import { createDependencyHealth } from "./dependency-health.ts";
-import { buildApp, metricsOnly } from "./http/app.ts";
+import { buildApp, internalApp } from "./http/app.ts";
 import { createLifecycle, installShutdown } from "./lifecycle.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createMetrics } from "./metrics.ts";
@@ -51,7 +51,8 @@ async function serve(config: Config, log: Logger): Promise<void> {
   // Node requires headersTimeout above keepAliveTimeout, or it can drop a reused connection.
   server.headersTimeout = config.keepAliveTimeoutMs + 1000;
 
-  const metricsServer = config.metricsPort === undefined ? undefined : createServer(metricsOnly(metrics));
+  const metricsServer =
+    config.metricsPort === undefined ? undefined : createServer(internalApp({ metrics, lifecycle, health }));
   installShutdown({
     server,
     lifecycle,

@@ -8,7 +8,7 @@ import { loadConfig } from "../src/config.ts";
 import { createDatabase } from "../src/db/pools.ts";
 import { createReadRouter } from "../src/db/replicas.ts";
 import { createDependencyHealth } from "../src/dependency-health.ts";
-import { buildApp } from "../src/http/app.ts";
+import { buildApp, internalApp } from "../src/http/app.ts";
 import { createLifecycle } from "../src/lifecycle.ts";
 import { createLogger } from "../src/logger.ts";
 import { createMetrics } from "../src/metrics.ts";
@@ -43,10 +43,15 @@ export async function startApp(env: Record<string, string> = {}) {
   const app = buildApp({ config, log, metrics, lifecycle, redis, db, health, reads, session, loginLimiter, workers });
   const server: Server = createServer(app);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  // With METRICS_PORT set, the internal port too (on a free port, whatever the number says).
+  const internal: Server | undefined =
+    config.metricsPort === undefined ? undefined : createServer(internalApp({ metrics, lifecycle, health }));
+  if (internal) await new Promise<void>((resolve) => internal.listen(0, "127.0.0.1", resolve));
   lifecycle.markReady();
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
+    internalUrl: internal ? `http://127.0.0.1:${(internal.address() as AddressInfo).port}` : undefined,
     server,
     lifecycle,
     health,
@@ -54,6 +59,8 @@ export async function startApp(env: Record<string, string> = {}) {
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
+      internal?.closeAllConnections();
+      if (internal) await new Promise((resolve) => internal.close(resolve));
       reads.close();
       await Promise.all([workers.close(), db.close(), closeRedis(redis)]);
     },

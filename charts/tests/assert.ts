@@ -49,6 +49,7 @@ const hooks = (o: Obj) => o.metadata.annotations?.["helm.sh/hook"] ?? "";
 const deployment = all("Deployment").find((d) => d.metadata.labels?.["app.kubernetes.io/instance"] === release);
 const fullname = deployment?.metadata.name ?? "";
 const service = one("Service", fullname);
+const metricsService = one("Service", `${fullname}-metrics`);
 const configMap = one("ConfigMap", fullname);
 const hpa = one("HorizontalPodAutoscaler", fullname);
 const pdb = one("PodDisruptionBudget", fullname);
@@ -68,6 +69,8 @@ const migrate = initContainers.find((c) => c.name === "migrate");
 const podLabels: Record<string, string> = deployment.spec.template.metadata.labels;
 const app = podSpec.containers[0];
 const env: EnvVar[] = app.env ?? [];
+const appPorts: { name?: string; containerPort: number }[] = app.ports ?? [];
+const httpPort = appPorts.find((p) => p.name === "http")?.containerPort ?? 0;
 const cmData: Record<string, string> = configMap.data ?? {};
 
 // selectors
@@ -278,13 +281,47 @@ for (const r of all("HTTPRoute")) {
       );
     }
 }
+// /metrics and the dependency detail live on the internal port only (issue 13, item 5): the
+// Service that routes and LoadBalancers use has no port to it, and no route names one.
+const metricsPort = appPorts.find((p) => p.name === "metrics")?.containerPort;
+check(
+  metricsPort !== undefined && String(metricsPort) === cmData.METRICS_PORT,
+  `metrics: the container port "metrics" is METRICS_PORT (${cmData.METRICS_PORT})`,
+);
+check(
+  service.spec.ports.every((p: any) => p.targetPort === "http" || p.targetPort === httpPort),
+  "metrics: the app's Service (what the Ingress, HTTPRoute and a LoadBalancer use) targets only the http port",
+);
+check(
+  metricsService?.spec.type === "ClusterIP" &&
+    metricsService.spec.ports.every((p: any) => p.targetPort === "metrics") &&
+    matches(metricsService.spec.selector, podLabels),
+  `metrics: Service ${fullname}-metrics is ClusterIP and targets the pods' metrics port`,
+);
 for (const sm of all("ServiceMonitor")) {
-  check(matches(sm.spec.selector.matchLabels, service.metadata.labels), "the ServiceMonitor selects the Service");
+  check(
+    metricsService && matches(sm.spec.selector.matchLabels, metricsService.metadata.labels),
+    "the ServiceMonitor selects the metrics Service",
+  );
+  check(
+    !matches(sm.spec.selector.matchLabels, service.metadata.labels),
+    "the ServiceMonitor does not select the app's Service",
+  );
   check(
     sm.spec.endpoints.every(
-      (e: any) => service.spec.ports.some((sp: any) => sp.name === e.port) && e.path === "/metrics",
+      (e: any) =>
+        e.port === "metrics" &&
+        metricsService?.spec.ports.some((sp: any) => sp.name === e.port) &&
+        e.path === "/metrics",
     ),
-    "the ServiceMonitor scrapes /metrics on a named Service port",
+    "the ServiceMonitor scrapes /metrics on the metrics port",
+  );
+}
+for (const p of testPods) {
+  const url = p.spec.containers[0].env?.find((e: EnvVar) => e.name === "METRICS_URL")?.value;
+  check(
+    url === `http://${fullname}-metrics:${metricsService?.spec.ports[0]?.port}`,
+    `helm test pod ${p.metadata.name} reaches the metrics Service (${url})`,
   );
 }
 const netpol = all("NetworkPolicy").find((n) => matches(n.spec.podSelector.matchLabels, podLabels));
@@ -308,8 +345,6 @@ if (all("NetworkPolicy").length > 0) {
 // policies). Front doors: what reaches the app's HTTP port on a fresh cluster of each kind.
 const NAMESPACE = "nodescale";
 const policies = all("NetworkPolicy") as unknown as NetworkPolicy[];
-const appPorts: { name?: string; containerPort: number }[] = app.ports ?? [];
-const httpPort = appPorts.find((p) => p.name === "http")?.containerPort ?? 0;
 const toApp = (port: number): Target => ({ namespace: NAMESPACE, labels: podLabels, containerPorts: appPorts, port });
 const podIn = (namespace: string, labels: Record<string, string>): Peer => ({
   ip: "10.244.7.9",
@@ -365,6 +400,12 @@ const external = (ip: string, port: number): [Peer, Target] => [
   { namespace: "", labels: {}, containerPorts: [], port },
 ];
 if (policies.length > 0) {
+  check(
+    reaches(prometheusElsewhere, metricsPort),
+    "front-door: Prometheus in any namespace reaches the metrics port (networkPolicy.metricsFrom)",
+  );
+  for (const name of Object.keys(frontDoors).filter((n) => !frontDoors[n]?.pod))
+    check(!reaches(frontDoors[name] as Peer, metricsPort), `metrics: ${name} does not reach the metrics port`);
   check(
     reaches(podIn(NAMESPACE, { "app.kubernetes.io/instance": release, "app.kubernetes.io/component": "test" })),
     "front-door: the helm test pods reach the app",
@@ -528,7 +569,7 @@ const cases: Record<string, () => void> = {
     } catch {}
     check(parsed?.panels?.length > 0, `the dashboard is valid JSON with panels (${parsed?.panels?.length})`);
     check(
-      reaches(prometheusElsewhere),
+      reaches(prometheusElsewhere, metricsPort),
       "front-door: Prometheus in namespace observability (not monitoring) reaches /metrics",
     );
     check(
@@ -702,9 +743,11 @@ const cases: Record<string, () => void> = {
     expectEgress("to the external replica on 6433", external("10.20.2.2", 6433));
     expectEgress("to the external primary on 6432", external("10.20.1.5", 6432));
   },
-  // The front door narrowed to ingress-nginx.
+  // The front door narrowed to ingress-nginx, Prometheus still scraping from elsewhere.
   "contract-ingress-from-narrowed"() {
     expectFrontDoors(["ingress-nginx (namespace ingress-nginx)"]);
+    check(reaches(prometheusElsewhere, metricsPort), "front-door: Prometheus in namespace observability still scrapes");
+    check(!reaches(prometheusElsewhere), "front-door: Prometheus does not reach the app's HTTP port");
   },
   // The deprecated pair still admits what it names.
   "contract-ingress-namespace-selector"() {

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
+import { freePort } from "../../local/net.ts";
 import { startTestStack, teardown } from "../../local/test/helpers.ts";
 import type { Topology } from "../../local/topology.ts";
 
@@ -22,11 +23,15 @@ after(async () => {
   await teardown(stack);
 });
 
-function runCheck(check: string, baseUrl: string): Promise<{ code: number | null; output: string }> {
+function runCheck(
+  check: string,
+  baseUrl: string,
+  metricsUrl?: string,
+): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--input-type=module", "--eval", script], {
-      env: { ...process.env, CHECK: check, BASE_URL: baseUrl },
-    });
+    const env: NodeJS.ProcessEnv = { ...process.env, CHECK: check, BASE_URL: baseUrl };
+    if (metricsUrl) env.METRICS_URL = metricsUrl;
+    const child = spawn(process.execPath, ["--input-type=module", "--eval", script], { env });
     let output = "";
     child.stdout.on("data", (d) => (output += d));
     child.stderr.on("data", (d) => (output += d));
@@ -46,6 +51,25 @@ for (const check of ["readiness", "session", "replicas"]) {
 test("the session check sees the session served by more than one instance", async () => {
   const { output } = await runCheck("session", stack!.lbUrl);
   assert.match(output, /served by 2 instance\(s\)/);
+});
+
+// As the chart runs the app: METRICS_PORT set, the metrics Service at METRICS_URL (issue 13,
+// item 5). One instance, so the internal port is that instance's.
+test('helm test "readiness" with the internal port: /metrics and the detail only there', async () => {
+  const metricsPort = await freePort();
+  const internal = await startTestStack("helm-test-internal", {
+    instances: 1,
+    appEnv: { METRICS_PORT: String(metricsPort) },
+  });
+  try {
+    const { code, output } = await runCheck("readiness", internal.lbUrl, `http://127.0.0.1:${metricsPort}`);
+    console.log(output.trimEnd());
+    assert.equal(code, 0, output);
+    assert.match(output, /GET \/metrics on the app's Service is 404/);
+    assert.match(output, /the internal port's \/readyz reports the dependencies/);
+  } finally {
+    await teardown(internal);
+  }
 });
 
 test("an unknown check name fails with exit code 2", async () => {

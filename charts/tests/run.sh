@@ -309,8 +309,8 @@ check "egress: container ports moved (5444, 6390): the policy follows them" \
 check "egress: an external replica on its own port (replicaHosts host:port) is reachable" \
   contract contract-external-replica-port shop -f "$TESTS/values/external-services.yaml" \
   --set 'externalDatabase.replicaHosts={db-replica-1.example.internal:6433,db-replica-2.example.internal}'
-check "front-door: networkPolicy.ingressFrom narrowed to ingress-nginx admits only it" \
-  contract contract-ingress-from-narrowed shop \
+check "front-door: networkPolicy.ingressFrom narrowed to ingress-nginx admits only it; Prometheus elsewhere still scrapes the metrics port" \
+  contract contract-ingress-from-narrowed shop --set serviceMonitor.enabled=true \
   --set-json 'networkPolicy.ingressFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"ingress-nginx"}}}]'
 check "front-door: the deprecated networkPolicy.ingressNamespaceSelector still admits what it names" \
   contract contract-ingress-namespace-selector shop \
@@ -367,6 +367,8 @@ check "schema: a string where a number belongs (replicaCount=three) fails, namin
   expect_failure "replicaCount.*(string|integer)" "$HELM3" template shop "$STRIPPED" --set-string replicaCount=three
 check "schema: a wrong type in a nested value (service.port) fails, naming it" \
   expect_failure "service/port" "$HELM4" template shop "$STRIPPED" --set-string service.port=http
+check "values: metricsPort equal to containerPort fails, naming both" \
+  expect_failure "metricsPort.*containerPort" "$HELM4" template shop "$STRIPPED" --set metricsPort=3000
 check "values: a grace period shorter than preStop + drain fails, naming it" \
   expect_failure "terminationGracePeriodSeconds" "$HELM3" template shop "$STRIPPED" --set terminationGracePeriodSeconds=5
 

@@ -54,8 +54,11 @@ export function buildApp(deps: AppDeps): express.Express {
   // default quality 11 is meant for static files compressed once.
   app.use(compression({ threshold: 1024, brotli: { params: { [zlib.BROTLI_PARAM_QUALITY]: 4 } } }));
 
-  app.use(healthRouter(deps));
-  app.use(metricsRouter(deps.metrics));
+  // With an internal port (METRICS_PORT), /metrics and the dependency detail live only there:
+  // whatever routes this port to the public (an Ingress's `/` prefix) never exposes them.
+  const internalPort = deps.config.metricsPort !== undefined;
+  app.use(healthRouter({ lifecycle: deps.lifecycle, health: deps.health, detail: !internalPort }));
+  if (!internalPort) app.use(metricsRouter(deps.metrics));
 
   const primary = deps.db.primary.pool;
   app.use(authRouter({ primary, session: deps.session, loginLimiter: deps.loginLimiter }));
@@ -69,10 +72,15 @@ export function buildApp(deps: AppDeps): express.Express {
   return app;
 }
 
-/** Only /metrics, for a per-process metrics port (PM2 workers share the main port). */
-export function metricsOnly(metrics: Metrics): express.Express {
+/**
+ * The internal port (METRICS_PORT): /metrics, and /readyz and /livez with the dependency
+ * detail. For Prometheus and operators; no load balancer routes to it. Each PM2 worker has its
+ * own (METRICS_PORT + NODE_APP_INSTANCE), so each is scraped on its own.
+ */
+export function internalApp(deps: Pick<AppDeps, "metrics" | "lifecycle" | "health">): express.Express {
   const app = express();
   app.disable("x-powered-by");
-  app.use(metricsRouter(metrics));
+  app.use(healthRouter({ lifecycle: deps.lifecycle, health: deps.health, detail: true }));
+  app.use(metricsRouter(deps.metrics));
   return app;
 }

@@ -89,9 +89,24 @@ describe("HTTP surface without backing services", () => {
   }
 
   it("labels request metrics by route template, never by raw path", async () => {
+    // Counts are read before and after this test's own requests, so no other test's requests
+    // (or their order) matter.
+    const workCount = (text: string) =>
+      Number(
+        /http_request_duration_seconds_count\{method="POST",route="\/api\/work",status_code="200"\} (\d+)/.exec(
+          text,
+        )?.[1] ?? 0,
+      );
+    const before = workCount(await (await fetch(`${app.url}/metrics`)).text());
+    const work = await fetch(`${app.url}/api/work`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ text: "counted", iterations: 1 }),
+    });
+    assert.equal(work.status, 200);
     await fetch(`${app.url}/nothing-here-${Date.now()}`);
     const text = await (await fetch(`${app.url}/metrics`)).text();
-    assert.match(text, /http_request_duration_seconds_count\{method="POST",route="\/api\/work",status_code="200"\} 1/);
+    assert.equal(workCount(text), before + 1, "the request is counted once under /api/work");
     assert.match(text, /http_request_duration_seconds_count\{method="GET",route="unmatched",status_code="404"\}/);
     assert.doesNotMatch(text, /route="\/nothing-here/);
     assert.match(text, /nodejs_eventloop_utilization_ratio \d/);
@@ -107,6 +122,35 @@ describe("HTTP surface without backing services", () => {
     const small = await fetch(`${app.url}/livez`, { headers: { "accept-encoding": "br" } });
     await small.arrayBuffer();
     assert.equal(small.headers.get("content-encoding"), null);
+  });
+});
+
+// Issue 13, chart item 5: an Ingress routes every path of the app's port to the public, so
+// with METRICS_PORT set the scrape and the dependency detail move to that port only.
+describe("an internal port (METRICS_PORT)", () => {
+  let app: Running;
+  before(async () => {
+    app = await startApp({ METRICS_PORT: "9464" });
+  });
+  after(() => app.close());
+
+  it("serves /metrics and the dependency detail only on the internal port", async () => {
+    assert.ok(app.internalUrl, "the internal port listens");
+    const publicMetrics = await fetch(`${app.url}/metrics`);
+    assert.equal(publicMetrics.status, 404, "no /metrics on the public port");
+    await publicMetrics.arrayBuffer();
+    const publicReady = await fetch(`${app.url}/readyz`);
+    assert.equal(publicReady.status, 200, "readiness still answers on the public port (the probes use it)");
+    assert.deepEqual(await publicReady.json(), { status: "ready" }, "no dependency detail on the public port");
+
+    const metrics = await fetch(`${app.internalUrl}/metrics`);
+    assert.equal(metrics.status, 200);
+    assert.match(await metrics.text(), /http_request_duration_seconds_count\{method="GET",route="\/readyz"/);
+    const ready = await fetch(`${app.internalUrl}/readyz`);
+    assert.equal(ready.status, 200);
+    const body = (await ready.json()) as { dependencies?: { redis?: string; primary?: string } };
+    assert.deepEqual([body.dependencies?.redis, body.dependencies?.primary], ["down", "down"]);
+    assert.equal((await fetch(`${app.internalUrl}/livez`)).status, 200);
   });
 });
 

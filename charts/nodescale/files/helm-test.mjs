@@ -1,8 +1,10 @@
 // The `helm test` checks, run by Node 24 (built-in fetch) in the test pods. One script,
 // the check named by CHECK: readiness | session | replicas. Talks to the release's Service
-// at BASE_URL, as a user would; prints one "ok - ..." line per assertion, exits 1 on the
-// first failure with the reason.
+// at BASE_URL, as a user would, and to the internal metrics Service at METRICS_URL (when
+// set: /metrics and the dependency detail are served only there); prints one "ok - ..."
+// line per assertion, exits 1 on the first failure with the reason.
 const base = process.env.BASE_URL;
+const metricsBase = process.env.METRICS_URL;
 const check = process.env.CHECK;
 
 function assert(condition, message) {
@@ -10,11 +12,11 @@ function assert(condition, message) {
   console.log(`ok - ${message}`);
 }
 
-async function call(method, path, { body, cookie } = {}) {
+async function call(method, path, { body, cookie, at = base } = {}) {
   const headers = {};
   if (body !== undefined) headers["content-type"] = "application/json";
   if (cookie) headers.cookie = cookie;
-  const res = await fetch(base + path, {
+  const res = await fetch(at + path, {
     method,
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -69,8 +71,15 @@ const checks = {
     assert(Boolean(ready.headers.get("x-instance")), `x-instance header (${ready.headers.get("x-instance")})`);
     const live = await call("GET", "/livez");
     assert(live.status === 200, "GET /livez is 200");
-    const metrics = await call("GET", "/metrics");
-    assert(metrics.status === 200 && metrics.text.includes("http_request_duration_seconds"), "GET /metrics exposes http_request_duration_seconds");
+    if (metricsBase) {
+      const hidden = await call("GET", "/metrics");
+      assert(hidden.status === 404, `GET /metrics on the app's Service is 404: only the internal port serves it (HTTP ${hidden.status})`);
+      assert(ready.json?.dependencies === undefined, "GET /readyz on the app's Service carries no dependency detail");
+      const detail = await call("GET", "/readyz", { at: metricsBase });
+      assert(detail.status === 200 && detail.json?.dependencies?.primary !== undefined, `the internal port's /readyz reports the dependencies (${JSON.stringify(detail.json?.dependencies)})`);
+    }
+    const metrics = await call("GET", "/metrics", { at: metricsBase ?? base });
+    assert(metrics.status === 200 && metrics.text.includes("http_request_duration_seconds"), `GET /metrics at ${metricsBase ?? base} exposes http_request_duration_seconds`);
   },
 
   async session() {

@@ -318,6 +318,7 @@ The non-secret environment of the app, as a dict NAME: value (the ConfigMap's da
 {{- $c := .Values.config }}
 {{- $env := dict
   "PORT" (toString .Values.containerPort)
+  "METRICS_PORT" (toString .Values.metricsPort)
   "NODE_ENV" $c.nodeEnv
   "LOG_LEVEL" $c.logLevel
   "PG_POOL_MAX" (toString $c.pgPoolMax)
