@@ -39,7 +39,6 @@ test(`sessions shape, ${VUS} VUs for ${SECONDS} s through nginx: no error, read-
   );
   assert.deepEqual(r.errorSamples, [], "no request may fail");
   assert.equal(r.errors, 0);
-  assert.ok(r.requests >= 20, `only ${r.requests} requests in ${SECONDS} s`);
   assert.ok(r.readYourWrites && r.readYourWrites.checked > 0, "no write-then-read happened");
   assert.equal(r.readYourWrites.held, r.readYourWrites.checked, "a user did not read what they had just written");
   const served = Object.keys(r.instances);
