@@ -125,6 +125,35 @@ describe("HTTP surface without backing services", () => {
   });
 });
 
+// Issue 13, chart item 5: an Ingress routes every path of the app's port to the public, so
+// with METRICS_PORT set the scrape and the dependency detail move to that port only.
+describe("an internal port (METRICS_PORT)", () => {
+  let app: Running;
+  before(async () => {
+    app = await startApp({ METRICS_PORT: "9464" });
+  });
+  after(() => app.close());
+
+  it("serves /metrics and the dependency detail only on the internal port", async () => {
+    assert.ok(app.internalUrl, "the internal port listens");
+    const publicMetrics = await fetch(`${app.url}/metrics`);
+    assert.equal(publicMetrics.status, 404, "no /metrics on the public port");
+    await publicMetrics.arrayBuffer();
+    const publicReady = await fetch(`${app.url}/readyz`);
+    assert.equal(publicReady.status, 200, "readiness still answers on the public port (the probes use it)");
+    assert.deepEqual(await publicReady.json(), { status: "ready" }, "no dependency detail on the public port");
+
+    const metrics = await fetch(`${app.internalUrl}/metrics`);
+    assert.equal(metrics.status, 200);
+    assert.match(await metrics.text(), /http_request_duration_seconds_count\{method="GET",route="\/readyz"/);
+    const ready = await fetch(`${app.internalUrl}/readyz`);
+    assert.equal(ready.status, 200);
+    const body = (await ready.json()) as { dependencies?: { redis?: string; primary?: string } };
+    assert.deepEqual([body.dependencies?.redis, body.dependencies?.primary], ["down", "down"]);
+    assert.equal((await fetch(`${app.internalUrl}/livez`)).status, 200);
+  });
+});
+
 describe("a database outage", () => {
   let app: Running;
   before(async () => {
