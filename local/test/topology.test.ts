@@ -1,10 +1,12 @@
 // The local topology end to end: nginx spreads 1,000 requests over every instance, a row
-// written on the primary shows up on the replica within 2 s, and stop() leaves no listener
-// and no process behind.
+// written on the primary shows up on the replica (a bounded wait; how fast is `make bench`'s
+// business), and stop() leaves no listener and no process behind (on a stack of its own, so
+// no test depends on running before or after it).
 
 import assert from "node:assert/strict";
 import http from "node:http";
 import { after, before, describe, test } from "node:test";
+import { waitUntil } from "../net.ts";
 import type { Topology } from "../topology.ts";
 import { countBy, leftovers, processRecords, request, startTestStack, teardown } from "./helpers.ts";
 
@@ -56,41 +58,40 @@ describe("local topology", { timeout: 180_000 }, () => {
     );
   });
 
-  test("a row written on the primary is readable on the replica within 2 s", async (t) => {
+  test("a row written on the primary reaches the streaming replica", async () => {
     assert.ok(stack);
+    const s = stack;
     const marker = `row-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-    await stack.query(
+    await s.query(
       "primary",
       "CREATE TABLE IF NOT EXISTS local_replication_check (id serial PRIMARY KEY, marker text NOT NULL)",
     );
-    const written = Date.now();
-    await stack.query("primary", `INSERT INTO local_replication_check (marker) VALUES ('${marker}')`);
-    let seenAfter = -1;
-    while (Date.now() - written < 2000) {
-      const found = await stack
-        .query("replica", `SELECT count(*) FROM local_replication_check WHERE marker = '${marker}'`)
-        .catch(() => "0");
-      if (found === "1") {
-        seenAfter = Date.now() - written;
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    const inRecovery = await stack.query("replica", "SELECT pg_is_in_recovery()");
-    t.diagnostic(`row visible on the replica ${seenAfter} ms after the write (replica in recovery: ${inRecovery})`);
-    console.log(`measured: row visible on the replica ${seenAfter} ms after the write on the primary`);
-    assert.equal(inRecovery, "t", "the replica is a standby (pg_is_in_recovery)");
-    assert.ok(seenAfter >= 0, "the row reached the replica within 2 s");
+    await s.query("primary", `INSERT INTO local_replication_check (marker) VALUES ('${marker}')`);
+    await waitUntil(
+      "the row on the replica",
+      async () =>
+        (await s.query("replica", `SELECT count(*) FROM local_replication_check WHERE marker = '${marker}'`)) === "1",
+      { timeoutMs: 30_000, intervalMs: 25 },
+    );
+    assert.equal(
+      await s.query("replica", "SELECT pg_is_in_recovery()"),
+      "t",
+      "the replica is a standby (pg_is_in_recovery)",
+    );
   });
 
   test("stop() leaves no listener and no process behind", async (t) => {
-    assert.ok(stack);
-    const p = stack.ports;
+    const own = await startTestStack("topology-stop", { instances: INSTANCES });
+    const p = own.ports;
     const ports = [p.lb, p.redis, p.pgPrimary, p.pgReplica, ...p.apps];
-    const records = processRecords(stack);
+    const records = processRecords(own);
     assert.equal(records.length, 4 + INSTANCES, "every component was running before stop()");
     const started = Date.now();
-    await stack.stop();
+    try {
+      await own.stop();
+    } finally {
+      await teardown(own);
+    }
     const ms = Date.now() - started;
     const left = await leftovers(ports, records);
     t.diagnostic(`stop() took ${ms} ms; checked ${ports.length} ports and ${records.length} processes`);
