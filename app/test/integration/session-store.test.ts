@@ -1,38 +1,61 @@
-// The session Store over ioredis, against a real Redis: what it writes, for how long, and
-// that a request which leaves its session alone writes nothing at all.
+// Sessions against a real Redis, with nothing else running: the Store over ioredis (what it
+// writes, for how long, what it reads back, what a Redis failure becomes), and the session
+// middleware in an Express app of its own (cookie flags for each COOKIE_SECURE, login with a
+// fresh id, logout, the optional session of reads when Redis is away).
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
+import express from "express";
 import type { SessionData } from "express-session";
 import { Redis } from "ioredis";
+import { AppError } from "../../src/errors.ts";
+import { errorHandler } from "../../src/http/errors.ts";
+import { createLogger } from "../../src/logger.ts";
+import {
+  createSessionMiddleware,
+  currentUser,
+  destroySession,
+  optionalSession,
+  regenerateSession,
+  requireUser,
+  saveSession,
+} from "../../src/sessions/middleware.ts";
 import { RedisSessionStore } from "../../src/sessions/store.ts";
-import { Client, type Instance, registerAndLogin, startStack, stopStack, type Topology } from "./support.ts";
+import { redisForTests, type Service } from "./services.ts";
 
 const call = <T>(run: (done: (error?: unknown, value?: T) => void) => void) =>
   new Promise<T | undefined>((resolve, reject) => run((error, value) => (error ? reject(error) : resolve(value))));
 
-function commandCalls(port: number): Record<string, number> {
-  const info = execFileSync("redis-cli", ["-h", "127.0.0.1", "-p", String(port), "INFO", "commandstats"], {
-    encoding: "utf8",
-  });
-  return Object.fromEntries([...info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map((m) => [m[1], Number(m[2])]));
+/** A client of a Redis that is not there: every command fails at once. */
+function awayRedis(): Redis {
+  const client = new Redis({ port: 9, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+  client.on("error", () => undefined);
+  return client;
 }
 
-describe("RedisSessionStore", { timeout: 120_000 }, () => {
-  let stack: Topology | undefined;
+const silent = createLogger({ level: "silent", instance: "session-test" });
+
+const unique = () => randomBytes(6).toString("hex");
+
+describe("RedisSessionStore", { timeout: 60_000 }, () => {
+  let service: Service;
   let redis: Redis;
   let store: RedisSessionStore;
+  let prefix: string;
 
   before(async () => {
-    stack = await startStack("store", { instances: 1 });
-    redis = new Redis(stack.redisUrl);
-    store = new RedisSessionStore({ redis, ttlSeconds: 600, prefix: "test:" });
+    service = await redisForTests();
+    redis = new Redis(service.url);
+    prefix = `test-${unique()}:`;
+    store = new RedisSessionStore({ redis, ttlSeconds: 600, prefix });
   });
 
   after(async () => {
     redis?.disconnect();
-    await stopStack(stack);
+    await service?.stop();
   });
 
   test("stores a session as JSON that expires with its cookie, reads it back, destroys it", async () => {
@@ -43,41 +66,249 @@ describe("RedisSessionStore", { timeout: 120_000 }, () => {
       username: "ada",
     } as unknown as SessionData;
     await call((done) => store.set("abc", session, done));
-    const ttl = await redis.ttl("test:abc");
+    const ttl = await redis.ttl(`${prefix}abc`);
     assert.ok(ttl > 100 && ttl <= 120, `TTL follows the cookie's expiry (got ${ttl} s)`);
+    assert.deepEqual(JSON.parse((await redis.get(`${prefix}abc`)) ?? "null"), JSON.parse(JSON.stringify(session)));
     const read = await call<SessionData | null>((done) => store.get("abc", done));
     assert.equal(read?.userId, 7);
     assert.equal(read?.username, "ada");
     await call((done) => store.destroy("abc", done));
-    assert.equal(await redis.exists("test:abc"), 0);
+    assert.equal(await redis.exists(`${prefix}abc`), 0);
     assert.equal(await call<SessionData | null>((done) => store.get("abc", done)), null);
   });
 
-  test("falls back to the configured TTL without a cookie expiry", async () => {
+  test("falls back to the configured TTL without a cookie expiry, or with one already past", async () => {
     await call((done) => store.set("plain", { cookie: {} } as unknown as SessionData, done));
-    const ttl = await redis.ttl("test:plain");
+    const ttl = await redis.ttl(`${prefix}plain`);
     assert.ok(ttl > 590 && ttl <= 600, `TTL is ttlSeconds (got ${ttl} s)`);
+    const past = { cookie: { expires: new Date(Date.now() - 5000).toISOString() } } as unknown as SessionData;
+    await call((done) => store.set("past", past, done));
+    const pastTtl = await redis.ttl(`${prefix}past`);
+    assert.ok(pastTtl > 590 && pastTtl <= 600, `an expiry in the past gets ttlSeconds (got ${pastTtl} s)`);
+    const soon = { cookie: { expires: new Date(Date.now() + 1500).toISOString() } } as unknown as SessionData;
+    await call((done) => store.set("soon", soon, done));
+    assert.equal(await redis.ttl(`${prefix}soon`), 2, "seconds left are rounded up");
+  });
+
+  test("writes with no callback too", async () => {
+    store.set("nocb", { cookie: {} } as unknown as SessionData);
+    store.destroy("missing");
+    const { waitFor } = await import("./support.ts");
+    await waitFor("the session written", async () => (await redis.exists(`${prefix}nocb`)) === 1, 5000);
   });
 
   test("reads a value that is not a session as no session", async () => {
-    await redis.set("test:garbage", "{not json");
-    assert.equal(await call<SessionData | null>((done) => store.get("garbage", done)), null);
+    for (const [key, value] of [
+      ["garbage", "{not json"],
+      ["number", "42"],
+      ["null", "null"],
+    ]) {
+      await redis.set(`${prefix}${key}`, value as string);
+      assert.equal(await call<SessionData | null>((done) => store.get(key as string, done)), null, value);
+    }
   });
 
-  test("a request that does not change its session writes nothing to Redis", async () => {
-    assert.ok(stack);
-    const instance = stack.instances[0] as Instance;
-    const client = new Client(instance.url);
-    await registerAndLogin(client, "quiet");
-    const port = stack.ports.redis;
-    const before = commandCalls(port);
-    for (let i = 0; i < 50; i++) assert.equal((await client.get("/api/me")).status, 200);
-    const after = commandCalls(port);
-    client.close();
-    const delta = (command: string) => (after[command] ?? 0) - (before[command] ?? 0);
-    const writes = ["set", "setex", "expire", "pexpire", "del", "getex", "hset"].map((c) => [c, delta(c)] as const);
-    console.log(`50 GET /api/me: redis get ${delta("get")}, writes ${JSON.stringify(Object.fromEntries(writes))}`);
-    assert.equal(delta("get"), 50, "each request read its session once");
-    for (const [command, count] of writes) assert.equal(count, 0, `${command} calls during unchanged-session requests`);
+  test("uses the sess: prefix by default", async () => {
+    const plain = new RedisSessionStore({ redis, ttlSeconds: 60 });
+    const id = unique();
+    await call((done) => plain.set(id, { cookie: {} } as unknown as SessionData, done));
+    assert.equal(await redis.exists(`sess:${id}`), 1);
+    await call((done) => plain.destroy(id, done));
+  });
+
+  test("turns a Redis failure into 503 redis_unavailable on every operation", async () => {
+    const away = awayRedis();
+    const broken = new RedisSessionStore({ redis: away, ttlSeconds: 60 });
+    for (const operation of [
+      (done: (e?: unknown) => void) => broken.get("x", done),
+      (done: (e?: unknown) => void) => broken.set("x", { cookie: {} } as unknown as SessionData, done),
+      (done: (e?: unknown) => void) => broken.destroy("x", done),
+    ]) {
+      const error = await call(operation).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.ok(error instanceof AppError, String(error));
+      assert.deepEqual([error.status, error.code], [503, "redis_unavailable"]);
+      assert.ok(error.cause, "the cause is kept for the logs");
+    }
+    away.disconnect();
+  });
+});
+
+describe("session middleware", { timeout: 60_000 }, () => {
+  let service: Service;
+  let redis: Redis;
+
+  before(async () => {
+    service = await redisForTests();
+    redis = new Redis(service.url);
+  });
+
+  after(async () => {
+    redis?.disconnect();
+    await service?.stop();
+  });
+
+  /** An Express app with the session middleware and the routes the app builds on it. */
+  async function app(cookieSecure: "auto" | "true" | "false", client: Redis = redis) {
+    const prefix = `mw-${unique()}:`;
+    const store = new RedisSessionStore({ redis: client, ttlSeconds: 120, prefix });
+    const session = createSessionMiddleware(
+      {
+        secrets: ["first-secret-0123456789", "old-secret-0123456789"],
+        ttlSeconds: 120,
+        cookieSecure,
+        loginRateLimitPerMinute: 10,
+      },
+      store,
+    );
+    const a = express();
+    a.set("trust proxy", 1);
+    a.use((req, _res, next) => {
+      req.log = silent;
+      next();
+    });
+    a.post("/login", session, async (req, res) => {
+      await regenerateSession(req);
+      req.session.userId = 42;
+      req.session.username = "ada";
+      await saveSession(req);
+      res.json({ sid: req.sessionID });
+    });
+    a.get("/me", session, (req, res) => {
+      res.json(requireUser(req));
+    });
+    a.get("/optional", optionalSession(session), (req, res) => {
+      res.json({ user: currentUser(req) ?? null, hasSession: req.session !== undefined });
+    });
+    a.post("/logout", session, async (req, res) => {
+      await destroySession(req);
+      res.status(204).end();
+    });
+    a.use(errorHandler);
+    const server: Server = createServer(a);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return {
+      url,
+      prefix,
+      close: () => new Promise((resolve) => server.close(resolve)),
+    };
+  }
+
+  const sidOf = (response: Response) => response.headers.getSetCookie().find((c) => c.startsWith("sid="));
+
+  test("login sets one signed sid cookie: HttpOnly, SameSite=Lax, Path=/, 120 s; nothing is set otherwise", async () => {
+    const a = await app("false");
+    try {
+      const login = await fetch(`${a.url}/login`, { method: "POST", headers: { "x-forwarded-proto": "https" } });
+      const cookie = sidOf(login);
+      assert.ok(cookie, "a sid cookie");
+      const { sid } = (await login.json()) as { sid: string };
+      assert.match(cookie, new RegExp(`^sid=s%3A${sid}\\.[^;]+; Path=/; Expires=[^;]+; HttpOnly; SameSite=Lax$`));
+      const expires = Date.parse(/Expires=([^;]+)/.exec(cookie)?.[1] ?? "");
+      const answered = Date.parse(login.headers.get("date") ?? "");
+      assert.ok(Math.abs(expires - answered - 120_000) <= 2000, "expires after ttlSeconds");
+      assert.equal(await redis.exists(`${a.prefix}${sid}`), 1);
+
+      const value = cookie.split(";")[0] as string;
+      const me = await fetch(`${a.url}/me`, { headers: { cookie: value } });
+      assert.deepEqual(await me.json(), { id: 42, username: "ada" });
+      assert.equal(sidOf(me), undefined, "an unchanged session sets no cookie (no rolling, no touch)");
+    } finally {
+      await a.close();
+    }
+  });
+
+  test("COOKIE_SECURE: auto follows the request's TLS, true always (never over plain HTTP), false never", async () => {
+    const secure = async (mode: "auto" | "true" | "false", https: boolean) => {
+      const a = await app(mode);
+      try {
+        const login = await fetch(`${a.url}/login`, {
+          method: "POST",
+          headers: https ? { "x-forwarded-proto": "https" } : {},
+        });
+        const cookie = sidOf(login);
+        return cookie === undefined ? "none" : /; Secure/.test(cookie) ? "secure" : "plain";
+      } finally {
+        await a.close();
+      }
+    };
+    assert.equal(await secure("auto", true), "secure");
+    assert.equal(await secure("auto", false), "plain");
+    assert.equal(await secure("true", true), "secure");
+    assert.equal(await secure("true", false), "none");
+    assert.equal(await secure("false", true), "plain");
+  });
+
+  test("login again issues a new id and drops the old session; logout deletes it", async () => {
+    const a = await app("false");
+    try {
+      const first = await fetch(`${a.url}/login`, { method: "POST" });
+      const { sid: firstId } = (await first.json()) as { sid: string };
+      const firstCookie = (sidOf(first) ?? "").split(";")[0] as string;
+      const second = await fetch(`${a.url}/login`, { method: "POST", headers: { cookie: firstCookie } });
+      const { sid: secondId } = (await second.json()) as { sid: string };
+      assert.notEqual(secondId, firstId);
+      assert.equal(await redis.exists(`${a.prefix}${firstId}`), 0, "the session presented at login is gone");
+      const secondCookie = (sidOf(second) ?? "").split(";")[0] as string;
+      const out = await fetch(`${a.url}/logout`, { method: "POST", headers: { cookie: secondCookie } });
+      assert.equal(out.status, 204);
+      assert.equal(await redis.exists(`${a.prefix}${secondId}`), 0, "logout deletes the session");
+      const me = await fetch(`${a.url}/me`, { headers: { cookie: secondCookie } });
+      assert.equal(me.status, 401);
+      assert.deepEqual(await me.json(), { error: { code: "not_authenticated", message: "Log in first." } });
+    } finally {
+      await a.close();
+    }
+  });
+
+  test("a read with an optional session goes on anonymously when Redis is away; a required one answers 503", async () => {
+    const up = await app("false");
+    const login = await fetch(`${up.url}/login`, { method: "POST" });
+    const cookie = (sidOf(login) ?? "").split(";")[0] as string;
+    const known = await fetch(`${up.url}/optional`, { headers: { cookie } });
+    assert.deepEqual(await known.json(), { user: { id: 42, username: "ada" }, hasSession: true });
+    await up.close();
+
+    const away = awayRedis();
+    const down = await app("false", away);
+    try {
+      const optional = await fetch(`${down.url}/optional`, { headers: { cookie } });
+      assert.equal(optional.status, 200);
+      assert.deepEqual(await optional.json(), { user: null, hasSession: false });
+      const required = await fetch(`${down.url}/me`, { headers: { cookie } });
+      assert.equal(required.status, 503);
+      assert.equal(required.headers.get("retry-after"), "1");
+      assert.equal(((await required.json()) as { error: { code: string } }).error.code, "redis_unavailable");
+      const anonymous = await fetch(`${down.url}/optional`);
+      assert.deepEqual(await anonymous.json(), { user: null, hasSession: true }, "no cookie: nothing to load");
+    } finally {
+      await down.close();
+      away.disconnect();
+    }
+  });
+
+  test("optionalSession passes on an error that is not Redis being away", async () => {
+    const failing = optionalSession((_req, _res, next) => next(new Error("boom")));
+    const passed = await new Promise<unknown>((resolve) =>
+      failing({} as never, {} as never, (error?: unknown) => resolve(error)),
+    );
+    assert.equal((passed as Error).message, "boom");
+    const other = optionalSession((_req, _res, next) => next(new AppError(503, "database_unavailable", "x")));
+    const passedOn = await new Promise<unknown>((resolve) =>
+      other({} as never, {} as never, (error?: unknown) => resolve(error)),
+    );
+    assert.equal((passedOn as AppError).code, "database_unavailable");
+  });
+
+  test("currentUser needs both the id and the name", () => {
+    const req = (session: unknown) => ({ session }) as never;
+    assert.deepEqual(currentUser(req({ userId: 1, username: "a" })), { id: 1, username: "a" });
+    assert.equal(currentUser(req({ userId: 1 })), undefined);
+    assert.equal(currentUser(req({ username: "a" })), undefined);
+    assert.equal(currentUser(req(undefined)), undefined);
+    assert.throws(() => requireUser(req({ userId: 1 })), { code: "not_authenticated", status: 401 });
   });
 });

@@ -1,11 +1,14 @@
 // Sessions live in Redis, so any instance serves any user: register and log in through nginx,
 // then 200 requests to /api/me all answer 200 as that user, and every instance serves some.
+// A request that leaves its session alone writes nothing to Redis (Redis's own command counts).
 
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { after, before, test } from "node:test";
 import {
   Client,
   countBy,
+  type Instance,
   jsonOf,
   mapLimit,
   registerAndLogin,
@@ -62,4 +65,28 @@ test(`a login through nginx holds for ${REQUESTS} /api/me requests on every inst
   } finally {
     client.close();
   }
+});
+
+function commandCalls(port: number): Record<string, number> {
+  const info = execFileSync("redis-cli", ["-h", "127.0.0.1", "-p", String(port), "INFO", "commandstats"], {
+    encoding: "utf8",
+  });
+  return Object.fromEntries([...info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map((m) => [m[1], Number(m[2])]));
+}
+
+test("a request that does not change its session writes nothing to Redis", { timeout: 60_000 }, async () => {
+  assert.ok(stack);
+  const instance = stack.instances[0] as Instance;
+  const client = new Client(instance.url);
+  await registerAndLogin(client, "quiet");
+  const port = stack.ports.redis;
+  const before = commandCalls(port);
+  for (let i = 0; i < 50; i++) assert.equal((await client.get("/api/me")).status, 200);
+  const after = commandCalls(port);
+  client.close();
+  const delta = (command: string) => (after[command] ?? 0) - (before[command] ?? 0);
+  const writes = ["set", "setex", "expire", "pexpire", "del", "getex", "hset"].map((c) => [c, delta(c)] as const);
+  console.log(`50 GET /api/me: redis get ${delta("get")}, writes ${JSON.stringify(Object.fromEntries(writes))}`);
+  assert.equal(delta("get"), 50, "each request read its session once");
+  for (const [command, count] of writes) assert.equal(count, 0, `${command} calls during unchanged-session requests`);
 });
