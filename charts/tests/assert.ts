@@ -753,6 +753,78 @@ const cases: Record<string, () => void> = {
   "contract-ingress-namespace-selector"() {
     expectFrontDoors(["Envoy Gateway's proxy (namespace envoy-gateway-system)"]);
   },
+  // Conventions (issue 13, item 8): what helm create, podinfo and Bitnami users set.
+  conventions() {
+    const images = [
+      ...initContainers.map((c) => c.image),
+      ...podSpec.containers.map((c: { image: string }) => c.image),
+      ...testPods.map((p) => p.spec.containers[0].image),
+    ];
+    check(
+      images.every((i) => i.startsWith("registry.example.com/")),
+      `conventions: global.imageRegistry prefixes every image, over image.registry (${[...new Set(images)].join(", ")})`,
+    );
+    for (const [what, spec] of [
+      ["the app pods", podSpec],
+      ...testPods.map((p) => [`test pod ${p.metadata.name}`, p.spec]),
+    ])
+      check(
+        spec.imagePullSecrets?.some((s: { name: string }) => s.name === "mirror-creds"),
+        `conventions: ${what} pull with global.imagePullSecrets (mirror-creds)`,
+      );
+    const chartObjects = objects.filter((o) => o.metadata.labels?.["app.kubernetes.io/instance"] === release);
+    const missing = chartObjects.filter((o) => o.metadata.annotations?.["example.com/team"] !== "shop");
+    check(
+      chartObjects.length > 0 && missing.length === 0,
+      `conventions: commonAnnotations on all ${chartObjects.length} objects (${missing.map((o) => `${o.kind}/${o.metadata.name}`).join(", ") || "none missing"})`,
+    );
+    check(
+      testPods.every((p) => hooks(p) === "test"),
+      "conventions: the test pods keep their hook annotation next to commonAnnotations",
+    );
+    for (const c of [app, migrate]) {
+      const names = (c?.env ?? []).map((e: EnvVar) => e.name);
+      check(
+        names.includes("FEATURE_FLAGS_TOKEN") && names.includes("POD_IP"),
+        `conventions: extraEnv (valueFrom a Secret and a field) reaches ${c?.name}`,
+      );
+      check(
+        c?.env?.find((e: EnvVar) => e.name === "POD_IP")?.valueFrom?.fieldRef?.fieldPath === "status.podIP",
+        `conventions: ${c?.name}'s POD_IP keeps its valueFrom`,
+      );
+      check(
+        c?.envFrom?.[0]?.configMapRef?.name === fullname && c?.envFrom?.[1]?.secretRef?.name === "shop-extra",
+        `conventions: extraEnvFrom follows the chart's ConfigMap in ${c?.name}`,
+      );
+    }
+    check(
+      initContainers.map((c) => c.name).join(",") === "wait-for-config,migrate",
+      `conventions: initContainers run before the migration (${initContainers.map((c) => c.name).join(", ")})`,
+    );
+    check(
+      podSpec.containers.map((c: { name: string }) => c.name).join(",") === `${app.name},log-shipper`,
+      "conventions: extraContainers run beside the app",
+    );
+    check(
+      service.spec.type === "NodePort" &&
+        service.spec.ports[0].nodePort === 30080 &&
+        service.spec.externalTrafficPolicy === "Local",
+      "conventions: service.nodePort and service.externalTrafficPolicy reach the Service",
+    );
+    check(
+      metricsService?.spec.type === "ClusterIP" && metricsService.spec.ports[0].nodePort === undefined,
+      "conventions: the metrics Service stays ClusterIP",
+    );
+    check(
+      deployment.spec.strategy.rollingUpdate.maxSurge === 1 &&
+        deployment.spec.strategy.rollingUpdate.maxUnavailable === 0,
+      "conventions: updateStrategy reaches the Deployment",
+    );
+    check(
+      pdb?.spec.minAvailable === 1 && pdb.spec.maxUnavailable === undefined,
+      "conventions: podDisruptionBudget.minAvailable replaces maxUnavailable",
+    );
+  },
   "contract-redis-no-auth"() {
     check(!secretRef("REDIS_PASSWORD"), "no REDIS_PASSWORD when redis.auth.enabled is false");
   },

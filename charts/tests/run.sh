@@ -253,9 +253,10 @@ connection_budget() {
   if grep -q 'WARNING: at full scale' "$WORK/n1"; then echo "the defaults exceed PostgreSQL's max_connections"; return 1; fi
   KUBECONFIG=/dev/null "$HELM4" install nodescale "$STRIPPED" --dry-run=client --set autoscaling.maxReplicas=50 >"$WORK/n2" 2>&1 || { cat "$WORK/n2"; return 1; }
   sed -n '/WARNING: at full scale/,+3p' "$WORK/n2"
-  grep -q 'WARNING: at full scale the app may open 510 connections' "$WORK/n2"
+  # (50 pods + 13 more during a rollout, maxSurge 25 %) x 10
+  grep -q 'WARNING: at full scale the app may open 630 connections' "$WORK/n2"
 }
-check "notes: the defaults fit PostgreSQL's max_connections; 50 pods x 10 get a warning" connection_budget
+check "notes: the defaults fit PostgreSQL's max_connections; 50 pods (+ rollout surge) x 10 get a warning" connection_budget
 
 # ---------------------------------------------------------------------------------------
 # The wiring contract with the Bitnami charts' Service and Secret names
@@ -369,6 +370,14 @@ check "schema: a wrong type in a nested value (service.port) fails, naming it" \
   expect_failure "service/port" "$HELM4" template shop "$STRIPPED" --set-string service.port=http
 check "values: metricsPort equal to containerPort fails, naming both" \
   expect_failure "metricsPort.*containerPort" "$HELM4" template shop "$STRIPPED" --set metricsPort=3000
+check "conventions: an extraEnv name the chart sets (DATABASE_URL) fails, naming it" \
+  expect_failure "extraEnv: the chart sets DATABASE_URL" "$HELM3" template shop "$STRIPPED" \
+  --set 'extraEnv[0].name=DATABASE_URL' --set 'extraEnv[0].value=postgres://elsewhere/db'
+check "conventions: service.nodePort on a ClusterIP Service fails, naming it" \
+  expect_failure "service.nodePort.*NodePort or LoadBalancer" "$HELM3" template shop "$STRIPPED" --set service.nodePort=30080
+check "conventions: a podDisruptionBudget.minAvailable that would block every drain fails, naming it" \
+  expect_failure "minAvailable 2 would block every node drain at 2 replicas" "$HELM4" template shop "$STRIPPED" \
+  --set podDisruptionBudget.minAvailable=2
 check "values: a grace period shorter than preStop + drain fails, naming it" \
   expect_failure "terminationGracePeriodSeconds" "$HELM3" template shop "$STRIPPED" --set terminationGracePeriodSeconds=5
 

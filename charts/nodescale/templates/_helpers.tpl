@@ -122,27 +122,64 @@ when the policy that needs it is switched to allowExternal: false.
 {{- end }}
 
 {{/*
-The app image: repository:tag, or repository@digest when a digest is set.
+An image reference: [registry/]repository:tag, or @digest when a digest is set; the
+registry is global.imageRegistry (a mirror for every image, Bitnami's included), else the
+image's own. Pass (dict "ctx" $ "image" <image values>).
+*/}}
+{{- define "nodescale.imageRef" -}}
+{{- $registry := default .image.registry (dig "imageRegistry" "" (default dict .ctx.Values.global)) }}
+{{- $repository := ternary (printf "%s/%s" $registry .image.repository) .image.repository (not (empty $registry)) }}
+{{- if .image.digest }}
+{{- printf "%s@%s" $repository .image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repository (default .ctx.Chart.AppVersion .image.tag | toString) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The app image.
 */}}
 {{- define "nodescale.image" -}}
-{{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
-{{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag | toString) }}
-{{- end }}
+{{- include "nodescale.imageRef" (dict "ctx" . "image" .Values.image) }}
 {{- end }}
 
 {{/*
 The image of the helm test pods: tests.image, or the app image when its repository is empty.
 */}}
 {{- define "nodescale.testImage" -}}
-{{- $t := .Values.tests.image }}
-{{- if not $t.repository }}
-{{- include "nodescale.image" . }}
-{{- else if $t.digest }}
-{{- printf "%s@%s" $t.repository $t.digest }}
+{{- if .Values.tests.image.repository }}
+{{- include "nodescale.imageRef" (dict "ctx" . "image" .Values.tests.image) }}
 {{- else }}
-{{- printf "%s:%s" $t.repository (default .Chart.AppVersion $t.tag | toString) }}
+{{- include "nodescale.image" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pull secrets of every pod: global.imagePullSecrets (names or {name}, as Bitnami takes them)
+and imagePullSecrets, once each; a list of {name}, or nothing.
+*/}}
+{{- define "nodescale.imagePullSecrets" -}}
+{{- $names := list }}
+{{- range concat (dig "imagePullSecrets" list (default dict .Values.global)) .Values.imagePullSecrets }}
+{{- if kindIs "string" . }}
+{{- $names = append $names . }}
+{{- else }}
+{{- $names = append $names .name }}
+{{- end }}
+{{- end }}
+{{- range $names | uniq }}
+- name: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Annotations of an object: commonAnnotations, and the object's own (which win). Pass (dict
+"ctx" $ "extra" <map>); prints the map, or nothing.
+*/}}
+{{- define "nodescale.annotations" -}}
+{{- $all := merge (deepCopy (default dict .extra)) (default dict .ctx.Values.commonAnnotations) }}
+{{- with $all }}
+{{- toYaml . }}
 {{- end }}
 {{- end }}
 
@@ -349,14 +386,23 @@ The non-secret environment of the app, as a dict NAME: value (the ConfigMap's da
 {{- end }}
 
 {{/*
-Connections the app may open to one PostgreSQL server at full scale: (most pods + one pod
-more during a rollout) x PG_POOL_MAX (a pod's migrate initContainer finishes before its app
-opens a pool), against the bundled server's max_connections less 10 for
+Connections the app may open to one PostgreSQL server at full scale: (most pods + the pods a
+rollout adds, updateStrategy's maxSurge) x PG_POOL_MAX (a pod's migrate initContainer
+finishes before its app opens a pool), against the bundled server's max_connections less 10 for
 superuser, replication and monitoring. A dict: need, available (0 when unknown: external).
 */}}
 {{- define "nodescale.pgConnectionBudget" -}}
 {{- $most := ternary .Values.autoscaling.maxReplicas .Values.replicaCount .Values.autoscaling.enabled | int }}
-{{- $need := mul (add $most 1) (int .Values.config.pgPoolMax) }}
+{{- $surge := 0 }}
+{{- if eq .Values.updateStrategy.type "RollingUpdate" }}
+{{- $maxSurge := dig "rollingUpdate" "maxSurge" "25%" .Values.updateStrategy | toString }}
+{{- if hasSuffix "%" $maxSurge }}
+{{- $surge = div (add (mul $most (trimSuffix "%" $maxSurge | int)) 99) 100 }}
+{{- else }}
+{{- $surge = int $maxSurge }}
+{{- end }}
+{{- end }}
+{{- $need := mul (add $most $surge) (int .Values.config.pgPoolMax) }}
 {{- $available := 0 }}
 {{- if .Values.postgresql.enabled }}
 {{- $conf := dig "primary" "extendedConfiguration" "" .Values.postgresql | toString }}
@@ -377,8 +423,20 @@ Pass (dict "db" <nodescale.database> "host" host "port" port).
 {{- end }}
 
 {{/*
+envFrom of the app container and its migrate initContainer: the chart's ConfigMap, then
+extraEnvFrom.
+*/}}
+{{- define "nodescale.envFrom" -}}
+- configMapRef:
+    name: {{ include "nodescale.fullname" . }}
+{{- with .Values.extraEnvFrom }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
 The environment of the app container and of its migrate initContainer: the contract of
-DESIGN.md.
+DESIGN.md, then extraEnv (a name the chart sets itself fails the render).
 Non-secret values come from the ConfigMap; passwords only through secretKeyRef.
 */}}
 {{- define "nodescale.env" -}}
@@ -401,6 +459,15 @@ Non-secret values come from the ConfigMap; passwords only through secretKeyRef.
     secretKeyRef:
       name: {{ default (include "nodescale.secretName" .) .Values.sessionSecrets.existingSecret }}
       key: {{ .Values.sessionSecrets.existingSecretKey }}
+{{- $taken := concat (keys (include "nodescale.configEnv" . | fromYaml)) (list "PGPASSWORD" "REDIS_PASSWORD" "SESSION_SECRETS") }}
+{{- range .Values.extraEnv }}
+{{- if has .name $taken }}
+{{- fail (printf "extraEnv: the chart sets %s itself" .name) }}
+{{- end }}
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*
