@@ -102,14 +102,22 @@ describe("migrations", { timeout: 120_000 }, () => {
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     const client = new Client(`http://127.0.0.1:${port}`);
     try {
-      await waitFor("the instance waiting for the schema", async () => output.includes("waiting for the database schema"), 30_000);
+      await waitFor(
+        "the instance waiting for the schema",
+        async () => output.includes("waiting for the database schema"),
+        30_000,
+      );
       const unready = await client.get("/readyz");
       assert.equal(unready.status, 503, unready.text);
       assert.equal((jsonOf(unready) as { status: string }).status, "starting");
       assert.equal((await client.get("/livez")).status, 200, "alive while it waits");
 
       assert.equal((await migrate(pool, silent)).length, (await listMigrations()).length);
-      await waitFor("the instance ready after migrate", async () => (await client.get("/readyz")).status === 200, 30_000);
+      await waitFor(
+        "the instance ready after migrate",
+        async () => (await client.get("/readyz")).status === 200,
+        30_000,
+      );
     } finally {
       client.close();
       child.kill("SIGTERM");
