@@ -151,6 +151,15 @@ run "$HELM" upgrade --install metrics-server metrics-server --repo "$METRICS_SER
   --version "$METRICS_SERVER_CHART_VERSION" --namespace kube-system --kube-context "$CONTEXT" \
   -f "$KIND_DIR/metrics-server.values.yaml" --set "image.tag=$METRICS_SERVER_VERSION" --wait --timeout 5m
 
+# support_note WHAT MIN..MAX: says so when the cluster's Kubernetes minor is not one that WHAT's
+# project lists as supported (versions.env records those lists and where they come from).
+support_note() {
+  local minor=${KUBE_VERSION%.*} min=${2%%..*} max=${2##*..}
+  if [[ "${minor#1.}" -lt "${min#1.}" || "${minor#1.}" -gt "${max#1.}" ]]; then
+    note "note: $1 lists Kubernetes $min to $max as supported; this cluster is $minor (it runs, untested upstream: see k8s-tests/README.md)"
+  fi
+}
+
 # ---- 5. front door ---------------------------------------------------------------------------------
 if [[ "$GATEWAY" == 1 ]]; then
   step "Gateway API: CRDs $GATEWAY_API_CRDS_VERSION (standard channel), Envoy Gateway $ENVOY_GATEWAY_VERSION, Gateway 'eg' on host port 80"
@@ -162,8 +171,10 @@ if [[ "$GATEWAY" == 1 ]]; then
     -f "$KIND_DIR/envoy-gateway.values.yaml" --wait --timeout 5m
   run "$KUBECTL" --context "$CONTEXT" apply -f "$KIND_DIR/gateway.yaml"
   run "$KUBECTL" --context "$CONTEXT" -n envoy-gateway-system wait gateway/eg --for=condition=Programmed --timeout=180s
+  support_note "Envoy Gateway $ENVOY_GATEWAY_VERSION" "$ENVOY_GATEWAY_KUBE_SUPPORTED"
 else
   step "ingress-nginx $INGRESS_NGINX_CONTROLLER_VERSION (chart $INGRESS_NGINX_CHART_VERSION, the retired project's last release) on host ports 80/443"
+  support_note "ingress-nginx $INGRESS_NGINX_CONTROLLER_VERSION" "$INGRESS_NGINX_KUBE_SUPPORTED"
   run "$HELM" upgrade --install ingress-nginx ingress-nginx --repo "$INGRESS_NGINX_REPO" \
     --version "$INGRESS_NGINX_CHART_VERSION" --namespace ingress-nginx --create-namespace --kube-context "$CONTEXT" \
     -f "$KIND_DIR/ingress-nginx.values.yaml" --wait --timeout 5m

@@ -5,6 +5,8 @@
 //   node k8s-tests/static/assert.ts cluster  objects.json
 //   node k8s-tests/static/assert.ts render   objects.json <ingress|gateway> <image> gateway-objects.json
 //   node k8s-tests/static/assert.ts dry-run  dry-run.txt <ingress|gateway> versions.env
+//   node k8s-tests/static/assert.ts envoy-rollout gateway-objects.json
+//   node k8s-tests/static/assert.ts envoy-idle    chart-objects.json gateway-objects.json
 
 import { readFileSync } from "node:fs";
 
@@ -155,6 +157,56 @@ function render(path: string, mode: string, image: string, gatewayPath: string):
   }
 }
 
+// One Envoy pod holding host port 80: a rollout that surges a second pod waits forever for
+// the port, so the proxy must be replaced in place (Recreate, or no surge and one pod down).
+function envoyReplacedInPlace(gatewayPath: string): void {
+  const proxy = one(objects(gatewayPath), "EnvoyProxy");
+  const deployment = dig(proxy, "spec", "provider", "kubernetes", "envoyDeployment");
+  const strategy = dig(deployment, "strategy");
+  const surge = dig(strategy, "rollingUpdate", "maxSurge");
+  const down = dig(strategy, "rollingUpdate", "maxUnavailable");
+  ok(dig(deployment, "replicas") === 1, "one Envoy replica (the one node with host port 80)");
+  ok(
+    strategy?.type === "Recreate" ||
+      (strategy?.type === "RollingUpdate" && [0, "0", "0%"].includes(surge) && (down === 1 || down === "100%")),
+    `Envoy's single hostPort pod is replaced in place, never surged (strategy ${JSON.stringify(strategy ?? "default: 25% surge, 25% unavailable")})`,
+  );
+}
+
+/** A Gateway API Duration ("1h", "60s", "1m30s", "500ms") in milliseconds. */
+function durationMs(d: unknown): number {
+  if (typeof d !== "string" || !/^(\d+(h|m|s|ms))+$/.test(d)) fail(`not a Gateway API duration: ${String(d)}`);
+  const unit: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
+  let total = 0;
+  for (const m of d.matchAll(/(\d+)(ms|h|m|s)/g)) total += Number(m[1]) * (unit[m[2] as string] as number);
+  return total;
+}
+
+// Envoy's upstream connections idle for an hour by default; the app closes an idle one after
+// KEEP_ALIVE_TIMEOUT_MS. Envoy must give a connection up before the app does, or a request
+// races the app's close and gets a 503.
+function envoyIdleBelowApp(appPath: string, gatewayPath: string): void {
+  const app = objects(appPath);
+  const gatewayObjects = objects(gatewayPath);
+  const gw = one(gatewayObjects, "Gateway");
+  const cm = app.find((o) => o.kind === "ConfigMap" && dig(o, "data", "KEEP_ALIVE_TIMEOUT_MS"));
+  const appMs = Number(dig(cm, "data", "KEEP_ALIVE_TIMEOUT_MS"));
+  ok(appMs > 0, `the app's keep-alive timeout is set (KEEP_ALIVE_TIMEOUT_MS=${appMs})`);
+  const policies = gatewayObjects.filter(
+    (o) =>
+      o.kind === "BackendTrafficPolicy" &&
+      o.metadata?.namespace === gw.metadata?.namespace &&
+      ((dig(o, "spec", "targetRefs") ?? []) as Obj[]).some((r) => r.kind === "Gateway" && r.name === gw.metadata?.name),
+  );
+  ok(policies.length === 1, `one BackendTrafficPolicy targets Gateway ${gw.metadata?.name} (${policies.length})`);
+  const idle = dig(policies[0], "spec", "timeout", "http", "connectionIdleTimeout");
+  const idleMs = idle === undefined ? 3_600_000 : durationMs(idle);
+  ok(
+    idleMs < appMs,
+    `Envoy drops an idle upstream connection after ${idle ?? "1h (default)"}, before the app does (${appMs} ms)`,
+  );
+}
+
 function dryRun(path: string, mode: string, versionsPath: string): void {
   const text = readFileSync(path, "utf8");
   const pins = new Map<string, string>();
@@ -216,6 +268,23 @@ function dryRun(path: string, mode: string, versionsPath: string): void {
     positions.every((p, i) => p >= 0 && (i === 0 || p > (positions[i - 1] as number))),
     `the steps run in order: ${order.join(" -> ")}`,
   );
+  // The Kubernetes minors the front door's project lists (versions.env, with sources): kind-up
+  // says so when the cluster's is not one of them.
+  const minor = Number((pins.get("KUBE_VERSION") as string).split(".")[1]);
+  const [door, supported] =
+    mode === "gateway"
+      ? ["Envoy Gateway", pins.get("ENVOY_GATEWAY_KUBE_SUPPORTED") as string]
+      : ["ingress-nginx", pins.get("INGRESS_NGINX_KUBE_SUPPORTED") as string];
+  const [min, max] = supported.split("..").map((v) => Number(v.split(".")[1]));
+  const noted = new RegExp(
+    `^# note: ${door} \\S+ lists Kubernetes ${supported.replace("..", " to ")} as supported; this cluster is 1\\.${minor}`,
+    "m",
+  ).test(text);
+  const outside = minor < (min as number) || minor > (max as number);
+  ok(
+    noted === outside,
+    `${door} lists Kubernetes ${supported}; the cluster is 1.${minor}: ${outside ? "the dry run says it is untested upstream" : "no note"}`,
+  );
   if (mode === "gateway") {
     ok(text.includes("standard-install.yaml"), "the Gateway API CRDs are the standard channel");
     ok(!text.includes("ingress-nginx"), "no ingress-nginx on the Gateway API path");
@@ -232,6 +301,12 @@ switch (cmd) {
     break;
   case "render":
     render(args[0] as string, args[1] as string, args[2] as string, args[3] as string);
+    break;
+  case "envoy-rollout":
+    envoyReplacedInPlace(args[0] as string);
+    break;
+  case "envoy-idle":
+    envoyIdleBelowApp(args[0] as string, args[1] as string);
     break;
   case "dry-run":
     dryRun(args[0] as string, args[1] as string, args[2] as string);

@@ -239,6 +239,17 @@ check "chart: values-kind.yaml lints, renders, decodes strictly; local image nev
 check "chart: values-kind.yaml + values-kind-gateway.yaml: the HTTPRoute attaches to gateway.yaml's Gateway, no Ingress" \
   render_kind gateway "$KIND_DIR/values-kind.yaml" "$KIND_DIR/values-kind-gateway.yaml"
 
+# The Gateway API path (issue 13, item 9).
+gateway_objects() { [[ -f "$WORK/gateway.json" ]] || "$KV" -q -json "$WORK/gateway.json" "$KIND_DIR/gateway.yaml" >/dev/null; }
+envoy_rollout() { gateway_objects && "$NODE" "${ASSERT[@]}" envoy-rollout "$WORK/gateway.json"; }
+check "gateway rollout: the single Envoy pod on host port 80 is replaced in place (no surge pod waiting for the port)" envoy_rollout
+envoy_idle() {
+  gateway_objects || return 1
+  [[ -f "$WORK/chart-gateway.json" ]] || render_kind gateway "$KIND_DIR/values-kind.yaml" "$KIND_DIR/values-kind-gateway.yaml" >/dev/null || return 1
+  "$NODE" "${ASSERT[@]}" envoy-idle "$WORK/chart-gateway.json" "$WORK/gateway.json"
+}
+check "gateway idle timeout: Envoy drops idle upstream connections before the app closes them (BackendTrafficPolicy below KEEP_ALIVE_TIMEOUT_MS)" envoy_idle
+
 no_latest_in_kind_files() {
   if grep -rniE '(:|tag:\s*"?)latest\b' "$KIND_DIR"/*.yaml; then echo "a latest tag in the kind files"; return 1; fi
   grep -E 'tag: ' "$KIND_DIR/values-kind.yaml"
