@@ -27,6 +27,7 @@ KIND=tools/bin/kind
 KUBECTL=tools/bin/kubectl
 HELM=tools/bin/helm4
 KIND_DIR=k8s-tests/kind
+CHART=charts/nodescale
 IMAGE="$APP_IMAGE_REPOSITORY:$APP_IMAGE_TAG"
 GATEWAY="${GATEWAY:-0}"
 DRY_RUN="${DRY_RUN:-0}"
@@ -183,9 +184,10 @@ fi
 # ---- 6. the app ----------------------------------------------------------------------------------
 values=(-f "$KIND_DIR/values-kind.yaml")
 [[ "$GATEWAY" == 1 ]] && values+=(-f "$KIND_DIR/values-kind-gateway.yaml")
-step "nodescale: the chart's Bitnami dependencies, then the release '$RELEASE' in namespace '$NAMESPACE'"
-run "$HELM" dependency update charts/nodescale
-run "$HELM" upgrade --install "$RELEASE" charts/nodescale --namespace "$NAMESPACE" --create-namespace \
+step "nodescale: the chart's Bitnami dependencies (fetched once), then the release '$RELEASE' in namespace '$NAMESPACE'"
+[[ "$DRY_RUN" == 1 ]] && note "(runs '$HELM dependency build $CHART' only when $CHART/charts lacks a dependency at its version)"
+run bash "$KIND_DIR/chart-deps.sh" "$HELM" "$CHART"
+run "$HELM" upgrade --install "$RELEASE" "$CHART" --namespace "$NAMESPACE" --create-namespace \
   --kube-context "$CONTEXT" "${values[@]}" --set "image.tag=$APP_IMAGE_TAG" \
   --set-string "podAnnotations.nodescale-image-id=$image_id" --wait --timeout 10m
 

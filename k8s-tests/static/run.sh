@@ -281,6 +281,27 @@ dry_run() { # dry_run MODE
 }
 check "dry run: DRY_RUN=1 make kind-up prints the full pinned sequence (ingress-nginx path); every version from versions.env, no latest" dry_run ingress
 check "dry run: DRY_RUN=1 GATEWAY=1 make kind-up prints the full pinned sequence (Gateway API path)" dry_run gateway
+chart_deps_once() {
+  # A chart whose one dependency lives in an unreachable registry (127.0.0.1:9 refuses at once):
+  # with the dependency's archive in charts/, chart-deps.sh asks no registry; without it, it runs
+  # `helm dependency build`, which then fails on the registry.
+  local c="$WORK/deps/app" d="$WORK/deps/dep"
+  mkdir -p "$c/templates" "$d/templates"
+  printf 'apiVersion: v2\nname: dep\nversion: 1.2.3\n' >"$d/Chart.yaml"
+  printf 'apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n  - name: dep\n    version: 1.2.3\n    repository: oci://127.0.0.1:9/charts\n' >"$c/Chart.yaml"
+  "$HELM" package "$d" -d "$c/charts" >/dev/null || return 1
+  bash "$KIND_DIR/chart-deps.sh" "$HELM" "$c" || { echo "present dependencies were fetched again"; return 1; }
+  [[ ! -e "$c/Chart.lock" ]] || { echo "a Chart.lock was written although nothing was fetched"; return 1; }
+  rm "$c"/charts/*.tgz
+  if bash "$KIND_DIR/chart-deps.sh" "$HELM" "$c" >"$WORK/deps.out" 2>&1; then cat "$WORK/deps.out"; echo "a missing dependency was not fetched"; return 1; fi
+  cat "$WORK/deps.out"
+  grep -q 'chart-deps: fetching dep (missing)' "$WORK/deps.out" && grep -q '127.0.0.1:9' "$WORK/deps.out" || return 1
+  # What a fetch leaves in the tree is ignored by git, so a re-run leaves it clean.
+  git check-ignore -q charts/nodescale/Chart.lock || { echo "charts/nodescale/Chart.lock is not gitignored"; return 1; }
+  git check-ignore -q charts/nodescale/charts/postgresql-1.0.0.tgz || { echo "charts/nodescale/charts/ is not gitignored"; return 1; }
+  if grep -n 'dependency update' "$KIND_DIR/up.sh"; then echo "kind-up still runs dependency update"; return 1; fi
+}
+check "re-run deps: kind-up fetches the chart's dependencies only when charts/ lacks one (never dependency update); Chart.lock and charts/*.tgz are gitignored" chart_deps_once
 check "dry run: DRY_RUN=1 make kind-down prints the cluster deletion" \
   bash -c 'DRY_RUN=1 bash k8s-tests/kind/down.sh | tee /dev/stderr | grep -qx "tools/bin/kind delete cluster --name nodescale"'
 
