@@ -4,11 +4,14 @@
 #   bash k8s-tests/kind/up.sh              ingress-nginx in front of the app (the default)
 #   GATEWAY=1 bash k8s-tests/kind/up.sh    Gateway API instead: the CRDs (standard channel),
 #                                          Envoy Gateway and the chart's HTTPRoute
-#   DRY_RUN=1 bash k8s-tests/kind/up.sh    print the exact, pinned commands; run nothing
+#   DRY_RUN=1 bash k8s-tests/kind/up.sh    print the exact, pinned commands and which kind,
+#                                          helm and kubectl they use; run or install nothing
 #
-# Every version comes from tools/versions.env. Safe to run again: an existing cluster is
-# reused, every release is `helm upgrade --install`, every manifest `kubectl apply`. Each
-# step says what it does and how long it took. Needs a Docker engine (kind runs the nodes
+# Every version comes from tools/versions.env. kind, helm and kubectl are yours when they are
+# within the ranges versions.env accepts (tools/install.sh decides); only a missing one is
+# installed into tools/bin. Safe to run again: an existing cluster is reused, every release is
+# `helm upgrade --install`, every manifest `kubectl apply`, the chart's dependencies are
+# fetched once. Each step says what it does and how long it took. Needs a Docker engine (kind runs the nodes
 # as containers); without one it says so in one line and exits 1.
 # kubectl and helm only ever talk to the kind cluster's context (kind-nodescale).
 set -euo pipefail
@@ -23,9 +26,6 @@ CONTEXT="kind-$CLUSTER"
 NAMESPACE=nodescale
 RELEASE=nodescale
 URL=http://127.0.0.1
-KIND=tools/bin/kind
-KUBECTL=tools/bin/kubectl
-HELM=tools/bin/helm4
 KIND_DIR=k8s-tests/kind
 CHART=charts/nodescale
 IMAGE="$APP_IMAGE_REPOSITORY:$APP_IMAGE_TAG"
@@ -110,8 +110,14 @@ else
 fi
 
 # ---- 1. tools --------------------------------------------------------------------------------
-step "tools: kind $KIND_VERSION, helm $HELM4_VERSION, kubectl $KUBECTL_VERSION into tools/bin (kept when already at the pin)"
-run bash tools/install.sh kind helm4 kubectl
+step "tools: kind, helm and kubectl: yours when within the ranges of tools/versions.env, else installed into tools/bin"
+if [[ "$DRY_RUN" == 1 ]]; then
+  while IFS= read -r line; do note "$line"; done < <(bash tools/install.sh --dry-run kind helm kubectl)
+fi
+run bash tools/install.sh kind helm kubectl
+KIND=$(bash tools/install.sh --which kind)
+HELM=$(bash tools/install.sh --which helm)
+KUBECTL=$(bash tools/install.sh --which kubectl)
 
 # ---- 2. cluster ------------------------------------------------------------------------------
 step "cluster: kind cluster '$CLUSTER' (1 control plane with host ports 80/443 on 127.0.0.1, 2 workers)"

@@ -63,6 +63,114 @@ pins_agree() {
 check "pins: versions.env agrees with kube-validate's go.mod, the chart's appVersion and kind's default node image" pins_agree
 
 # ---------------------------------------------------------------------------------------
+# The user's own kind, helm and kubectl (issue 13: `make kind-up` on a laptop)
+# ---------------------------------------------------------------------------------------
+# fake_tools DIR KIND HELM KUBECTL: stand-ins on PATH for a user's kind, helm and kubectl at
+# those versions (any of them may be "-": none), and go, npm and pip that record any call and
+# fail. A stand-in answers only the version question tools/install.sh asks; anything else is
+# recorded and fails. Every call lands in DIR/calls.
+fake_tools() {
+  local dir=$1 kind=$2 helm=$3 kubectl=$4 t
+  rm -rf "$dir" && mkdir -p "$dir" && : >"$dir/calls"
+  for t in kind helm kubectl go npm pip python3; do
+    cat >"$dir/$t" <<FAKE
+#!/bin/sh
+echo "$t \$*" >>"$dir/calls"
+case "$t \$*" in
+  "kind version") echo "kind $kind go1.26.8 linux/amd64" ;;
+  "helm version --template {{.Version}}") echo "$helm" ;;
+  "kubectl version --client -o json") printf '{\n  "clientVersion": {\n    "gitVersion": "%s",\n    "platform": "linux/amd64"\n  }\n}\n' "$kubectl" ;;
+  *) echo "$t stand-in: called with \$*" >&2; exit 1 ;;
+esac
+FAKE
+    chmod +x "$dir/$t"
+  done
+  [[ "$kind" != - ]] || rm "$dir/kind"
+  [[ "$helm" != - ]] || rm "$dir/helm"
+  [[ "$kubectl" != - ]] || rm "$dir/kubectl"
+  return 0
+}
+builds_nothing() { # builds_nothing DIR: no go, npm or pip was called, and only version questions asked
+  local others
+  others=$(grep -v -e '^kind version$' -e '^helm version --template {{.Version}}$' -e '^kubectl version --client -o json$' "$1/calls")
+  [[ -z "$others" ]] || { echo "calls besides version questions:"; echo "$others"; return 1; }
+}
+
+pins_within_ranges() {
+  # The pins themselves, as a user's tools on PATH: tools/install.sh must accept each.
+  local f="$WORK/pins" out
+  fake_tools "$f" "$KIND_VERSION" "$HELM3_VERSION" "$KUBECTL_VERSION"
+  out=$(PATH="$f:$PATH" TOOLS_BIN="$WORK/pins-bin" bash tools/install.sh --dry-run kind helm3 kubectl) || return 1
+  fake_tools "$f-4" - "$HELM4_VERSION" -
+  out+=$'\n'$(PATH="$f-4:$PATH" TOOLS_BIN="$WORK/pins-bin" bash tools/install.sh --dry-run helm4) || return 1
+  echo "$out"
+  [[ $(grep -c ": use $WORK/pins" <<<"$out") -eq 4 ]] || { echo "a pin lies outside its own accepted range"; return 1; }
+}
+check "tools ranges: every pin (kind, Helm 3, Helm 4, kubectl) lies within the range tools/install.sh accepts; kubectl within 1 minor of the node's Kubernetes $KUBE_VERSION" pins_within_ranges
+
+dry_run_with_users_tools() { # dry_run_with_users_tools KIND HELM KUBECTL
+  local f="$WORK/users-tools" t
+  fake_tools "$f" "$1" "$2" "$3"
+  PATH="$f:$PATH" DRY_RUN=1 make --no-print-directory kind-up >"$WORK/users.txt" 2>&1 || { cat "$WORK/users.txt"; return 1; }
+  cat "$WORK/users.txt"
+  echo "--- calls of the stand-ins:"
+  cat "$f/calls"
+  for t in kind helm kubectl; do
+    grep -q "^# $t: use $f/$t " "$WORK/users.txt" || { echo "the dry run does not use the $t on PATH"; return 1; }
+  done
+  grep -q "^$f/kind create cluster " "$WORK/users.txt" || { echo "kind create does not run the user's kind"; return 1; }
+  grep -q "^$f/helm upgrade --install nodescale " "$WORK/users.txt" || { echo "the chart is not installed with the user's helm"; return 1; }
+  grep -q "^$f/kubectl --context kind-nodescale " "$WORK/users.txt" || { echo "kubectl commands do not run the user's kubectl"; return 1; }
+  if grep -E "^# (kind|helm|kubectl): (install|MISSING)" "$WORK/users.txt"; then echo "a tool would be installed"; return 1; fi
+  if grep -qE '(^|[ /])tools/bin/' <(grep -v '^#' "$WORK/users.txt"); then echo "a command runs a tools/bin binary"; return 1; fi
+  builds_nothing "$f"
+}
+check "tools PATH helm 3: with only PATH holding kind v0.33.1, helm v3.22.4 and kubectl v1.38.2, DRY_RUN=1 make kind-up uses them and builds nothing" \
+  dry_run_with_users_tools v0.33.1 v3.22.4 v1.38.2
+check "tools PATH helm 4: with only PATH holding kind v0.33.0, helm v4.4.2 and kubectl v1.36.0, DRY_RUN=1 make kind-up uses them and builds nothing" \
+  dry_run_with_users_tools v0.33.0 v4.4.2 v1.36.0
+
+install_links_users_tools() {
+  # The install itself (into a scratch tools/bin): links the user's tools, fetches and builds nothing.
+  local f="$WORK/users-install" t
+  fake_tools "$f" v0.33.1 v4.4.2 v1.37.5
+  PATH="$f:$PATH" TOOLS_BIN="$WORK/users-bin" bash tools/install.sh kind helm kubectl || return 1
+  for t in kind kubectl; do
+    [[ "$(readlink "$WORK/users-bin/$t")" == "$f/$t" ]] || { echo "tools/bin/$t is not a link to the user's $t"; return 1; }
+  done
+  [[ ! -e "$WORK/users-bin/helm4" ]] || { echo "helm4 was installed although the user's helm is in range"; return 1; }
+  [[ "$(PATH="$f:$PATH" TOOLS_BIN="$WORK/users-bin" bash tools/install.sh --which helm)" == "$f/helm" ]] || { echo "--which helm is not the user's helm"; return 1; }
+  builds_nothing "$f"
+}
+check "tools install: the user's kind, helm and kubectl within range are linked, nothing is fetched or built" install_links_users_tools
+
+out_of_range_refused() {
+  local f="$WORK/old-tools" out
+  fake_tools "$f" v0.32.0 v3.21.3 v1.34.5
+  out=$(PATH="$f:$PATH" TOOLS_BIN="$WORK/empty-bin" bash tools/install.sh --dry-run kind helm kubectl) || return 1
+  echo "$out"
+  grep -q "^kind: install $KIND_VERSION .*refused: $f/kind is v0.32.0" <<<"$out" &&
+    grep -q "^helm: install $HELM4_VERSION .*refused: $f/helm is v3.21.3" <<<"$out" &&
+    grep -q "^kubectl: install $KUBECTL_VERSION .*refused: $f/kubectl is v1.34.5" <<<"$out"
+}
+check "tools ranges: a kind, helm or kubectl outside its range is refused, named, and the pin installed instead" out_of_range_refused
+
+macos_kubectl() {
+  # On macOS (or any non linux-x64) the npm package's linux-x64 kubectl must never be used.
+  local f="$WORK/mac-tools" rc
+  fake_tools "$f" - - -
+  TOOLS_PLATFORM=Darwin/arm64 PATH="$f:$PATH" TOOLS_BIN="$WORK/mac-bin" bash tools/install.sh kubectl >"$WORK/mac.out" 2>&1
+  rc=$?
+  cat "$WORK/mac.out"
+  [[ $rc -ne 0 ]] || { echo "the install succeeded"; return 1; }
+  [[ $(grep -c . "$WORK/mac.out") -eq 1 ]] || { echo "expected one line"; return 1; }
+  grep -q 'kubectl: MISSING: .*linux-x64 kubectl only, and this is Darwin/arm64: never used here.*brew install kubectl' "$WORK/mac.out" || return 1
+  [[ ! -e "$WORK/mac-bin/kubectl" ]] || { echo "a kubectl was installed"; return 1; }
+  builds_nothing "$f"
+}
+check "tools macOS: on Darwin/arm64 with no kubectl in range, install says in one line to brew install kubectl and never takes the npm (linux-x64) kubectl" macos_kubectl
+
+# ---------------------------------------------------------------------------------------
 # ShellCheck: every shell script in the repository
 # ---------------------------------------------------------------------------------------
 shell_scripts() { # tracked and new (not ignored) files named *.sh or starting with a sh/bash shebang
