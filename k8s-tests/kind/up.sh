@@ -6,13 +6,16 @@
 #                                          Envoy Gateway and the chart's HTTPRoute
 #   DRY_RUN=1 bash k8s-tests/kind/up.sh    print the exact, pinned commands and which kind,
 #                                          helm and kubectl they use; run or install nothing
+#   PREFLIGHT_ONLY=1 bash k8s-tests/kind/up.sh   only the checks below, then stop
 #
 # Every version comes from tools/versions.env. kind, helm and kubectl are yours when they are
 # within the ranges versions.env accepts (tools/install.sh decides); only a missing one is
 # installed into tools/bin. Safe to run again: an existing cluster is reused, every release is
 # `helm upgrade --install`, every manifest `kubectl apply`, the chart's dependencies are
-# fetched once. Each step says what it does and how long it took. Needs a Docker engine (kind runs the nodes
-# as containers); without one it says so in one line and exits 1.
+# fetched once. Each step says what it does and how long it took.
+# Before anything is installed or created it stops with one line when: no Docker engine
+# answers; `docker` is Podman; Docker runs rootless and may not bind ports below 1024; an
+# existing `nodescale` cluster runs another node image; 127.0.0.1:80 or :443 is taken.
 # kubectl and helm only ever talk to the kind cluster's context (kind-nodescale).
 set -euo pipefail
 
@@ -31,6 +34,7 @@ CHART=charts/nodescale
 IMAGE="$APP_IMAGE_REPOSITORY:$APP_IMAGE_TAG"
 GATEWAY="${GATEWAY:-0}"
 DRY_RUN="${DRY_RUN:-0}"
+PREFLIGHT_ONLY="${PREFLIGHT_ONLY:-0}"
 
 INGRESS_NGINX_REPO=https://kubernetes.github.io/ingress-nginx
 METRICS_SERVER_REPO=https://kubernetes-sigs.github.io/metrics-server/
@@ -40,6 +44,8 @@ ENVOY_GATEWAY_CRDS_CHART=oci://docker.io/envoyproxy/gateway-crds-helm
 
 [[ "$GATEWAY" == 0 || "$GATEWAY" == 1 ]] || { echo "kind-up: GATEWAY must be 0 or 1, not '$GATEWAY'" >&2; exit 2; }
 [[ "$DRY_RUN" == 0 || "$DRY_RUN" == 1 ]] || { echo "kind-up: DRY_RUN must be 0 or 1, not '$DRY_RUN'" >&2; exit 2; }
+[[ "$PREFLIGHT_ONLY" == 0 || "$PREFLIGHT_ONLY" == 1 ]] || { echo "kind-up: PREFLIGHT_ONLY must be 0 or 1, not '$PREFLIGHT_ONLY'" >&2; exit 2; }
+fail() { echo "kind-up: $*" >&2; exit 1; }
 
 # ---- output ------------------------------------------------------------------------------
 STEP=0
@@ -98,13 +104,51 @@ cluster_exists() { [[ "$DRY_RUN" == 0 ]] && "$KIND" get clusters 2>/dev/null | g
 release_exists() { [[ "$DRY_RUN" == 0 ]] && "$HELM" status "$1" -n "$2" --kube-context "$CONTEXT" >/dev/null 2>&1; }
 
 # ---- preflight -----------------------------------------------------------------------------
+# Every check here is a one-line stop, before anything is installed or created.
+preflight() {
+  local version security start image taken=()
+  if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
+    fail "no Docker engine answers ('docker info' fails): kind runs its nodes in Docker; without it use 'make local-up'"
+  fi
+  version=$(docker --version 2>/dev/null || true)
+  if [[ "$version" == *[Pp]odman* || "${KIND_EXPERIMENTAL_PROVIDER:-}" == podman ]]; then
+    fail "'docker' here is Podman ($version): kind's Podman support is experimental and rootless Podman cannot publish ports 80/443; use Docker (Docker Desktop, Colima, or a rootful Docker Engine)"
+  fi
+  # A rootless daemon publishes ports as the user: below net.ipv4.ip_unprivileged_port_start
+  # (1024 by default) it cannot bind 127.0.0.1:80/443.
+  security=$(docker info --format '{{json .SecurityOptions}}' 2>/dev/null || true)
+  if [[ "$security" == *name=rootless* ]]; then
+    start=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start 2>/dev/null || echo 1024)
+    if [[ "$start" -gt 80 ]]; then
+      fail "Docker runs rootless here and ports below $start are privileged (net.ipv4.ip_unprivileged_port_start=$start): kind cannot publish 127.0.0.1:80/443; use a rootful Docker, or sysctl net.ipv4.ip_unprivileged_port_start=80"
+    fi
+  fi
+  # kind names the control plane's container <cluster>-control-plane and creates it from
+  # --image exactly as given (up.sh always passes KIND_NODE_IMAGE).
+  image=$(docker inspect --format '{{.Config.Image}}' "$CLUSTER-control-plane" 2>/dev/null || true)
+  if [[ -n "$image" && "$image" != "$KIND_NODE_IMAGE" ]]; then
+    fail "the existing kind cluster '$CLUSTER' runs node image $image, not the pinned $KIND_NODE_IMAGE: 'make kind-down' deletes it (and everything in it), then run make kind-up again"
+  fi
+  if [[ -z "$image" ]]; then # a new cluster needs the host ports; an existing one holds them
+    port_taken 80 && taken+=("127.0.0.1:80")
+    port_taken 443 && taken+=("127.0.0.1:443")
+    if [[ ${#taken[@]} -gt 0 ]]; then
+      if [[ ${#taken[@]} -eq 1 ]]; then taken[0]+=" is"; else taken=("${taken[0]} and ${taken[1]} are"); fi
+      fail "${taken[*]} taken (something listens there): the cluster's ingress needs 127.0.0.1:80 and :443; stop what holds them (lsof -nP -iTCP:80 -iTCP:443 -sTCP:LISTEN names it), then run again"
+    fi
+  fi
+}
+# port_taken PORT: something accepts connections on 127.0.0.1:PORT
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 if [[ "$DRY_RUN" == 1 ]]; then
   printf '# make kind-up (GATEWAY=%s): the commands it runs, in order, from the repository root.\n' "$GATEWAY"
   printf '# Pins from tools/versions.env. Needs a Docker engine.\n'
 else
-  if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
-    echo "kind-up: no Docker engine answers ('docker info' fails): kind runs its nodes in Docker; without it use 'make local-up'" >&2
-    exit 1
+  preflight
+  if [[ "$PREFLIGHT_ONLY" == 1 ]]; then
+    echo "kind-up: preflight passed (Docker engine, not Podman, ports 80/443 usable, no cluster '$CLUSTER' of another node image)"
+    exit 0
   fi
   printf 'kind-up: cluster %s (%s), %s path\n' "$CLUSTER" "$KIND_NODE_IMAGE" "$([[ "$GATEWAY" == 1 ]] && echo 'Gateway API (Envoy Gateway)' || echo 'ingress-nginx')"
 fi

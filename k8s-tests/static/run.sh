@@ -424,7 +424,7 @@ fails_fast() { # fails_fast PATTERN SECONDS COMMAND...: exits non-zero within SE
   local pattern=$1 limit=$2 start rc lines
   shift 2
   start=$SECONDS
-  PATH="$WORK/nodocker:$PATH" timeout "$((limit + 5))" "$@" >"$WORK/ff.out" 2>&1
+  PATH="${FF_PATH:-$WORK/nodocker}:$PATH" timeout "$((limit + 5))" "$@" >"$WORK/ff.out" 2>&1
   rc=$?
   cat "$WORK/ff.out"
   echo "exit $rc after $((SECONDS - start))s"
@@ -436,6 +436,83 @@ fails_fast() { # fails_fast PATTERN SECONDS COMMAND...: exits non-zero within SE
 }
 check "no Docker: kind-up says so in one line and exits 1 at once" fails_fast "kind-up: no Docker engine" 5 bash "$KIND_DIR/up.sh"
 check "no Docker: kind-down says so in one line and exits 1 at once" fails_fast "kind-down: no Docker engine" 5 bash "$KIND_DIR/down.sh"
+# ---------------------------------------------------------------------------------------
+# kind-up's preflight (issue 13): one clear line before anything is installed or created
+# ---------------------------------------------------------------------------------------
+# No Docker engine can run here, so `docker` is a stand-in that answers the few questions the
+# preflight asks (--version, info, inspect of the control plane's container) the way Docker
+# Engine and Podman do; FAKE_DOCKER picks the answers. Nothing past the preflight runs.
+mkdir -p "$WORK/fakedocker"
+cat >"$WORK/fakedocker/docker" <<'FAKE'
+#!/bin/sh
+mode=${FAKE_DOCKER:-rootful}
+case "$1" in
+  --version)
+    if [ "$mode" = podman ]; then echo "podman version 5.4.2"; else echo "Docker version 28.5.1, build e180ab8"; fi ;;
+  info)
+    case "$*" in
+      *SecurityOptions*)
+        if [ "$mode" = rootless ]; then echo '["name=seccomp,profile=builtin","name=rootless","name=cgroupns"]'
+        else echo '["name=seccomp,profile=builtin","name=cgroupns"]'; fi ;;
+      *) echo "Server Version: 28.5.1" ;;
+    esac ;;
+  inspect)
+    if [ "$mode" = old-cluster ] && [ "$4" = nodescale-control-plane ]; then
+      echo "kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0"
+    else echo "Error: No such object: $4" >&2; exit 1; fi ;;
+  *) echo "fake docker: kind-up went past its preflight: docker $*" >&2; exit 3 ;;
+esac
+FAKE
+chmod +x "$WORK/fakedocker/docker"
+preflight_stops() { # preflight_stops MODE PATTERN: kind-up stops at its preflight with one line
+  FAKE_DOCKER=$1 FF_PATH="$WORK/fakedocker" fails_fast "$2" 5 bash "$KIND_DIR/up.sh" || return 1
+  if grep -q 'went past its preflight\|\[tools\]\|==>' "$WORK/ff.out"; then echo "kind-up did more than its preflight"; return 1; fi
+}
+check "preflight podman: kind-up stops in one line when 'docker' is Podman" \
+  preflight_stops podman "^kind-up: 'docker' here is Podman .*use Docker"
+preflight_rootless() {
+  local start
+  start=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)
+  echo "this machine: net.ipv4.ip_unprivileged_port_start=$start"
+  if [[ $start -le 80 ]]; then
+    echo "ports below 1024 are unprivileged here: a rootless Docker may bind 80, so kind-up must not stop"
+    FAKE_DOCKER=rootless PREFLIGHT_ONLY=1 PATH="$WORK/fakedocker:$PATH" bash "$KIND_DIR/up.sh"
+    return
+  fi
+  preflight_stops rootless "^kind-up: Docker runs rootless here and ports below $start are privileged"
+}
+check "preflight rootless: kind-up stops in one line when Docker runs rootless and may not bind ports below 1024" preflight_rootless
+check "preflight node image: kind-up stops in one line when the existing nodescale cluster runs another node image" \
+  preflight_stops old-cluster "^kind-up: the existing kind cluster 'nodescale' runs node image kindest/node:v1.35.8.*not the pinned .*make kind-down"
+preflight_ports() {
+  # A real listener on 127.0.0.1:80, then on :443 (root may bind them here), stopped by its pid.
+  local port pid ok=0
+  for port in 80 443; do
+    pid=""
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "127.0.0.1:$port is already taken on this machine"
+    else
+      python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
+print("listening", flush=True); time.sleep(30)' "$port" >"$WORK/listener.out" 2>&1 &
+      pid=$!
+      for _ in $(seq 50); do grep -q listening "$WORK/listener.out" && break; sleep 0.1; done
+      grep -q listening "$WORK/listener.out" || { cat "$WORK/listener.out"; kill "$pid"; return 1; }
+    fi
+    preflight_stops rootful "^kind-up: 127\.0\.0\.1:$port is taken .*needs 127\.0\.0\.1:80 and :443" || ok=1
+    if [[ -n "$pid" ]]; then kill "$pid"; wait "$pid" 2>/dev/null; fi
+  done
+  return $ok
+}
+check "preflight ports: kind-up stops in one line when 127.0.0.1:80 or :443 is taken" preflight_ports
+preflight_passes() {
+  # The same stand-in as a rootful Docker with no cluster, and nothing on 80/443: no stop.
+  FAKE_DOCKER=rootful PREFLIGHT_ONLY=1 PATH="$WORK/fakedocker:$PATH" bash "$KIND_DIR/up.sh" >"$WORK/pf.out" 2>&1
+  cat "$WORK/pf.out"
+  grep -q '^kind-up: preflight passed' "$WORK/pf.out"
+}
+check "preflight: passes with a rootful Docker, free ports and no cluster (PREFLIGHT_ONLY=1)" preflight_passes
+
 # make e2e with no reachable cluster: a kubeconfig whose server refuses connections.
 cat >"$WORK/kubeconfig" <<'EOF'
 apiVersion: v1
