@@ -2,8 +2,10 @@
 // Input: the JSON array of objects that tools/bin/kube-validate writes (-json) after it has
 // decoded every object strictly. Runs on Node 24 (type stripping, no build step).
 //
-//   node charts/tests/assert.ts <case> <objects.json> <release>
+//   node charts/tests/assert.ts <case> <objects.json> <release> <values.json>
 //
+// <values.json> holds the values the render saw (run.sh prints them with the same
+// arguments), so what the templates make of a value is checked against the value itself.
 // <case> picks the expectations of one values file (charts/tests/values/<case>.yaml) or of
 // one wiring-contract render (see run.sh); the invariants below hold for every case.
 // Prints "ok - ..." per assertion; exits 1 when any failed.
@@ -22,19 +24,22 @@ type EnvVar = {
   valueFrom?: { secretKeyRef?: { name: string; key: string }; configMapKeyRef?: unknown };
 };
 
-const [caseName, file, release] = process.argv.slice(2);
-if (!caseName || !file || !release) {
-  console.error("usage: node assert.ts <case> <objects.json> <release>");
+const [caseName, file, release, valuesFile] = process.argv.slice(2);
+if (!caseName || !file || !release || !valuesFile) {
+  console.error("usage: node assert.ts <case> <objects.json> <release> <values.json>");
   process.exit(2);
 }
 const objects: Obj[] = JSON.parse(readFileSync(file, "utf8"));
+const values: any = JSON.parse(readFileSync(valuesFile, "utf8"));
 let failures = 0;
+const failed: string[] = [];
 
 function check(ok: unknown, message: string): void {
   if (ok) {
     console.log(`    ok - ${message}`);
   } else {
     failures++;
+    failed.push(message);
     console.log(`    NOT OK - ${message}`);
   }
 }
@@ -130,15 +135,56 @@ check(
   `the Service's targetPort "${svcPort.targetPort}" is a container port`,
 );
 
-// HPA vs replicas, PDB
+// HPA vs replicas, PDB, rollouts: what the templates made of the values, and what the values
+// promise (a scale-down that waits, a drain and a rollout that keep pods serving).
+// Equal as data: the same keys and values, whatever order the keys were written in.
+const canonical = (v: unknown): unknown =>
+  Array.isArray(v)
+    ? v.map(canonical)
+    : v && typeof v === "object"
+      ? Object.fromEntries(
+          Object.entries(v)
+            .sort(([a], [b]) => a.localeCompare(b))
+            .map(([k, x]) => [k, canonical(x)]),
+        )
+      : v;
+const same = (a: unknown, b: unknown) => JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+const auto = values.autoscaling;
 if (hpa) {
   check(deployment.spec.replicas === undefined, "the HPA is on and the Deployment leaves replicas out");
   check(
     hpa.spec.scaleTargetRef.kind === "Deployment" && hpa.spec.scaleTargetRef.name === fullname,
     "the HPA scales the Deployment",
   );
-  check(hpa.spec.behavior?.scaleUp && hpa.spec.behavior?.scaleDown, "the HPA has scale-up and scale-down behavior");
+  check(
+    hpa.spec.minReplicas === auto.minReplicas && hpa.spec.maxReplicas === auto.maxReplicas,
+    `hpa: min/max replicas are the values' (${hpa.spec.minReplicas}-${hpa.spec.maxReplicas})`,
+  );
   check(hpa.spec.minReplicas <= hpa.spec.maxReplicas, "the HPA's minReplicas <= maxReplicas");
+  const resource = (name: string) =>
+    hpa.spec.metrics.find((m: any) => m.type === "Resource" && m.resource.name === name);
+  const cpu = resource("cpu");
+  check(
+    cpu?.resource.target.type === "Utilization" &&
+      cpu.resource.target.averageUtilization === auto.targetCPUUtilizationPercentage,
+    `hpa: scales on CPU utilization at autoscaling.targetCPUUtilizationPercentage (${cpu?.resource.target.averageUtilization} vs ${auto.targetCPUUtilizationPercentage})`,
+  );
+  const memory = resource("memory");
+  check(
+    auto.targetMemoryUtilizationPercentage == null
+      ? memory === undefined
+      : memory?.resource.target.averageUtilization === auto.targetMemoryUtilizationPercentage,
+    `hpa: a memory metric only as autoscaling.targetMemoryUtilizationPercentage says (${auto.targetMemoryUtilizationPercentage})`,
+  );
+  check(
+    hpa.spec.metrics.length === 1 + (auto.targetMemoryUtilizationPercentage == null ? 0 : 1),
+    `hpa: no other metric (${hpa.spec.metrics.map((m: any) => m.resource?.name ?? m.type).join(", ")})`,
+  );
+  check(same(hpa.spec.behavior, auto.behavior), "hpa: behavior is autoscaling.behavior, windows and policies as given");
+  check(
+    hpa.spec.behavior?.scaleDown?.stabilizationWindowSeconds > 0,
+    `hpa: scale-down waits out a dip (stabilizationWindowSeconds ${hpa.spec.behavior?.scaleDown?.stabilizationWindowSeconds} > 0)`,
+  );
 } else {
   check(
     Number.isInteger(deployment.spec.replicas),
@@ -147,20 +193,35 @@ if (hpa) {
 }
 const minPods = hpa ? hpa.spec.minReplicas : deployment.spec.replicas;
 const maxPods = hpa ? hpa.spec.maxReplicas : deployment.spec.replicas;
+check(same(deployment.spec.strategy, values.updateStrategy), "rollout: the Deployment's strategy is updateStrategy");
+check(
+  deployment.spec.strategy.type === "RollingUpdate" && deployment.spec.strategy.rollingUpdate?.maxUnavailable === 0,
+  `rollout: no pod goes before its replacement is ready (maxUnavailable ${deployment.spec.strategy.rollingUpdate?.maxUnavailable})`,
+);
 if (pdb) {
   check(maxPods > 1, `a PDB only when more than one replica can run (max ${maxPods})`);
   check(matches(pdb.spec.selector.matchLabels, podLabels), "the PDB selects the Deployment's pods");
   const mu = pdb.spec.maxUnavailable;
   const ma = pdb.spec.minAvailable;
+  const want = values.podDisruptionBudget;
+  check(
+    want.minAvailable == null
+      ? mu === want.maxUnavailable && ma === undefined
+      : ma === want.minAvailable && mu === undefined,
+    `pdb: the budget is the values' (maxUnavailable ${mu}, minAvailable ${ma})`,
+  );
+  const pct = (v: unknown) => (typeof v === "string" && v.endsWith("%") ? Number(v.slice(0, -1)) : undefined);
   const blocks =
     ma !== undefined
       ? typeof ma === "number"
         ? ma >= minPods
-        : ma === "100%"
+        : pct(ma) === 100
       : typeof mu === "number"
         ? mu < 1
-        : mu === "0%";
+        : pct(mu) === 0;
   check(!blocks, `the PDB never blocks a drain at ${minPods} replica(s) (maxUnavailable ${mu}, minAvailable ${ma})`);
+  const emptiesAll = ma === undefined && (typeof mu === "number" ? mu >= minPods : (pct(mu) ?? 0) >= 100);
+  check(!emptiesAll, `pdb: a drain keeps a pod serving (maxUnavailable ${mu} below the fewest replicas, ${minPods})`);
 } else {
   check(maxPods <= 1 || caseName === "minimal", `no PDB (max replicas ${maxPods})`);
 }
@@ -503,6 +564,36 @@ const expectTests = (names: string[]) =>
 
 const cases: Record<string, () => void> = {
   defaults() {
+    // The documented defaults (README, "Scaling and shutdown").
+    check(
+      hpa?.spec.metrics.length === 1 &&
+        hpa.spec.metrics[0].resource.name === "cpu" &&
+        hpa.spec.metrics[0].resource.target.averageUtilization === 70,
+      "hpa: defaults scale on CPU at 70 % of the request",
+    );
+    const b = hpa?.spec.behavior;
+    check(
+      b?.scaleUp.stabilizationWindowSeconds === 0 &&
+        same(b.scaleUp.policies, [
+          { type: "Percent", value: 100, periodSeconds: 15 },
+          { type: "Pods", value: 4, periodSeconds: 15 },
+        ]) &&
+        b.scaleUp.selectPolicy === "Max",
+      "hpa: defaults scale up at once, by doubling or 4 pods every 15 s, whichever is more",
+    );
+    check(
+      b?.scaleDown.stabilizationWindowSeconds === 300 &&
+        same(b.scaleDown.policies, [{ type: "Percent", value: 10, periodSeconds: 60 }]),
+      "hpa: defaults scale down by 10 % a minute after a 5-minute window",
+    );
+    check(
+      pdb?.spec.maxUnavailable === 1,
+      `pdb: defaults let one pod go at a time (maxUnavailable ${pdb?.spec.maxUnavailable})`,
+    );
+    check(
+      same(deployment.spec.strategy.rollingUpdate, { maxSurge: "25%", maxUnavailable: 0 }),
+      "rollout: defaults surge 25 % and take no pod away first",
+    );
     // A fresh cluster of any kind: its front door reaches the app (issue 13, item 4).
     expectFrontDoors("all");
     expectEgress("to the PostgreSQL primary pod", bitnamiPod("postgresql", "primary", 5432, "tcp-postgresql"));
@@ -875,5 +966,7 @@ const run = cases[caseName];
 check(run, `expectations exist for case "${caseName}"`);
 run?.();
 
+// The failed ones again at the end, where a truncated log still shows them.
+for (const message of failed) console.log(`  failed: ${message}`);
 console.log(`  ${failures === 0 ? "all assertions hold" : `${failures} assertion(s) failed`}`);
 process.exit(failures === 0 ? 0 : 1);

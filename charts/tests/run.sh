@@ -57,11 +57,31 @@ render() {
   "$helm" template "$release" "$STRIPPED" --namespace "$NAMESPACE" --kube-version "$KUBE_VERSION" "$@" >"$out"
 }
 
-# validate_and_assert CASE RELEASE RENDERED: strict decode, then the assertions.
+# values_of OUT [helm template args...]: the values a render with these arguments sees, as
+# JSON (a copy of the chart whose only template prints .Values), so the assertions can hold
+# the rendered objects against the values that made them.
+VALUES_DUMP="$WORK/values-dump/nodescale"
+values_of() {
+  local out=$1
+  shift
+  if [[ ! -d "$VALUES_DUMP" ]]; then
+    strip_dependencies "$STRIPPED" "$VALUES_DUMP" >/dev/null || return 1
+    find "$VALUES_DUMP/templates" -type f -delete
+    printf '{{ .Values | toJson }}\n' >"$VALUES_DUMP/templates/values.json"
+  fi
+  "$HELM3" template values "$VALUES_DUMP" --namespace "$NAMESPACE" --kube-version "$KUBE_VERSION" "$@" |
+    sed -n '/^{/p' >"$out"
+  [[ -s "$out" ]] || { echo "could not print the values of: $*"; return 1; }
+}
+
+# validate_and_assert CASE RELEASE RENDERED [helm template args...]: strict decode, then the
+# assertions (given the values those arguments make).
 validate_and_assert() {
   local case=$1 release=$2 rendered=$3
+  shift 3
   "$KV" -q -json "$rendered.json" "$rendered" || return 1
-  "$NODE" "$TESTS/assert.ts" "$case" "$rendered.json" "$release"
+  values_of "$rendered.values.json" "$@" || return 1
+  "$NODE" "$TESTS/assert.ts" "$case" "$rendered.json" "$release" "$rendered.values.json"
 }
 
 # Helm 3 and Helm 4 must render the same objects (the generated session secret and its
@@ -211,7 +231,7 @@ check "lint: helm4 lint --strict, ${#VALUES[@]} values files" lint_all "$HELM4"
 # ---------------------------------------------------------------------------------------
 # The values matrix: render, strict validation, assertions, Helm 3 = Helm 4, policy
 # ---------------------------------------------------------------------------------------
-matrix_render() { render "$HELM3" nodescale "$3" -f "$2" && validate_and_assert "$1" nodescale "$3"; }
+matrix_render() { render "$HELM3" nodescale "$3" -f "$2" && validate_and_assert "$1" nodescale "$3" -f "$2"; }
 matrix_helm4() { render "$HELM4" nodescale "$2.h4" -f "$1" && same_render "$2" "$2.h4"; }
 
 check "policy: every kube-score exception is justified" kube_score_ignores defaults
@@ -264,7 +284,7 @@ check "notes: the defaults fit PostgreSQL's max_connections; 50 pods (+ rollout 
 contract() { # contract CASE RELEASE [--set ...]
   local case=$1 release=$2 out="$WORK/$1.yaml"
   shift 2
-  render "$HELM3" "$release" "$out" "$@" && validate_and_assert "$case" "$release" "$out"
+  render "$HELM3" "$release" "$out" "$@" && validate_and_assert "$case" "$release" "$out" "$@"
 }
 check "contract: release shop -> shop-postgresql-primary/-read, shop-redis-master, Secrets shop-postgresql[password], shop-redis[redis-password]" \
   contract contract-bitnami-defaults shop
