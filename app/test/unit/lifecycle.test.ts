@@ -257,7 +257,8 @@ describe("installShutdown", () => {
   /** Runs the child, waits until it listens, delivers `trigger`, returns its output and exit code. */
   function run(trigger: (p: ReturnType<typeof fork>) => void): Promise<{ code: number | null; output: string }> {
     return new Promise((resolve, reject) => {
-      const p = fork(child, [], { stdio: ["ignore", "pipe", "pipe", "ipc"] });
+      // A clean child: no flags inherited from the test process (a mutation run preloads hooks).
+      const p = fork(child, [], { execArgv: [], stdio: ["ignore", "pipe", "pipe", "ipc"] });
       let output = "";
       const onData = (d: Buffer) => {
         const before = output;

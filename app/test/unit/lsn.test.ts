@@ -36,6 +36,7 @@ describe("isLsn", () => {
     assert.equal(isLsn(undefined), false);
     assert.equal(isLsn(42), false);
     assert.equal(isLsn(null), false);
+    assert.equal(isLsn({ toString: () => "0/1" }), false, "only a string, not something that prints as one");
   });
 });
 
