@@ -94,6 +94,10 @@ integration: node-deps ## Integration tests on real Redis, PostgreSQL primary + 
 test-the-tests: node-deps tools ## Plant each bug of tools/test-the-tests/bugs.ts in a scratch copy; print bug -> test -> caught/missed
 	@$(NODE) tools/test-the-tests/run.ts
 
+.PHONY: mutation
+mutation: node-deps ## Mutation score (StrykerJS) of auth, sessions, LSNs, replicas, lifecycle, rate limit, capacity -> .local/mutation/
+	@$(NODE) tools/mutation/run.ts
+
 .PHONY: chart-test
 chart-test: tools ## Lint (Helm 3 and 4), render, strictly validate and policy-check the chart
 	@bash charts/tests/run.sh
