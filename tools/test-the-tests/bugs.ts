@@ -52,7 +52,10 @@ export const bugs: Bug[] = [
     file: "app/src/http/routes/auth.ts",
     find: "if (req.session.userId !== undefined) await destroySession(req);",
     replace: "void destroySession;",
-    tests: [integration("app/test/integration/auth.test.ts")],
+    tests: [
+      integration("app/test/integration/auth.test.ts"),
+      integration("app/test/integration/session-store.test.ts"),
+    ],
   },
   {
     id: "cookie-not-httponly",
@@ -132,7 +135,10 @@ export const bugs: Bug[] = [
     file: "app/src/auth/rate-limit.ts",
     find: "if (count > limitPerMinute) {",
     replace: "if (count >= limitPerMinute) {",
-    tests: [integration("app/test/integration/rate-limit.test.ts")],
+    tests: [
+      integration("app/test/integration/rate-limit.test.ts"),
+      integration("app/test/integration/rate-limiter.test.ts"),
+    ],
   },
   {
     id: "rate-limit-no-expire",
@@ -140,7 +146,10 @@ export const bugs: Bug[] = [
     file: "app/src/auth/rate-limit.ts",
     find: '.incr(key).expire(key, windowSeconds, "NX").ttl(key)',
     replace: ".incr(key).ttl(key).ttl(key)",
-    tests: [integration("app/test/integration/rate-limit.test.ts")],
+    tests: [
+      integration("app/test/integration/rate-limit.test.ts"),
+      integration("app/test/integration/rate-limiter.test.ts"),
+    ],
   },
   {
     id: "lag-check-disabled",
