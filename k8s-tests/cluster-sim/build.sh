@@ -13,7 +13,8 @@
 # uses. Versions come from tools/versions.env; a pin change rebuilds only that component.
 # See README.md beside this script for what each build needed and why.
 #
-# Usage: bash k8s-tests/cluster-sim/build.sh        prints the bin folder on the last line
+# Usage: bash k8s-tests/cluster-sim/build.sh [--node]  prints the bin folder on the last line
+#        --node also builds kubelet and kube-proxy from the same source (make cluster-real-up)
 # Env:   CLUSTER_SIM_CACHE  (default ~/.cache/nodescale/cluster-sim)
 #        CLUSTER_SIM_GO_P   go build -p (default 2: the machine has 2 cores shared with others)
 set -euo pipefail
@@ -73,7 +74,7 @@ gov=$(go env GOVERSION | sed 's/^go//')
 # staging/ (nested modules are left out of a module's zip). So: copy the downloaded source to
 # a writable folder and point each replace at the published staging module v0.X.Y instead.
 build_kube() {
-  local names=(kube-apiserver kube-controller-manager kube-scheduler) missing=() n
+  local names=("${KUBE_BINARIES[@]}") missing=() n
   for n in "${names[@]}"; do have "$KDIR" "$n" || missing+=("$n"); done
   [[ ${#missing[@]} -eq 0 ]] && { log "kubernetes $KUBE_V: already built"; return; }
   local start src dir
@@ -206,6 +207,13 @@ servicemonitor_crd() {
   log "ServiceMonitor CRD $PO_V: generated in $(elapsed "$start")"
 }
 
+KUBE_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler)
+case ${1:-} in
+  --node) KUBE_BINARIES+=(kubelet kube-proxy) ;;
+  "") ;;
+  *) die "unknown argument '$1' (expected --node or nothing)" ;;
+esac
+
 total=$(now)
 log "cache: $C (go build -p $P, $(nproc) cores)"
 build_etcd
@@ -217,9 +225,10 @@ gateway_api_crds
 servicemonitor_crd
 # the pinned set, as links
 rm -rf "$SET" && mkdir -p "$BIN" "$SET/crds"
-for f in "$KDIR"/kube-apiserver "$KDIR"/kube-controller-manager "$KDIR"/kube-scheduler "$EDIR/etcd" \
+# (kubelet and kube-proxy whenever an earlier --node build left them: one set for both clusters)
+for f in "$KDIR"/{kube-apiserver,kube-controller-manager,kube-scheduler,kubelet,kube-proxy} "$EDIR/etcd" \
   "$KWDIR/kwok" "$MSDIR/metrics-server"; do
-  ln -s "$f" "$BIN/"
+  if [[ -x "$f" ]]; then ln -s "$f" "$BIN/"; fi
 done
 ln -s "$KWDIR/manifests" "$SET/kwok"
 ln -s "$GWDIR" "$SET/crds/gateway-api-$GW_V"

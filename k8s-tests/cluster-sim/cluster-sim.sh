@@ -21,153 +21,26 @@ ROOT=$(cd "$HERE/../.." && pwd)
 # shellcheck source=../../tools/versions.env
 source "$ROOT/tools/versions.env"
 STATE=${CLUSTER_SIM_STATE:-$ROOT/.local/cluster-sim}
-PKI="$STATE/pki"
-RUN="$STATE/run"
-LOGS="$STATE/logs"
-KUBECONFIG_FILE="$STATE/kubeconfig"
-BASE=${CLUSTER_SIM_PORT_BASE:-26000}
-ETCD_PORT=$((BASE + 79))
-ETCD_PEER_PORT=$((BASE + 80))
-API_PORT=$((BASE + 443))
-KCM_PORT=$((BASE + 257))
-SCHED_PORT=$((BASE + 259))
-KWOK_PORT=$((BASE + 250))
-MS_PORT=$((BASE + 444))
+TAG=cluster-sim
+PORT_BASE=${CLUSTER_SIM_PORT_BASE:-26000}
+KWOK_PORT=$((PORT_BASE + 250))
+MS_PORT=$((PORT_BASE + 444))
 NODES=${CLUSTER_SIM_NODES:-3}
 HOST=127.0.0.1
 SERVICE_CIDR=10.96.0.0/16
 KUBECTL="$ROOT/tools/bin/kubectl"
+BIN=""
+APISERVER_EXTRA_ARGS=()
+# shellcheck source=../lib/control-plane.sh
+source "$ROOT/k8s-tests/lib/control-plane.sh"
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
-log() { printf '[cluster-sim] %s\n' "$*"; }
-die() { printf '[cluster-sim] ERROR: %s\n' "$*" >&2; exit 1; }
-kc() { "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
-
-# ---------------------------------------------------------------------------------------
-# processes: one pid file per component; a pid counts only while /proc/<pid>/exe is our binary
-# ---------------------------------------------------------------------------------------
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok metrics-server)
 
-pid_of() { # pid_of NAME: prints the pid when NAME runs (started by us), else fails
-  local f="$RUN/$1.pid" pid exe
-  [[ -f "$f" ]] || return 1
-  pid=$(cat "$f")
-  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
-  [[ "$(basename "${exe% (deleted)}")" == "$1" ]] || return 1
-  echo "$pid"
-}
-
-start() { # start NAME ARGS...: starts $BIN/NAME in the background, logs to $LOGS/NAME.log
-  local name=$1
-  shift
-  if pid_of "$name" >/dev/null; then die "$name already runs (pid $(pid_of "$name")): run down first"; fi
-  # setsid: its own session, so the caller's terminal signals do not reach it; down stops it.
-  setsid "$BIN/$name" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
-  echo $! >"$RUN/$name.pid"
-}
-
-stop() { # stop NAME: TERM, then KILL after 15 s, only the pid we recorded
-  local name=$1 pid i
-  pid=$(pid_of "$name") || { rm -f "$RUN/$name.pid"; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 150; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "$name (pid $pid) ignored TERM for 15 s: KILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$RUN/$name.pid"
-  log "stopped $name (pid $pid)"
-}
-
-wait_for() { # wait_for NAME SECONDS COMMAND...: until COMMAND succeeds; the log tail on failure
-  local name=$1 secs=$2 deadline
-  shift 2
-  deadline=$(($(date +%s) + secs))
-  until "$@" >/dev/null 2>&1; do
-    if ! pid_of "$name" >/dev/null; then
-      tail -n 30 "$LOGS/$name.log" >&2
-      die "$name exited during start-up (log: $LOGS/$name.log)"
-    fi
-    if (($(date +%s) > deadline)); then
-      tail -n 30 "$LOGS/$name.log" >&2
-      die "$name not ready after ${secs}s (log: $LOGS/$name.log)"
-    fi
-    sleep 0.5
-  done
-}
-
-# ---------------------------------------------------------------------------------------
-# certificates (openssl): one CA for the cluster, one for the front proxy (aggregation layer)
-# ---------------------------------------------------------------------------------------
-cert() { # cert CA NAME SUBJECT [SAN]: a key and a certificate signed by CA
-  local ca=$1 name=$2 subj=$3 san=${4:-} ext="$PKI/$2.ext"
-  openssl genrsa -out "$PKI/$name.key" 2048 2>/dev/null
-  openssl req -new -key "$PKI/$name.key" -subj "$subj" -out "$PKI/$name.csr" 2>/dev/null
-  {
-    echo "basicConstraints=CA:FALSE"
-    echo "keyUsage=critical,digitalSignature,keyEncipherment"
-    if [[ -n "$san" ]]; then
-      echo "extendedKeyUsage=serverAuth,clientAuth"
-      echo "subjectAltName=$san"
-    else
-      echo "extendedKeyUsage=clientAuth"
-    fi
-  } >"$ext"
-  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/$ca.crt" -CAkey "$PKI/$ca.key" -CAcreateserial \
-    -days 365 -sha256 -extfile "$ext" -out "$PKI/$name.crt" 2>/dev/null
-  rm -f "$PKI/$name.csr" "$ext"
-}
-
-ca() { # ca NAME CN
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$PKI/$1.key" -out "$PKI/$1.crt" \
-    -days 3650 -subj "/CN=$2" -addext "basicConstraints=critical,CA:TRUE" \
-    -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" 2>/dev/null
-}
-
-make_pki() {
-  [[ -f "$PKI/.done" ]] && return
-  command -v openssl >/dev/null || die "openssl is needed (apt-get install openssl)"
-  rm -rf "$PKI" && mkdir -p "$PKI" && chmod 700 "$PKI"
-  ca ca nodescale-cluster-sim-ca
-  ca front-proxy-ca nodescale-cluster-sim-front-proxy-ca
-  cert ca apiserver "/CN=kube-apiserver" \
-    "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
-  cert ca admin "/O=system:masters/CN=cluster-sim-admin"
-  cert ca controller-manager "/CN=system:kube-controller-manager"
-  cert ca scheduler "/CN=system:kube-scheduler"
-  # kwok stands in for every kubelet; metrics-server reads nodes and pods cluster-wide.
-  cert ca kwok "/O=system:masters/CN=kwok-controller" "IP:127.0.0.1,DNS:localhost"
-  cert ca metrics-server "/O=system:masters/CN=metrics-server" \
+# kwok stands in for every kubelet; metrics-server reads nodes and pods cluster-wide.
+sim_certs() {
+  [[ -f "$PKI/kwok.crt" ]] || cert ca kwok "/O=system:masters/CN=kwok-controller" "IP:127.0.0.1,DNS:localhost"
+  [[ -f "$PKI/metrics-server.crt" ]] || cert ca metrics-server "/O=system:masters/CN=metrics-server" \
     "IP:127.0.0.1,DNS:localhost,DNS:metrics-server.kube-system.svc"
-  cert front-proxy-ca front-proxy-client "/CN=front-proxy-client"
-  openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
-  openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
-  touch "$PKI/.done"
-}
-
-kubeconfig() { # kubeconfig FILE CERTNAME
-  cat >"$1" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: cluster-sim
-  cluster:
-    server: https://$HOST:$API_PORT
-    certificate-authority: $PKI/ca.crt
-users:
-- name: $2
-  user:
-    client-certificate: $PKI/$2.crt
-    client-key: $PKI/$2.key
-contexts:
-- name: cluster-sim
-  context: {cluster: cluster-sim, user: $2}
-current-context: cluster-sim
-EOF
 }
 
 # ---------------------------------------------------------------------------------------
@@ -189,74 +62,19 @@ up() {
   log "build: $build_time (binaries in $BIN)"
 
   t=$(now)
-  mkdir -p "$STATE" "$RUN" "$LOGS"
-  rm -rf "$STATE/etcd" "$STATE/kube-controller-manager" "$STATE/kube-scheduler"
-  : >"$LOGS/.started"
-  for c in "${COMPONENTS[@]}"; do : >"$LOGS/$c.log"; done
-  make_pki
-  for who in admin controller-manager scheduler kwok metrics-server; do
-    kubeconfig "$STATE/$who.kubeconfig" "$who"
+  start_control_plane
+  sim_certs
+  for c in kwok metrics-server; do
+    : >"$LOGS/$c.log"
+    kubeconfig "$STATE/$c.kubeconfig" "$c"
   done
-  cp "$STATE/admin.kubeconfig" "$KUBECONFIG_FILE"
-
-  start etcd --name=cluster-sim --data-dir="$STATE/etcd" \
-    --listen-client-urls="http://$HOST:$ETCD_PORT" --advertise-client-urls="http://$HOST:$ETCD_PORT" \
-    --listen-peer-urls="http://$HOST:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://$HOST:$ETCD_PEER_PORT" \
-    --initial-cluster="cluster-sim=http://$HOST:$ETCD_PEER_PORT" \
-    --listen-metrics-urls="" --quota-backend-bytes=$((2 * 1024 * 1024 * 1024)) \
-    --auto-compaction-retention=1 --unsafe-no-fsync=true --log-level=warn
-  wait_for etcd 60 curl -fsS "http://$HOST:$ETCD_PORT/health"
-  log "etcd up ($(elapsed "$t"))"
-
-  start kube-apiserver \
-    --etcd-servers="http://$HOST:$ETCD_PORT" \
-    --bind-address="$HOST" --secure-port="$API_PORT" \
-    --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
-    --client-ca-file="$PKI/ca.crt" \
-    --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --service-cluster-ip-range="$SERVICE_CIDR" \
-    --authorization-mode=Node,RBAC \
-    --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" \
-    --requestheader-allowed-names=front-proxy-client \
-    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
-    --requestheader-extra-headers-prefix=X-Remote-Extra- \
-    --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
-    --allow-privileged=true \
-    --enable-admission-plugins=NodeRestriction \
-    --profiling=false
-  wait_for kube-apiserver 120 kc get --raw /readyz
-  log "kube-apiserver up on https://$HOST:$API_PORT ($(elapsed "$t"))"
-
-  start kube-controller-manager \
-    --kubeconfig="$STATE/controller-manager.kubeconfig" \
-    --authentication-kubeconfig="$STATE/controller-manager.kubeconfig" \
-    --authorization-kubeconfig="$STATE/controller-manager.kubeconfig" \
-    --bind-address="$HOST" --secure-port="$KCM_PORT" --cert-dir="$STATE/kube-controller-manager" \
-    --leader-elect=false --use-service-account-credentials=true \
-    --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
-    --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
-    --service-cluster-ip-range="$SERVICE_CIDR" \
-    --authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics \
-    --profiling=false
-  start kube-scheduler \
-    --kubeconfig="$STATE/scheduler.kubeconfig" \
-    --authentication-kubeconfig="$STATE/scheduler.kubeconfig" \
-    --authorization-kubeconfig="$STATE/scheduler.kubeconfig" \
-    --bind-address="$HOST" --secure-port="$SCHED_PORT" --cert-dir="$STATE/kube-scheduler" \
-    --leader-elect=false \
-    --authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics \
-    --profiling=false
-  wait_for kube-controller-manager 60 curl -fsSk "https://$HOST:$KCM_PORT/healthz"
-  wait_for kube-scheduler 60 curl -fsSk "https://$HOST:$SCHED_PORT/healthz"
-  log "kube-controller-manager and kube-scheduler up ($(elapsed "$t"))"
 
   # kwok: its CRDs and the Metric that serves kubelet-style /metrics/resource per node
   # (both from the kwok module's source, see build.sh), stages from its config file.
   kc apply --server-side --field-manager=cluster-sim -f "$BIN/../kwok/crds" >/dev/null
   kc wait --for=condition=Established --timeout=60s -f "$BIN/../kwok/crds" >/dev/null
   kc apply --server-side --field-manager=cluster-sim -f "$BIN/../kwok/metrics-resource.yaml" >/dev/null
-  start kwok \
+  start kwok "$BIN/kwok" \
     --kubeconfig="$STATE/kwok.kubeconfig" --config="$BIN/../kwok/kwok.yaml" \
     --manage-all-nodes=true \
     --node-ip="$HOST" --node-name=localhost --node-port="$KWOK_PORT" \
@@ -295,7 +113,7 @@ EOF
   kc wait --for=condition=Ready --timeout=60s node --all >/dev/null
   log "kwok up, $NODES fake nodes Ready ($(elapsed "$t"))"
 
-  start metrics-server \
+  start metrics-server "$BIN/metrics-server" \
     --kubeconfig="$STATE/metrics-server.kubeconfig" \
     --authentication-kubeconfig="$STATE/metrics-server.kubeconfig" \
     --authorization-kubeconfig="$STATE/metrics-server.kubeconfig" \
@@ -355,27 +173,16 @@ EOF
 }
 
 down() {
-  local c i
-  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
-    c=${COMPONENTS[$i]}
-    [[ -f "$RUN/$c.pid" ]] && stop "$c"
-  done
+  local i reversed=()
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do reversed+=("${COMPONENTS[$i]}"); done
+  stop_all "${reversed[@]}"
   rm -rf "$STATE/etcd" "$STATE/cluster.env"
   log "down (logs kept in $LOGS)"
 }
 
 status() {
-  local c pid rc=0
-  for c in "${COMPONENTS[@]}"; do
-    if pid=$(pid_of "$c"); then
-      printf '  %-24s running (pid %s)\n' "$c" "$pid"
-    else
-      printf '  %-24s stopped\n' "$c"
-      rc=1
-    fi
-  done
-  [[ $rc -eq 0 ]] && printf '  readyz: %s\n' "$(kc get --raw /readyz 2>&1)"
-  return $rc
+  status_of "${COMPONENTS[@]}" || return 1
+  printf '  readyz: %s\n' "$(kc get --raw /readyz 2>&1)"
 }
 
 case ${1:-} in

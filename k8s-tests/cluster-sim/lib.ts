@@ -128,15 +128,15 @@ export async function helmMust(c: Cluster, which: Helm, args: string[]): Promise
 }
 
 /** A temp copy of the chart with Chart.yaml's `dependencies:` removed; `dispose` removes it. */
-export function strippedChart(): { dir: string; dispose: () => void } {
-  const tmp = mkdtempSync(join(tmpdir(), "nodescale-cluster-sim-"));
+export function strippedChart(source = CHART): { dir: string; dispose: () => void } {
+  const tmp = mkdtempSync(join(tmpdir(), "nodescale-chart-"));
   const dir = join(tmp, "nodescale");
-  cpSync(CHART, dir, { recursive: true });
+  cpSync(source, dir, { recursive: true });
   rmSync(join(dir, "charts"), { recursive: true, force: true });
   rmSync(join(dir, "Chart.lock"), { force: true });
   const out: string[] = [];
   let skip = false;
-  for (const line of readFileSync(join(CHART, "Chart.yaml"), "utf8").split("\n")) {
+  for (const line of readFileSync(join(source, "Chart.yaml"), "utf8").split("\n")) {
     if (/^dependencies:/.test(line)) {
       skip = true;
       continue;
