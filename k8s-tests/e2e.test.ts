@@ -162,7 +162,7 @@ check("reachable-through-ingress", async () => {
   );
   console.log(`front door: ${ingress.trim().replace(/\n/g, ", ")} at ${BASE_URL}`);
   const c = client();
-  for (const p of ["/livez", "/readyz", "/metrics"]) {
+  for (const p of ["/livez", "/readyz"]) {
     const r = await c.request("GET", p);
     assert.equal(r.status, 200, `GET ${p} through the front door: HTTP ${r.status} ${r.error ?? ""}`);
     assert.ok(
@@ -170,6 +170,9 @@ check("reachable-through-ingress", async () => {
       `x-instance names an app pod (${r.instance})`,
     );
   }
+  // /metrics and the dependency detail live on the internal metrics port only.
+  const metrics = await c.request("GET", "/metrics");
+  assert.equal(metrics.status, 404, `GET /metrics through the front door must not answer (HTTP ${metrics.status})`);
 });
 
 check("session-across-pods", async () => {

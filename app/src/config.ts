@@ -111,7 +111,7 @@ const envSchema = z.object({
 // every other problem rather than after them.
 function crossVariableProblems(env: Record<string, string>, command: Command): string[] {
   const problems: string[] = [];
-  // Migrations touch only the database, so a migration Job needs no Redis or session secret.
+  // Migrations touch only the database, so the migrate initContainer needs no Redis or session secret.
   if (command === "migrate") return problems;
   if (env.REDIS_URL === undefined && env.REDIS_SENTINELS === undefined) {
     problems.push("REDIS_URL: required (or REDIS_SENTINELS)");

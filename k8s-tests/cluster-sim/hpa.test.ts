@@ -130,7 +130,7 @@ async function sample(): Promise<Sample> {
       "-n",
       NS,
       "-l",
-      "app.kubernetes.io/instance=shop,app.kubernetes.io/component!=migration",
+      "app.kubernetes.io/instance=shop,app.kubernetes.io/component!=test",
     ]),
   ]);
   const running = pods.items.filter((p) => p.status.phase === "Running" && !p.metadata.deletionTimestamp).length;

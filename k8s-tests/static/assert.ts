@@ -89,7 +89,7 @@ function admits(all: Obj[], ns: string): boolean {
 function render(path: string, mode: string, image: string, gatewayPath: string): void {
   const all = objects(path);
   const app = containers(all);
-  ok(app.length >= 3, `the app, the migration Job and the test pods have containers (${app.length})`);
+  ok(app.length >= 3, `the app, its migrate initContainer and the test pods have containers (${app.length})`);
   for (const { owner, c } of app) {
     ok(c.image === image, `${owner} runs ${image} (${String(c.image)})`);
     ok(c.imagePullPolicy === "Never", `${owner} never pulls (the image was loaded with kind load)`);
