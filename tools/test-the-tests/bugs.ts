@@ -124,9 +124,9 @@ export const bugs: Bug[] = [
   {
     id: "rollout-all-unavailable",
     what: "Deployment rollingUpdate.maxUnavailable: 100%",
-    file: "charts/nodescale/templates/deployment.yaml",
-    find: "      maxUnavailable: 0\n",
-    replace: "      maxUnavailable: 100%\n",
+    file: "charts/nodescale/values.yaml",
+    find: "    maxUnavailable: 0\n",
+    replace: "    maxUnavailable: 100%\n",
     tests: [CHART_TEST],
   },
   {
