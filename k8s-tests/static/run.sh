@@ -4,7 +4,7 @@
 # values file kind-up applies validated strictly, the pins agreeing, the dry run of kind-up
 # (both paths) printing the full pinned sequence, and kind-up, kind-down and make e2e failing
 # fast with one clear line where there is no Docker engine or no cluster.
-# Prints each check by name with PASS or FAIL, ends with "N passed, N failed", exits non-zero
+# Prints each check by name with PASS or FAIL, ends with "N passed, N failed, N skipped", exits non-zero
 # when one failed. Tools come from tools/bin (`make tools`); a missing one is a failure.
 #
 # Usage: bash k8s-tests/static/run.sh [FILTER]   (only checks whose name contains FILTER)

@@ -18,7 +18,8 @@ export type Bug = {
 const integration = (file: string) => `node --test --test-reporter=spec --test-concurrency=1 ${file}`;
 const unit = (file: string) => `node --test --test-reporter=spec ${file}`;
 
-export const CHART_TEST = "bash charts/tests/run.sh";
+// The Bitnami charts cannot be fetched here: their full render is skipped by name, as in make test.
+export const CHART_TEST = "CHECKS_SKIP=bitnami-render bash charts/tests/run.sh";
 
 export const bugs: Bug[] = [
   {
