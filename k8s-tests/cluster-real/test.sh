@@ -7,6 +7,7 @@
 #                          pod-delete-no-loss, hpa-burst (reachable-through-ingress is skipped,
 #                          saying why: no ingress controller image can be had here)
 #   pod-contract.test.ts   uid, read-only root, no token, the migration as declared
+#   readiness.test.ts      readiness-saturated-pool, metrics-port
 #   faults.test.ts         redis-outage
 # Prints the build, start and test times; results (JSON, the HPA chart as SVG) land in
 # k8s-tests/results/.
@@ -42,7 +43,7 @@ source "$STATE/cluster.env"
 export KUBECONFIG CLUSTER_REAL_STATE=$STATE
 
 files=("$@")
-[[ ${#files[@]} -gt 0 ]] || files=(install e2e pod-contract faults)
+[[ ${#files[@]} -gt 0 ]] || files=(install e2e pod-contract readiness faults)
 rc=0
 t_all=$(now)
 for f in "${files[@]}"; do
