@@ -302,8 +302,10 @@ up() {
     "$NODE" "$ROOT/local/cli.ts" up | sed 's/^/  /'
   log "Redis and PostgreSQL (primary + replica) on $HOST ($(elapsed "$t"))"
 
-  start_control_plane
+  # The API server reads its kubelet client certificate at start: the node's certificates first.
+  make_pki
   node_certs
+  start_control_plane
   write_configs "$PAUSE_IMAGE"
 
   : >"$LOGS/containerd.log"

@@ -12,10 +12,13 @@ export { eventually, must, ROOT, run, sleep, strippedChart } from "../cluster-si
 export const STATE = process.env.CLUSTER_REAL_STATE ?? join(ROOT, ".local/cluster-real");
 export const BIN = join(ROOT, "tools/bin");
 /** What kind-up installs with (k8s-tests/kind/up.sh): the same values, the same flags. */
-export const KIND_VALUES = join(ROOT, "k8s-tests/kind/values-kind.yaml");
+export const KIND_VALUES = process.env.CLUSTER_REAL_KIND_VALUES ?? join(ROOT, "k8s-tests/kind/values-kind.yaml");
 export const NAMESPACE = "nodescale";
 export const RELEASE = "nodescale";
-/** Another chart to install instead of charts/nodescale (to show what an older chart does). */
+/**
+ * Another chart to install instead of charts/nodescale, to show what an older chart does
+ * (with CLUSTER_REAL_KIND_VALUES, that chart's own kind values).
+ */
 export const CHART_SOURCE = process.env.CLUSTER_REAL_CHART ?? join(ROOT, "charts/nodescale");
 
 export interface RealCluster {
