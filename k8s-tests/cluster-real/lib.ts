@@ -17,7 +17,8 @@ export const NAMESPACE = "nodescale";
 export const RELEASE = "nodescale";
 /**
  * Another chart to install instead of charts/nodescale, to show what an older chart does
- * (with CLUSTER_REAL_KIND_VALUES, that chart's own kind values).
+ * (with CLUSTER_REAL_KIND_VALUES, that chart's own kind values, and CLUSTER_REAL_EXTRA_VALUES,
+ * one more values file after the cluster's own).
  */
 export const CHART_SOURCE = process.env.CLUSTER_REAL_CHART ?? join(ROOT, "charts/nodescale");
 
@@ -131,6 +132,7 @@ export function installArgs(c: RealCluster, chartDir: string, namespace: string,
     KIND_VALUES,
     "-f",
     c.values,
+    ...(process.env.CLUSTER_REAL_EXTRA_VALUES ? ["-f", process.env.CLUSTER_REAL_EXTRA_VALUES] : []),
     ...extra,
     "--set",
     `image.tag=${c.imageTag}`,
