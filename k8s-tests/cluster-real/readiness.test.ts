@@ -1,10 +1,10 @@
 // readiness-saturated-pool (issue 13, chart item 2) on real pods: a slow database must not
 // take every pod out of the Service at once. A psql session on the host's primary holds an
 // ACCESS EXCLUSIVE lock on `items`, and each pod gets more item writes than its primary pool
-// has connections, so every pool is taken and requests queue. For four readiness periods the
-// kubelet's own probe keeps every pod Ready, and /readyz on each pod IP answers 200 within
-// the probe's timeout. Every write is answered 201 or a JSON 503, and the table holds exactly
-// the writes answered 201.
+// has connections, so every pool is taken and requests queue. For one probe period more than
+// the readiness probe's failureThreshold, the kubelet keeps every pod Ready, and /readyz on
+// each pod IP answers 200 within the probe's timeout. Every write is answered 201 or a JSON
+// 503, and the table holds exactly the writes answered 201.
 //
 // metrics-port (item 5): /metrics answers on the internal `<release>-metrics` Service and
 // never on the app's Service, which is what an Ingress or HTTPRoute routes to.
@@ -85,10 +85,11 @@ test("readiness-saturated-pool: every pod stays Ready while its primary pool is 
     Number(app.env?.find((e: Json) => e.name === name)?.value ?? fallback);
   const poolMax = env("PG_POOL_MAX", 10);
   const statementTimeoutMs = env("PG_STATEMENT_TIMEOUT_MS", 15_000);
-  const rounds = 4;
+  // One probe period more than the kubelet needs to mark a pod unready.
+  const rounds = probe.failureThreshold + 1;
   assert.ok(
     rounds * (probe.periodSeconds + probe.timeoutSeconds) * 1000 < statementTimeoutMs,
-    "the checks end before the first writes' statement timeout frees their connections",
+    `${rounds} rounds end before the first writes' statement timeout (${statementTimeoutMs} ms) frees their connections`,
   );
 
   const writer = client(await serviceUrl(c));

@@ -22,9 +22,13 @@ export class Client {
   readonly agent: http.Agent;
   cookie = "";
 
-  constructor(baseUrl: string, maxSockets = 64) {
+  /**
+   * keepAlive false opens a connection per request: what many clients look like to a front
+   * door that balances connections rather than requests (a Service through kube-proxy).
+   */
+  constructor(baseUrl: string, maxSockets = 64, keepAlive = true) {
     this.baseUrl = baseUrl;
-    this.agent = new http.Agent({ keepAlive: true, maxSockets });
+    this.agent = new http.Agent({ keepAlive, maxSockets });
   }
 
   request(method: string, path: string, body?: unknown, timeoutMs = 10_000): Promise<Reply> {
