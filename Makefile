@@ -73,7 +73,7 @@ typecheck: node-deps ## Type-check the app, the local topology and the tests
 ##@ Test
 
 .PHONY: test
-test: deps ## Everything CI runs: lint, types, unit, integration on the local topology, chart, load and kind checks
+test: deps ## Everything CI runs: lint, types, unit, integration, load smoke, chart, kind checks, and the chart on real pods
 	@$(MAKE) lint typecheck load-check
 	@$(MAKE) unit
 	@$(MAKE) integration
@@ -82,6 +82,7 @@ test: deps ## Everything CI runs: lint, types, unit, integration on the local to
 	@# render is skipped by name, and the contract checks stand in (charts/tests/run.sh).
 	@CHECKS_SKIP=bitnami-render $(MAKE) chart-test
 	@$(MAKE) k8s-static
+	@$(MAKE) cluster-real-test
 
 .PHONY: unit
 unit: node-deps ## Unit tests of the app (no services needed)
@@ -215,5 +216,5 @@ cluster-real-down: node-deps ## Stop exactly what cluster-real-up started and re
 	@bash k8s-tests/cluster-real/cluster-real.sh down
 
 .PHONY: cluster-real-test
-cluster-real-test: tools node-deps cluster-real-deps ## Before each release: first install, helm test, routing, rollouts, HPA and faults on real pods
+cluster-real-test: tools node-deps cluster-real-deps ## First install, helm test, routing, rollouts, HPA, readiness and faults on real pods (part of make test)
 	@bash k8s-tests/cluster-real/test.sh
