@@ -1,37 +1,38 @@
 {{/*
-Expand the name of the chart.
+nodescale.name: the chart's name, or nameOverride. Object names are DNS labels (at most 63
+characters), so every name helper cuts there and drops a dangling "-".
 */}}
 {{- define "nodescale.name" -}}
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/*
-Create a default fully qualified app name.
-We truncate at 63 chars because some Kubernetes name fields are limited to this (by the DNS naming spec).
-If release name contains chart name it will be used as a full name.
+nodescale.fullname: what every object of a release is called. fullnameOverride wins; a
+release already named after the chart (`helm install nodescale`) keeps its own name
+instead of "nodescale-nodescale"; otherwise "<release>-<name>".
 */}}
 {{- define "nodescale.fullname" -}}
-{{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- $full := printf "%s-%s" .Release.Name $name }}
+{{- if .Values.fullnameOverride }}
+{{- $full = .Values.fullnameOverride }}
+{{- else if contains $name .Release.Name }}
+{{- $full = .Release.Name }}
 {{- end }}
-{{- end }}
+{{- $full | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/*
-Create chart name and version as used by the chart label.
+nodescale.chart: the helm.sh/chart label value, "<chart>-<version>"; a label value may not
+hold "+", which SemVer build metadata uses.
 */}}
 {{- define "nodescale.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/*
-Common labels
+nodescale.labels: on every object of the release; commonLabels last, so a user's
+labels join the recommended app.kubernetes.io ones.
 */}}
 {{- define "nodescale.labels" -}}
 helm.sh/chart: {{ include "nodescale.chart" . }}
@@ -46,7 +47,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-Selector labels
+nodescale.selectorLabels: what the Deployment, Service and policies select the app pods
+by. Never add a label that changes between releases: a Deployment's selector is immutable.
 */}}
 {{- define "nodescale.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "nodescale.name" . }}
@@ -54,7 +56,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-Create the name of the service account to use
+nodescale.serviceAccountName: the chart's own account (named after the release unless
+serviceAccount.name says otherwise), or the one the user names, or the namespace's default.
 */}}
 {{- define "nodescale.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
@@ -65,7 +68,7 @@ Create the name of the service account to use
 {{- end }}
 
 {{/* ---------------------------------------------------------------------------------
-     Beyond the scaffold
+     The chart's own helpers
      --------------------------------------------------------------------------------- */}}
 
 {{/*
