@@ -40,8 +40,10 @@ for cmd in go gcc buildah; do
 done
 
 total=$(now)
-# The control plane, kubelet and kube-proxy: one build of one source (its log on stderr).
-BIN=$(bash "$ROOT/k8s-tests/cluster-sim/build.sh" --node | tee /dev/stderr | tail -n 1)
+# The control plane, kubelet and kube-proxy: one build of one source (its log on stderr, the
+# binaries' folder as its last line). Never `tee /dev/stderr`: where stderr is a file (a CI
+# log), opening it again truncates everything written before.
+BIN=$(bash "$ROOT/k8s-tests/cluster-sim/build.sh" --node | tail -n 1)
 [[ -x "$BIN/kubelet" && -x "$BIN/kube-proxy" ]] || die "kubelet or kube-proxy missing from $BIN"
 
 # --- CoreDNS: its module has no replace directives, so go install works as it is ----------

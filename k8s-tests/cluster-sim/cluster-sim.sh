@@ -55,7 +55,8 @@ up() {
   done
 
   t=$(now)
-  BIN=$(bash "$HERE/build.sh" | tee /dev/stderr | tail -n 1)
+  # Its log is on stderr; the last line of stdout is the binaries' folder.
+  BIN=$(bash "$HERE/build.sh" | tail -n 1)
   [[ -x "$BIN/kube-apiserver" ]] || die "build failed"
   local build_time
   build_time=$(elapsed "$t")

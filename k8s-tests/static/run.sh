@@ -411,7 +411,7 @@ chart_deps_once() {
 }
 check "re-run deps: kind-up fetches the chart's dependencies only when charts/ lacks one (never dependency update); Chart.lock and charts/*.tgz are gitignored" chart_deps_once
 check "dry run: DRY_RUN=1 make kind-down prints the cluster deletion" \
-  bash -c 'DRY_RUN=1 bash k8s-tests/kind/down.sh | tee /dev/stderr | grep -qx "tools/bin/kind delete cluster --name nodescale"'
+  bash -c 'out=$(DRY_RUN=1 bash k8s-tests/kind/down.sh) && echo "$out" && grep -qx "tools/bin/kind delete cluster --name nodescale" <<<"$out"'
 
 # ---------------------------------------------------------------------------------------
 # Failing fast where nothing can run
