@@ -13,7 +13,7 @@
 # uses. Versions come from tools/versions.env; a pin change rebuilds only that component.
 # See README.md beside this script for what each build needed and why.
 #
-# Usage: bash k8s-tests/cluster-sim/build.sh [--node]  prints the bin folder on the last line
+# Usage: bash k8s-tests/cluster-sim/build.sh [--node]  logs on stderr; prints the bin folder (its only stdout line)
 #        --node also builds kubelet and kube-proxy from the same source (make cluster-real-up)
 # Env:   CLUSTER_SIM_CACHE  (default ~/.cache/nodescale/cluster-sim)
 #        CLUSTER_SIM_GO_P   go build -p (default 2: the machine has 2 cores shared with others)
@@ -59,7 +59,7 @@ P=${CLUSTER_SIM_GO_P:-2}
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.0fs", b - a }'; }
-log() { printf '[cluster-sim build] %s\n' "$*"; }
+log() { printf '[cluster-sim build] %s\n' "$*" >&2; }
 die() { printf '[cluster-sim build] ERROR: %s\n' "$*" >&2; exit 1; }
 quiet_go() { "$@" 2> >(grep -vE '^go: (downloading|added|upgraded|finding)' >&2); }
 have() { [[ -x "$1/$2" ]]; } # have DIR NAME
