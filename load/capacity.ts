@@ -303,24 +303,44 @@ function walk(bench: Bench, A: Record<string, Assumption>, out: (s: string) => v
   }
 }
 
-if (import.meta.main) {
-  const out = (s: string) => process.stdout.write(`${s}\n`);
-  const file = process.env.BENCH_JSON ? resolve(process.env.BENCH_JSON) : latestBench();
+/**
+ * `make capacity`: the plan for TARGET_RPS (default 1,000,000), or with --walk one row per
+ * decade from 100 to 1,000,000, from BENCH_JSON or the latest bench. Returns the exit code;
+ * everything it says goes through out and err, so the tests run it in process.
+ */
+export function main(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  out: (s: string) => void,
+  err: (s: string) => void,
+): number {
+  const file = env.BENCH_JSON ? resolve(env.BENCH_JSON) : latestBench();
   if (!file) {
-    process.stderr.write("capacity: no bench result in bench/results/: run `make bench` first\n");
-    process.exit(1);
+    err("capacity: no bench result in bench/results/: run `make bench` first");
+    return 1;
   }
   const bench = JSON.parse(readFileSync(file, "utf8")) as Bench;
-  const A = assumptions();
-  out(`capacity from ${relative(REPO, file)} (bench of ${bench.startedAt}${bench.quick ? ", QUICK run" : ""})`);
-  if (process.argv.includes("--walk")) walk(bench, A, out);
-  else {
-    const raw = process.env.TARGET_RPS || "1000000";
-    const target = Number(raw);
+  const A = assumptions(env);
+  let target = 0;
+  if (!argv.includes("--walk")) {
+    const raw = env.TARGET_RPS || "1000000";
+    target = Number(raw);
     if (!Number.isFinite(target) || target < 1) {
-      process.stderr.write(`capacity: TARGET_RPS=${raw}: expected a number >= 1\n`);
-      process.exit(2);
+      err(`capacity: TARGET_RPS=${raw}: expected a number >= 1`);
+      return 2;
     }
-    printPlan(plan(bench, target, A), A, out);
   }
+  out(`capacity from ${relative(REPO, file)} (bench of ${bench.startedAt}${bench.quick ? ", QUICK run" : ""})`);
+  if (target === 0) walk(bench, A, out);
+  else printPlan(plan(bench, target, A), A, out);
+  return 0;
+}
+
+if (import.meta.main) {
+  process.exitCode = main(
+    process.argv.slice(2),
+    process.env,
+    (s) => process.stdout.write(`${s}\n`),
+    (s) => process.stderr.write(`${s}\n`),
+  );
 }

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { assumptions, bottleneck, latestBench, mixCosts, plan, walls } from "../capacity.ts";
+import { assumptions, bottleneck, latestBench, main, mixCosts, plan, walls } from "../capacity.ts";
 
 const bench = {
   startedAt: "2026-01-01T00:00:00Z",
@@ -240,16 +240,22 @@ describe("latestBench", () => {
 });
 
 describe("make capacity", () => {
-  const script = join(import.meta.dirname, "..", "capacity.ts");
+  // In process, so that a mutation test sees what the printing code does; one run below goes
+  // through the real command line.
   const run = (env: Record<string, string>, args: string[] = []) => {
     const dir = mkdtempSync(join(tmpdir(), "capacity-cli-"));
     const file = join(dir, "bench.json");
     writeFileSync(file, JSON.stringify(bench));
+    const stdout: string[] = [];
+    const stderr: string[] = [];
     try {
-      return spawnSync(process.execPath, [script, ...args], {
-        env: { PATH: process.env.PATH, BENCH_JSON: file, ...env },
-        encoding: "utf8",
-      });
+      const status = main(
+        args,
+        { BENCH_JSON: file, ...env },
+        (s) => stdout.push(`${s}\n`),
+        (s) => stderr.push(`${s}\n`),
+      );
+      return { status, stdout: stdout.join(""), stderr: stderr.join("") };
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -283,11 +289,30 @@ describe("make capacity", () => {
     assert.match(rows[4] ?? "", /\| PostgreSQL primary \(writes\) \|.*; also: Redis, PostgreSQL connections/);
   });
 
-  it("refuses a TARGET_RPS that is not a number of at least 1, in one line", () => {
+  it("refuses a TARGET_RPS that is not a number of at least 1, in one line and before any output", () => {
     for (const raw of ["abc", "0"]) {
       const r = run({ TARGET_RPS: raw });
       assert.equal(r.status, 2);
       assert.equal(r.stderr, `capacity: TARGET_RPS=${raw}: expected a number >= 1\n`);
+      assert.equal(r.stdout, "");
+    }
+  });
+
+  it("runs as a command: exit code and output through the process", () => {
+    const dir = mkdtempSync(join(tmpdir(), "capacity-cli-"));
+    const file = join(dir, "bench.json");
+    writeFileSync(file, JSON.stringify(bench));
+    try {
+      const script = join(import.meta.dirname, "..", "capacity.ts");
+      const env = { PATH: process.env.PATH, BENCH_JSON: file };
+      const ok = spawnSync(process.execPath, [script], { env: { ...env, TARGET_RPS: "10000" }, encoding: "utf8" });
+      assert.equal(ok.status, 0, ok.stderr);
+      assert.match(ok.stdout, /^ {2}HPA {15}minReplicas 2, maxReplicas 10 \(10 cores at max\)$/m);
+      const bad = spawnSync(process.execPath, [script], { env: { ...env, TARGET_RPS: "abc" }, encoding: "utf8" });
+      assert.equal(bad.status, 2);
+      assert.equal(bad.stderr, "capacity: TARGET_RPS=abc: expected a number >= 1\n");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
