@@ -85,9 +85,15 @@ export async function shutDown(options: ShutdownOptions, reason: string): Promis
   return code;
 }
 
-export function installShutdown(options: ShutdownOptions): void {
+/** Where the signals come from and how to exit: the process, or a stand-in in a test. */
+export type ShutdownHost = {
+  on(event: "SIGTERM" | "SIGINT" | "message", listener: (message?: unknown) => void): unknown;
+  exit(code: number): void;
+};
+
+export function installShutdown(options: ShutdownOptions, host: ShutdownHost = process): void {
   let started = false;
-  const exit = (code: number) => process.exit(code);
+  const exit = (code: number) => host.exit(code);
   const onSignal = (signal: string) => {
     if (started) return;
     started = true;
@@ -96,11 +102,11 @@ export function installShutdown(options: ShutdownOptions): void {
       exit(1);
     });
   };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+  host.on("SIGTERM", () => onSignal("SIGTERM"));
+  host.on("SIGINT", () => onSignal("SIGINT"));
   // PM2 sends this message instead of a signal where signals are unavailable
   // (`shutdown_with_message`).
-  process.on("message", (message) => {
+  host.on("message", (message) => {
     if (message === "shutdown") onSignal("shutdown message");
   });
 }

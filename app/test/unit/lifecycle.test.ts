@@ -5,12 +5,14 @@
 
 import assert from "node:assert/strict";
 import { fork } from "node:child_process";
+import { EventEmitter } from "node:events";
 import http from "node:http";
 import { syncBuiltinESMExports } from "node:module";
 import { join } from "node:path";
 import { afterEach, describe, it, mock } from "node:test";
-import { createLifecycle, shutDown } from "../../src/lifecycle.ts";
+import { createLifecycle, installShutdown, shutDown } from "../../src/lifecycle.ts";
 import type { Logger } from "../../src/logger.ts";
+import { createLogger } from "../../src/logger.ts";
 import { startApp } from "../support.ts";
 
 type Answer = { status: number; headers: http.IncomingHttpHeaders; body: string } | { error: string };
@@ -298,5 +300,117 @@ describe("installShutdown", () => {
     });
     assert.equal(code, 1, output);
     assert.match(output, /shutdown: failed/);
+  });
+});
+
+// The same wiring in process, with a stand-in for the process: what a mutation run can see.
+describe("installShutdown with a stand-in process", () => {
+  /** A stand-in for the process: signals and messages emitted by the test, exits recorded. */
+  function host() {
+    const events = new EventEmitter();
+    const exits: number[] = [];
+    let exited: (code: number) => void = () => {};
+    const firstExit = new Promise<number>((resolve) => {
+      exited = resolve;
+    });
+    return {
+      on: (event: string, listener: (message?: unknown) => void) => events.on(event, listener),
+      exit(code: number) {
+        exits.push(code);
+        exited(code);
+      },
+      emit: (event: string, message?: unknown) => events.emit(event, message),
+      exits,
+      firstExit,
+    };
+  }
+
+  async function listening(): Promise<http.Server> {
+    const server = http.createServer((_req, res) => res.end("ok"));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return server;
+  }
+
+  const silent = createLogger({ level: "silent", instance: "test" });
+
+  it("SIGTERM runs the sequence once, whatever follows, and exits with its code", async () => {
+    const h = host();
+    const lifecycle = createLifecycle();
+    lifecycle.markReady();
+    const closed: string[] = [];
+    const server = await listening();
+    installShutdown(
+      {
+        server,
+        lifecycle,
+        drainMs: 0,
+        timeoutMs: 5000,
+        log: silent,
+        closers: [{ name: "db", close: async () => closed.push("db") }],
+      },
+      h,
+    );
+    h.emit("SIGTERM");
+    assert.equal(lifecycle.phase(), "draining", "readiness fails at once");
+    h.emit("SIGTERM");
+    h.emit("SIGINT");
+    h.emit("message", "shutdown");
+    assert.equal(await h.firstExit, 0);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(h.exits, [0], "one exit, with the sequence's code");
+    assert.deepEqual(closed, ["db"], "the clients closed once");
+    assert.equal(server.listening, false);
+  });
+
+  for (const [what, event, message] of [
+    ["SIGINT", "SIGINT", undefined],
+    ["PM2's shutdown message", "message", "shutdown"],
+  ] as const) {
+    it(`${what} starts it too`, async () => {
+      const h = host();
+      const lifecycle = createLifecycle();
+      lifecycle.markReady();
+      installShutdown(
+        { server: await listening(), lifecycle, drainMs: 0, timeoutMs: 5000, log: silent, closers: [] },
+        h,
+      );
+      h.emit(event, message);
+      assert.equal(lifecycle.phase(), "draining");
+      assert.equal(await h.firstExit, 0);
+    });
+  }
+
+  it("any other message leaves the process serving", async () => {
+    const h = host();
+    const lifecycle = createLifecycle();
+    lifecycle.markReady();
+    const server = await listening();
+    installShutdown({ server, lifecycle, drainMs: 0, timeoutMs: 5000, log: silent, closers: [] }, h);
+    h.emit("message", "reload");
+    h.emit("message", { type: "shutdown" });
+    assert.equal(lifecycle.phase(), "ready");
+    assert.deepEqual(h.exits, []);
+    server.close();
+  });
+
+  it("a sequence that fails is logged and exits 1", async () => {
+    const h = host();
+    const errors: string[] = [];
+    const log = createLogger({ level: "silent", instance: "test" });
+    log.error = ((obj: unknown, msg?: string) => {
+      errors.push(String(msg ?? obj));
+    }) as typeof log.error;
+    const broken = {
+      ...createLifecycle(),
+      beginDrain: () => {
+        throw new Error("cannot drain");
+      },
+    };
+    const server = await listening();
+    installShutdown({ server, lifecycle: broken, drainMs: 0, timeoutMs: 5000, log, closers: [] }, h);
+    h.emit("SIGTERM");
+    assert.equal(await h.firstExit, 1);
+    assert.deepEqual(errors, ["shutdown: failed"]);
+    server.close();
   });
 });
