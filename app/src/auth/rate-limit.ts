@@ -19,10 +19,12 @@ export function createLoginRateLimiter(redis: Redis, limitPerMinute: number, win
       } catch (error) {
         throw redisUnavailable(error);
       }
-      const failed = results?.find(([error]) => error !== null);
-      if (results === null || failed !== undefined) throw redisUnavailable(failed?.[0] ?? "transaction aborted");
-      const count = Number(results[0]?.[1] ?? 0);
-      const ttl = Number(results?.[2]?.[1] ?? windowSeconds);
+      // exec() answers null only when a WATCHed key changed, and nothing here WATCHes.
+      if (results === null) throw redisUnavailable("transaction aborted");
+      const failed = results.find(([error]) => error !== null);
+      if (failed) throw redisUnavailable(failed[0]);
+      // No command failed: INCR answered the count, TTL the seconds left.
+      const [[, count], , [, ttl]] = results as [[null, number], unknown, [null, number]];
       if (count > limitPerMinute) {
         throw new AppError(429, "too_many_login_attempts", "Too many login attempts; wait before trying again.", {
           "retry-after": String(Math.max(1, ttl)),

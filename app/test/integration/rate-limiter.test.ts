@@ -52,6 +52,10 @@ describe("login rate limiter", { timeout: 60_000 }, () => {
       "429 too_many_login_attempts retry-after=1",
       "429 too_many_login_attempts retry-after=1",
     ]);
+    await assert.rejects(limiter.consume(client), {
+      status: 429,
+      message: "Too many login attempts; wait before trying again.",
+    });
     const ttl = await redis.pttl(`ratelimit:login:${client}`);
     assert.ok(ttl > 0 && ttl <= windowSeconds * 1000, `the counter expires with the window (PTTL ${ttl} ms)`);
 
