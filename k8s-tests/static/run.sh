@@ -410,8 +410,13 @@ chart_deps_once() {
   if grep -n 'dependency update' "$KIND_DIR/up.sh"; then echo "kind-up still runs dependency update"; return 1; fi
 }
 check "re-run deps: kind-up fetches the chart's dependencies only when charts/ lacks one (never dependency update); Chart.lock and charts/*.tgz are gitignored" chart_deps_once
-check "dry run: DRY_RUN=1 make kind-down prints the cluster deletion" \
-  bash -c 'out=$(DRY_RUN=1 bash k8s-tests/kind/down.sh) && echo "$out" && grep -qx "tools/bin/kind delete cluster --name nodescale" <<<"$out"'
+kind_down_dry_run() {
+  local out
+  out=$(DRY_RUN=1 bash k8s-tests/kind/down.sh) || return 1
+  echo "$out"
+  grep -qx "tools/bin/kind delete cluster --name nodescale" <<<"$out"
+}
+check "dry run: DRY_RUN=1 make kind-down prints the cluster deletion" kind_down_dry_run
 
 # ---------------------------------------------------------------------------------------
 # Failing fast where nothing can run
