@@ -277,7 +277,7 @@ check("rolling-upgrade-no-loss", async () => {
     assert.equal(
       r.code,
       0,
-      `helm upgrade failed (kind-up runs helm dependency update first): ${r.stderr.slice(-2000)}`,
+      `helm upgrade failed (kind-up fetches the chart's dependencies first: k8s-tests/kind/chart-deps.sh): ${r.stderr.slice(-2000)}`,
     );
     await until("the rollout finished", 300, deploymentSettled);
   });
