@@ -2,10 +2,9 @@
 // writes .local/cluster-real/cluster.env), install the chart on it the way kind-up does, and
 // reach the host's Redis and PostgreSQL (local/) the pods use. Commands and waits come from
 // the simulated cluster's helpers.
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadTopology, type Topology } from "../../local/topology.ts";
-import { type Result, ROOT, run, strippedChart } from "../cluster-sim/lib.ts";
+import { assertApiReady, clusterEnv, type Result, ROOT, run, strippedChart } from "../cluster-sim/lib.ts";
 
 export { eventually, must, ROOT, run, sleep, strippedChart } from "../cluster-sim/lib.ts";
 
@@ -38,21 +37,7 @@ export interface RealCluster {
 
 /** The running real-node cluster, or an error that says how to start one (never a skip). */
 export async function realCluster(): Promise<RealCluster> {
-  const file = join(STATE, "cluster.env");
-  if (!existsSync(file)) {
-    throw new Error(`no real-node cluster: ${file} is missing. Start one with 'make cluster-real-up'.`);
-  }
-  const env = Object.fromEntries(
-    readFileSync(file, "utf8")
-      .split("\n")
-      .filter((l) => l.includes("="))
-      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
-  );
-  const need = (key: string): string => {
-    const v = env[key];
-    if (!v) throw new Error(`cluster.env has no ${key}: restart with 'make cluster-real-down cluster-real-up'`);
-    return v;
-  };
+  const need = clusterEnv(join(STATE, "cluster.env"), "real-node cluster", "cluster-real");
   const appImage = need("CLUSTER_REAL_APP_IMAGE");
   const c: RealCluster = {
     kubeconfig: need("KUBECONFIG"),
@@ -66,13 +51,7 @@ export async function realCluster(): Promise<RealCluster> {
     appImage,
     imageTag: appImage.slice(appImage.lastIndexOf(":") + 1),
   };
-  const ready = await kubectl(c, ["get", "--raw", "/readyz"]);
-  if (ready.code !== 0 || ready.stdout.trim() !== "ok") {
-    throw new Error(
-      `the real-node cluster at ${c.server} is not ready (${(ready.stdout + ready.stderr).trim()}); ` +
-        "restart it with 'make cluster-real-down cluster-real-up'",
-    );
-  }
+  await assertApiReady(c.kubeconfig, c.server, "real-node cluster", "cluster-real");
   return c;
 }
 

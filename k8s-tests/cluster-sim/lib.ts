@@ -26,11 +26,13 @@ export interface Cluster {
   kubernetesVersion: string;
 }
 
-/** The running simulated cluster, or an error that says how to start one (never a skip). */
-export async function cluster(): Promise<Cluster> {
-  const file = join(STATE, "cluster.env");
+/**
+ * What a cluster script wrote to its cluster.env (KEY=value lines), as a reader that fails on
+ * a missing key, saying how to restart. Fails, saying how to start one, when there is no file.
+ */
+export function clusterEnv(file: string, what: string, make: string): (key: string) => string {
   if (!existsSync(file)) {
-    throw new Error(`no simulated cluster: ${file} is missing. Start one with 'make cluster-sim-up'.`);
+    throw new Error(`no ${what}: ${file} is missing. Start one with 'make ${make}-up'.`);
   }
   const env = Object.fromEntries(
     readFileSync(file, "utf8")
@@ -38,28 +40,37 @@ export async function cluster(): Promise<Cluster> {
       .filter((l) => l.includes("="))
       .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
   );
-  const c: Cluster = {
-    kubeconfig: need(env, "KUBECONFIG"),
-    server: need(env, "CLUSTER_SIM_SERVER"),
-    bin: need(env, "CLUSTER_SIM_BIN"),
-    gatewayApiCrds: need(env, "CLUSTER_SIM_GATEWAY_API_CRDS"),
-    serviceMonitorCrds: need(env, "CLUSTER_SIM_SERVICEMONITOR_CRDS"),
-    kubernetesVersion: need(env, "CLUSTER_SIM_KUBERNETES_VERSION"),
+  return (key) => {
+    const v = env[key];
+    if (!v) throw new Error(`cluster.env has no ${key}: restart the cluster with 'make ${make}-down ${make}-up'`);
+    return v;
   };
-  const ready = await run(join(BIN, "kubectl"), ["--kubeconfig", c.kubeconfig, "get", "--raw", "/readyz"]);
-  if (ready.code !== 0 || ready.stdout.trim() !== "ok") {
-    throw new Error(
-      `the simulated cluster at ${c.server} is not ready (${(ready.stdout + ready.stderr).trim()}); ` +
-        "restart it with 'make cluster-sim-down cluster-sim-up'",
-    );
-  }
-  return c;
 }
 
-function need(env: Record<string, string | undefined>, key: string): string {
-  const v = env[key];
-  if (!v) throw new Error(`cluster.env has no ${key}: restart the cluster with 'make cluster-sim-down cluster-sim-up'`);
-  return v;
+/** Fails, saying how to restart, unless the API server answers /readyz with ok. */
+export async function assertApiReady(kubeconfig: string, server: string, what: string, make: string): Promise<void> {
+  const ready = await run(join(BIN, "kubectl"), ["--kubeconfig", kubeconfig, "get", "--raw", "/readyz"]);
+  if (ready.code !== 0 || ready.stdout.trim() !== "ok") {
+    throw new Error(
+      `the ${what} at ${server} is not ready (${(ready.stdout + ready.stderr).trim()}); ` +
+        `restart it with 'make ${make}-down ${make}-up'`,
+    );
+  }
+}
+
+/** The running simulated cluster, or an error that says how to start one (never a skip). */
+export async function cluster(): Promise<Cluster> {
+  const need = clusterEnv(join(STATE, "cluster.env"), "simulated cluster", "cluster-sim");
+  const c: Cluster = {
+    kubeconfig: need("KUBECONFIG"),
+    server: need("CLUSTER_SIM_SERVER"),
+    bin: need("CLUSTER_SIM_BIN"),
+    gatewayApiCrds: need("CLUSTER_SIM_GATEWAY_API_CRDS"),
+    serviceMonitorCrds: need("CLUSTER_SIM_SERVICEMONITOR_CRDS"),
+    kubernetesVersion: need("CLUSTER_SIM_KUBERNETES_VERSION"),
+  };
+  await assertApiReady(c.kubeconfig, c.server, "simulated cluster", "cluster-sim");
+  return c;
 }
 
 export interface Result {
