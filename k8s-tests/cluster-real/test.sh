@@ -26,17 +26,9 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.0fs", b - a }'; }
 log() { printf '[cluster-real test] %s\n' "$*"; }
 
-started=0
-if ! bash "$HERE/cluster-real.sh" status >/dev/null 2>&1; then
-  bash "$HERE/cluster-real.sh" down >/dev/null 2>&1 || true # a half-started one: remove its pieces
-  bash "$HERE/cluster-real.sh" up
-  started=1
-fi
-# shellcheck disable=SC2329 # called by the trap
-cleanup() {
-  if [[ $started == 1 && "${CLUSTER_REAL_KEEP:-0}" != 1 ]]; then bash "$HERE/cluster-real.sh" down; fi
-}
-trap cleanup EXIT
+# shellcheck source=../lib/test-cluster.sh
+source "$ROOT/k8s-tests/lib/test-cluster.sh"
+use_or_start_cluster "$HERE/cluster-real.sh" "${CLUSTER_REAL_KEEP:-0}"
 
 # shellcheck disable=SC1091 # written by cluster-real.sh up
 source "$STATE/cluster.env"

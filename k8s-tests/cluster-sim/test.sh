@@ -17,17 +17,9 @@ STATE=${CLUSTER_SIM_STATE:-$ROOT/.local/cluster-sim}
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.0fs", b - a }'; }
 
-started=0
-if ! bash "$HERE/cluster-sim.sh" status >/dev/null 2>&1; then
-  bash "$HERE/cluster-sim.sh" down >/dev/null 2>&1 || true # a half-started one: stop its pieces
-  bash "$HERE/cluster-sim.sh" up
-  started=1
-fi
-# shellcheck disable=SC2329 # called by the trap
-cleanup() {
-  if [[ $started == 1 && "${CLUSTER_SIM_KEEP:-0}" != 1 ]]; then bash "$HERE/cluster-sim.sh" down; fi
-}
-trap cleanup EXIT
+# shellcheck source=../lib/test-cluster.sh
+source "$ROOT/k8s-tests/lib/test-cluster.sh"
+use_or_start_cluster "$HERE/cluster-sim.sh" "${CLUSTER_SIM_KEEP:-0}"
 
 files=("$@")
 if [[ ${#files[@]} -eq 0 ]]; then
