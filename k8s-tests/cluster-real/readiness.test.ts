@@ -95,15 +95,25 @@ test("readiness-saturated-pool: every pod stays Ready while its primary pool is 
   const writer = client(await serviceUrl(c));
   await writer.login("real-readiness");
   const marker = `readiness-${Date.now().toString(36)}`;
+  // Each pod straight at its IP: the writer's session, and what the kubelet and a scrape see.
+  const reach = pods.map((pod) => {
+    const http = `http://${pod.status.podIP}:${port(pod, "http")}`;
+    const session = client(http);
+    session.cookie = writer.cookie;
+    return {
+      name: pod.metadata.name,
+      session,
+      prober: client(http),
+      scraper: client(`http://${pod.status.podIP}:${port(pod, "metrics")}`),
+    };
+  });
   const writes: Promise<Reply>[] = [];
   // More writes than the pool has connections, on every pod: each pool is taken and the rest
   // queue (a queued write gives up after PG_CONNECT_TIMEOUT_MS, so every round adds more).
   const queueWrites = () => {
-    for (const pod of pods) {
-      const direct = client(`http://${pod.status.podIP}:${port(pod, "http")}`);
-      direct.cookie = writer.cookie;
+    for (const pod of reach) {
       for (let i = 0; i < poolMax + 5; i++) {
-        writes.push(direct.request("POST", "/api/items", { title: `${marker}-${writes.length}` }, 60_000));
+        writes.push(pod.session.request("POST", "/api/items", { title: `${marker}-${writes.length}` }, 60_000));
       }
     }
   };
@@ -119,10 +129,9 @@ test("readiness-saturated-pool: every pod stays Ready while its primary pool is 
       return Number(granted.trim()) === 1;
     });
     queueWrites();
-    for (const pod of pods) {
-      const scraper = client(`http://${pod.status.podIP}:${port(pod, "metrics")}`);
-      await eventually(`${pod.metadata.name}: the primary pool is taken and writes queue`, 10_000, async () => {
-        const m = (await scraper.request("GET", "/metrics")).body;
+    for (const pod of reach) {
+      await eventually(`${pod.name}: the primary pool is taken and writes queue`, 10_000, async () => {
+        const m = (await pod.scraper.request("GET", "/metrics")).body;
         return (
           gauge(m, "nodescale_pg_pool_idle_connections", "primary") === 0 &&
           gauge(m, "nodescale_pg_pool_waiting_requests", "primary") >= 1
@@ -136,15 +145,14 @@ test("readiness-saturated-pool: every pod stays Ready while its primary pool is 
 
     for (let round = 0; round < rounds; round++) {
       if (round > 0) queueWrites();
-      for (const pod of pods) {
-        const prober = client(`http://${pod.status.podIP}:${port(pod, "http")}`);
-        const r = await prober.request("GET", "/readyz", undefined, probe.timeoutSeconds * 1000);
+      for (const pod of reach) {
+        const r = await pod.prober.request("GET", "/readyz", undefined, probe.timeoutSeconds * 1000);
         assert.equal(
           r.status,
           200,
-          `${pod.metadata.name}: /readyz within the probe's timeout: ${r.status} ${r.error ?? r.body}`,
+          `${pod.name}: /readyz within the probe's timeout: ${r.status} ${r.error ?? r.body}`,
         );
-        const m = (await client(`http://${pod.status.podIP}:${port(pod, "metrics")}`).request("GET", "/metrics")).body;
+        const m = (await pod.scraper.request("GET", "/metrics")).body;
         assert.equal(gauge(m, "nodescale_pg_pool_idle_connections", "primary"), 0, "the pool is still taken");
       }
       await sleep(probe.periodSeconds * 1000);
