@@ -16,7 +16,14 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { join, resolve } from "node:path";
 import { checkAppEntry, runMigrate, startApp } from "./app.ts";
 import { type Exposure, freePorts, HOST, httpRequest, portIsFree, waitUntil } from "./net.ts";
-import { findNginx, type LbAlgorithm, parseLbAlgorithm, startNginx } from "./nginx.ts";
+import {
+  findNginx,
+  type LbAlgorithm,
+  type NginxConfigOptions,
+  parseLbAlgorithm,
+  reloadNginx,
+  startNginx,
+} from "./nginx.ts";
 import {
   APP_ROLE,
   DATABASE,
@@ -370,9 +377,47 @@ export class Topology {
     return this.instances[index] as Instance;
   }
 
+  /**
+   * Stop and start instance i. Where other instances can take its traffic, it leaves nginx's
+   * rotation first and rejoins once ready, as a pod leaves its Service's endpoints before it
+   * stops: nginx then never sends a request down a connection the instance is closing.
+   */
   async restartInstance(index: number): Promise<void> {
+    const others = this.#state.apps.filter((app, i) => i !== index && isRunning(app.process));
+    const rotate = isRunning(this.#state.nginx.process) && others.length > 0;
+    if (rotate) await this.#reloadNginx([this.#app(index).port]);
     await this.stopInstance(index);
     await this.startInstance(index);
+    if (rotate) await this.#reloadNginx([]);
+  }
+
+  #nginxConfig(): NginxConfigOptions {
+    const s = this.#state;
+    return {
+      prefix: join(s.stateDir, "nginx"),
+      logDir: this.logDir,
+      lbPort: s.nginx.port,
+      appPorts: s.apps.map((a) => a.port),
+      algorithm: s.lbAlgorithm,
+      workers: s.nginxWorkers,
+    };
+  }
+
+  async #reloadNginx(downPorts: number[]): Promise<void> {
+    const s = this.#state;
+    const t = Date.now();
+    await reloadNginx({
+      ...this.#nginxConfig(),
+      bin: findNginx(),
+      record: s.nginx.process as ProcessRecord,
+      downPorts,
+    });
+    const names = s.apps.filter((a) => downPorts.includes(a.port)).map((a) => a.name);
+    this.#line(
+      "nginx",
+      names.length > 0 ? `reloaded, ${names.join(", ")} out of rotation` : "reloaded, all instances in rotation",
+      Date.now() - t,
+    );
   }
 
   /** Rolling restart: one instance at a time, each back and ready before the next goes down. */
@@ -571,14 +616,9 @@ export class Topology {
 
       const t = Date.now();
       const nginx = await startNginx({
+        ...this.#nginxConfig(),
         bin: nginxBin,
-        prefix: join(s.stateDir, "nginx"),
-        logDir: this.logDir,
         logFile: join(this.logDir, "nginx.log"),
-        lbPort: s.nginx.port,
-        appPorts: s.apps.map((a) => a.port),
-        algorithm: s.lbAlgorithm,
-        workers: s.nginxWorkers,
       });
       this.#update((st) => {
         st.nginx.process = nginx;
