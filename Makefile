@@ -97,6 +97,10 @@ integration: node-deps ## Integration tests on real Redis, PostgreSQL primary + 
 test-the-tests: node-deps tools ## Plant each bug of tools/test-the-tests/bugs.ts in a scratch copy; print bug -> test -> caught/missed
 	@$(NODE) tools/test-the-tests/run.ts
 
+.PHONY: test-repeat
+test-repeat: ## make test RUNS times (default 5) on a fresh clone with make bench beside it; prints each run's time
+	@bash tools/test-repeat/run.sh
+
 .PHONY: mutation
 mutation: node-deps ## Mutation score (StrykerJS) of auth, sessions, LSNs, replicas, lifecycle, rate limit, capacity -> .local/mutation/
 	@$(NODE) tools/mutation/run.ts
