@@ -7,6 +7,9 @@ import type { Metrics } from "../metrics.ts";
 // First middleware of every request: names the instance and the request, logs it, and times
 // it under its route template.
 
+/** The status recorded for a request whose connection closed before its response ended. */
+export const CLIENT_CLOSED_REQUEST = 499;
+
 const acceptableRequestId = /^[\w.:-]{1,128}$/;
 
 export function routeTemplate(req: Request): string {
@@ -27,21 +30,33 @@ export function requestContext(deps: { instance: string; log: Logger; metrics: M
     // While draining, ask keep-alive clients (the load balancer) to reconnect elsewhere.
     if (deps.lifecycle.isDraining()) res.setHeader("connection", "close");
 
-    res.on("finish", () => {
+    // Once per request: 'finish' when the response was handed over whole, 'close' without it
+    // when the connection went first (the client or the load balancer gave up, or a shutdown
+    // cut it off). Without the second, the slowest requests, the ones a client abandons,
+    // would be missing from the latency histogram and the logs.
+    let recorded = false;
+    const record = (aborted: boolean) => {
+      if (recorded) return;
+      recorded = true;
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const route = routeTemplate(req);
-      deps.metrics.httpRequestDuration.observe({ method: req.method, route, status_code: res.statusCode }, seconds);
-      req.log.info(
-        {
-          method: req.method,
-          route,
-          url: req.originalUrl.slice(0, 512),
-          status: res.statusCode,
-          ms: Math.round(seconds * 1000),
-        },
-        "request",
-      );
-    });
+      // 499 is what nginx (the ingress) logs for the same event: the status_code label keeps
+      // one meaning, "what the exchange ended as", and 5xx error ratios do not count it.
+      const status = aborted ? CLIENT_CLOSED_REQUEST : res.statusCode;
+      deps.metrics.httpRequestDuration.observe({ method: req.method, route, status_code: status }, seconds);
+      const line = {
+        method: req.method,
+        route,
+        url: req.originalUrl.slice(0, 512),
+        status,
+        ms: Math.round(seconds * 1000),
+        // What the app had begun to answer, if anything, before the connection went.
+        ...(aborted ? { aborted: true, statusSent: res.headersSent ? res.statusCode : null } : {}),
+      };
+      req.log.info(line, aborted ? "request aborted" : "request");
+    };
+    res.on("finish", () => record(false));
+    res.on("close", () => record(!res.writableFinished));
     next();
   };
 }
