@@ -2,7 +2,9 @@
 // files removed) in after() even when a test failed.
 
 import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import http from "node:http";
+import { join } from "node:path";
 import { portIsListening } from "../net.ts";
 import { isRunning, type ProcessRecord, processGroupAlive } from "../process.ts";
 import { startTopology, type Topology, type TopologyOptions } from "../topology.ts";
@@ -25,6 +27,15 @@ export async function startTestStack(prefix: string, options: TopologyOptions = 
 /** Stop and remove the stack (files kept when KEEP_LOCAL_STATE=1, for debugging). */
 export async function teardown(stack: Topology | undefined): Promise<void> {
   if (!stack) return;
+  // nginx answers some failures itself (a 500 while buffering a body, a 502), and the error
+  // log that says why goes with the stack: keep its serious lines in the test's output.
+  const nginxErrors = join(stack.logDir, "nginx-error.log");
+  if (existsSync(nginxErrors)) {
+    const serious = readFileSync(nginxErrors, "utf8")
+      .split("\n")
+      .filter((line) => /\[(error|crit|alert|emerg)\]/.test(line));
+    if (serious.length > 0) console.log(`nginx-error.log of ${stack.name}:\n${serious.slice(-20).join("\n")}`);
+  }
   if (process.env.KEEP_LOCAL_STATE === "1") {
     await stack.stop();
     console.log(`kept ${stack.stateDir}`);
