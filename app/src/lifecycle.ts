@@ -39,15 +39,35 @@ export type ShutdownOptions = {
   lifecycle: Lifecycle;
   drainMs: number;
   timeoutMs: number;
+  /** The most all closers get together; CLOSE_TIMEOUT_MS unless a test says otherwise. */
+  closeTimeoutMs?: number;
   log: Logger;
   /** Closed in order once no request is in flight (worker pool, databases, Redis). */
   closers: { name: string; close(): Promise<unknown> }[];
 };
 
 /**
+ * How long the clients get to close, all together, once the server has stopped. Unbounded,
+ * one that waits (a pg pool for a checked-out client whose query runs on, a worker for its
+ * task) would outlive the grace period and the kubelet's SIGKILL would come first.
+ */
+export const CLOSE_TIMEOUT_MS = 5000;
+
+/**
+ * The longest the SIGTERM sequence can run: the drain, then in-flight requests up to the
+ * timeout, then the clients up to their bound. The chart's grace period is preStop + this +
+ * a margin (charts/nodescale/templates/_helpers.tpl), and charts/tests/assert.ts holds every
+ * rendered Deployment to it through this very function.
+ */
+export function shutdownBudgetMs(options: { drainMs: number; timeoutMs: number; closeTimeoutMs?: number }): number {
+  return options.drainMs + options.timeoutMs + (options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS);
+}
+
+/**
  * The SIGTERM sequence of DESIGN.md: readiness fails at once; the server keeps serving for
  * `drainMs` so the load balancer stops routing here; then it stops accepting, lets in-flight
- * requests finish (bounded by `timeoutMs`), closes its clients and exits.
+ * requests finish (bounded by `timeoutMs`), closes its clients (bounded by `closeTimeoutMs`)
+ * and exits: never later than shutdownBudgetMs after the signal.
  */
 export async function shutDown(options: ShutdownOptions, reason: string): Promise<number> {
   const { server, lifecycle, log } = options;
@@ -73,14 +93,31 @@ export async function shutDown(options: ShutdownOptions, reason: string): Promis
     server.closeAllConnections();
   }
 
-  for (const closer of options.closers) {
-    try {
-      await closer.close();
-    } catch (error) {
-      log.warn({ err: error, client: closer.name }, "shutdown: closing a client failed");
+  const closeTimeoutMs = options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
+  const pending = new Set(options.closers.map((closer) => closer.name));
+  const closing = (async () => {
+    for (const closer of options.closers) {
+      try {
+        await closer.close();
+      } catch (error) {
+        log.warn({ err: error, client: closer.name }, "shutdown: closing a client failed");
+      } finally {
+        pending.delete(closer.name);
+      }
     }
+    return "closed" as const;
+  })();
+  const closeDeadline = new AbortController();
+  const closeOutcome = await Promise.race([
+    closing,
+    delay(closeTimeoutMs, "timed-out" as const, { signal: closeDeadline.signal }).catch(() => "closed" as const),
+  ]);
+  closeDeadline.abort();
+  if (closeOutcome === "timed-out") {
+    // Exiting closes whatever is left; waiting longer would only meet the SIGKILL.
+    log.warn({ closeTimeoutMs, pending: [...pending] }, "shutdown: clients outlived the close timeout; exiting anyway");
   }
-  const code = outcome === "closed" ? 0 : 1;
+  const code = outcome === "closed" && closeOutcome === "closed" ? 0 : 1;
   log.info({ exitCode: code }, "shutdown: complete");
   return code;
 }

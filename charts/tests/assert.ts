@@ -10,6 +10,7 @@
 // one wiring-contract render (see run.sh); the invariants below hold for every case.
 // Prints "ok - ..." per assertion; exits 1 when any failed.
 import { readFileSync } from "node:fs";
+import { shutdownBudgetMs } from "../../app/src/lifecycle.ts";
 import { egressAllows, ingressAllows, type NetworkPolicy, type Peer, type Target } from "./netpol.ts";
 
 type Obj = {
@@ -265,13 +266,22 @@ check(
   `KEEP_ALIVE_TIMEOUT_MS (${cmData.KEEP_ALIVE_TIMEOUT_MS}) outlasts ingress-nginx's 60 s upstream keepalive`,
 );
 
-// graceful shutdown fits
+// graceful shutdown fits: SIGKILL (at the end of the grace period) never comes before the
+// app's own exit. The app's worst case comes from the app's own code, so a longer shutdown
+// there fails this check until the chart's grace period follows.
 const preStop = app.lifecycle?.preStop?.sleep?.seconds;
-const drain = Number(cmData.SHUTDOWN_DRAIN_MS) / 1000;
 check(Number.isInteger(preStop) && preStop > 0, `a preStop sleep (${preStop} s)`);
 check(
-  podSpec.terminationGracePeriodSeconds >= preStop + drain + 10,
-  `terminationGracePeriodSeconds ${podSpec.terminationGracePeriodSeconds} >= preStop ${preStop} + drain ${drain} + 10 s slack`,
+  /^\d+$/.test(cmData.SHUTDOWN_DRAIN_MS ?? "") && /^\d+$/.test(cmData.SHUTDOWN_TIMEOUT_MS ?? ""),
+  `the chart sets SHUTDOWN_DRAIN_MS (${cmData.SHUTDOWN_DRAIN_MS}) and SHUTDOWN_TIMEOUT_MS (${cmData.SHUTDOWN_TIMEOUT_MS}) itself`,
+);
+const shutdownMs = shutdownBudgetMs({
+  drainMs: Number(cmData.SHUTDOWN_DRAIN_MS),
+  timeoutMs: Number(cmData.SHUTDOWN_TIMEOUT_MS),
+});
+check(
+  podSpec.terminationGracePeriodSeconds * 1000 >= preStop * 1000 + shutdownMs + 1000,
+  `terminationGracePeriodSeconds ${podSpec.terminationGracePeriodSeconds} s >= preStop ${preStop} s + the app's longest shutdown ${shutdownMs} ms (lifecycle.ts shutdownBudgetMs) + 1 s to exit`,
 );
 check(
   deployment.spec.template.metadata.annotations?.["checksum/config"] &&
@@ -962,6 +972,22 @@ cases.full = () => {
   }
 };
 
+// Combinations of preStop, drain, timeout and grace period (run.sh, shutdown_budget): the
+// invariant above holds for each; here, a computed grace period is exactly the documented sum.
+if (/^shutdown-budget-\d+$/.test(caseName)) {
+  cases[caseName] = () => {
+    const need =
+      values.preStopSleepSeconds +
+      Math.ceil((values.config.shutdownDrainMs + values.config.shutdownTimeoutMs + 5000) / 1000) +
+      2;
+    const want = values.terminationGracePeriodSeconds ?? need;
+    check(
+      podSpec.terminationGracePeriodSeconds === want,
+      `terminationGracePeriodSeconds is ${values.terminationGracePeriodSeconds === null ? "preStop + ceil((drain + timeout + 5 s) / 1 s) + 2 s" : "the value set"}: ${want} (got ${podSpec.terminationGracePeriodSeconds})`,
+    );
+    expectEnv("SHUTDOWN_TIMEOUT_MS", String(values.config.shutdownTimeoutMs));
+  };
+}
 const run = cases[caseName];
 check(run, `expectations exist for case "${caseName}"`);
 run?.();

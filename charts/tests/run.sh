@@ -403,6 +403,33 @@ check "conventions: a podDisruptionBudget.minAvailable that would block every dr
   --set podDisruptionBudget.minAvailable=2
 check "values: a grace period shorter than preStop + drain fails, naming it" \
   expect_failure "terminationGracePeriodSeconds" "$HELM3" template shop "$STRIPPED" --set terminationGracePeriodSeconds=5
+# The defaults need 5 + ceil((5000 + 10000 + 5000) / 1000) + 2 = 27 s: the old 20 s (preStop +
+# drain + 10 s) let SIGKILL cut a shutdown that was still inside SHUTDOWN_TIMEOUT_MS.
+check "values: a grace period one second short of preStop + drain + SHUTDOWN_TIMEOUT_MS + close + exit (26 s) fails, naming each" \
+  expect_failure "terminationGracePeriodSeconds \(26\) must be at least .*shutdownTimeoutMs \(10000 ms\).* = 27 s" \
+  "$HELM4" template shop "$STRIPPED" --set terminationGracePeriodSeconds=26
+
+# SIGKILL never comes first, over combinations of preStop, drain, timeout and a set grace
+# period: assert.ts holds each rendered Deployment to the app's own shutdownBudgetMs.
+shutdown_budget() {
+  local combo i=0 rc=0
+  for combo in \
+    "" \
+    "--set preStopSleepSeconds=1 --set config.shutdownDrainMs=0 --set config.shutdownTimeoutMs=1000" \
+    "--set config.shutdownDrainMs=12345 --set config.shutdownTimeoutMs=61001" \
+    "--set preStopSleepSeconds=120 --set config.shutdownDrainMs=600000 --set config.shutdownTimeoutMs=600000" \
+    "--set terminationGracePeriodSeconds=27" \
+    "--set terminationGracePeriodSeconds=300 --set config.shutdownTimeoutMs=30000"; do
+    i=$((i + 1))
+    echo "== combination $i: ${combo:-defaults}"
+    # shellcheck disable=SC2086 # the combination is a list of flags
+    contract "shutdown-budget-$i" shop $combo >"$WORK/shutdown-budget-$i.out" 2>&1 || rc=1
+    grep -E 'terminationGracePeriodSeconds|NOT OK|Error' "$WORK/shutdown-budget-$i.out"
+  done
+  return $rc
+}
+check "shutdown: over 6 combinations of preStop, drain, timeout and grace period, the grace period covers preStop + the app's longest shutdown" \
+  shutdown_budget
 
 unknown_field() {
   local copy="$WORK/typo/nodescale"

@@ -10,7 +10,7 @@ import http from "node:http";
 import { syncBuiltinESMExports } from "node:module";
 import { join } from "node:path";
 import { afterEach, describe, it, mock } from "node:test";
-import { createLifecycle, installShutdown, shutDown } from "../../src/lifecycle.ts";
+import { CLOSE_TIMEOUT_MS, createLifecycle, installShutdown, shutDown, shutdownBudgetMs } from "../../src/lifecycle.ts";
 import type { Logger } from "../../src/logger.ts";
 import { createLogger } from "../../src/logger.ts";
 import { startApp } from "../support.ts";
@@ -246,6 +246,68 @@ describe("shutdown sequence", () => {
       assert.deepEqual(closed, ["after it"], "a failing closer does not stop the others");
       assert.ok(lines.includes("warn shutdown: in-flight requests outlived the timeout; closing them"));
       assert.ok(lines.includes("warn shutdown: closing a client failed"));
+    } finally {
+      releaseTimers();
+      await app.close();
+    }
+  });
+
+  it("ends by shutdownBudgetMs even when a request and a client both hang: the worst case the chart's grace period covers", async () => {
+    const app = await startApp();
+    const { log, lines } = recordingLog();
+    const options = { drainMs: 1000, timeoutMs: 2000, closeTimeoutMs: 3000 };
+    let hungStarted = false;
+    const closed: string[] = [];
+    try {
+      const held = await heldUpload(app.url);
+      holdTimers();
+      let result: number | undefined;
+      const stopped = shutDown(
+        {
+          server: app.server,
+          lifecycle: app.lifecycle,
+          ...options,
+          log,
+          closers: [
+            { name: "first", close: async () => closed.push("first") },
+            {
+              // A pg pool waiting for a client that is never released.
+              name: "hung",
+              close: () => {
+                hungStarted = true;
+                return new Promise(() => {});
+              },
+            },
+            { name: "never reached", close: async () => closed.push("never reached") },
+          ],
+        },
+        "test",
+      ).then((code) => {
+        result = code;
+        return code;
+      });
+      const settle = async () => {
+        for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+      };
+      mock.timers.tick(options.drainMs);
+      await until("new connections refused", () => refused(app.url));
+      mock.timers.tick(options.timeoutMs);
+      await until("the hung closer has started", async () => hungStarted);
+      mock.timers.tick(options.closeTimeoutMs - 1);
+      await settle();
+      assert.equal(result, undefined, "not over before the close timeout has passed");
+      mock.timers.tick(1);
+      assert.equal(await stopped, 1, "a cut-short stop exits 1");
+      // Everything the sequence waited for adds up to the budget the chart is held to.
+      assert.equal(shutdownBudgetMs(options), options.drainMs + options.timeoutMs + options.closeTimeoutMs);
+      assert.equal(
+        shutdownBudgetMs({ drainMs: 1, timeoutMs: 2 }),
+        3 + CLOSE_TIMEOUT_MS,
+        "the default close bound counts",
+      );
+      assert.deepEqual(closed, ["first"]);
+      assert.ok(lines.includes("warn shutdown: clients outlived the close timeout; exiting anyway"));
+      assert.ok("error" in (await held.answer), "the request still in flight was cut off");
     } finally {
       releaseTimers();
       await app.close();

@@ -194,15 +194,21 @@ Name of the chart's own Secret (session secrets; inline external passwords).
 {{- end }}
 
 {{/*
-terminationGracePeriodSeconds: preStop sleep + drain + 10 s slack, unless set; a value
-too small to fit the drain fails the render.
+terminationGracePeriodSeconds, unless set: the preStop sleep, then the app's longest shutdown
+after SIGTERM (app/src/lifecycle.ts, shutdownBudgetMs: SHUTDOWN_DRAIN_MS, then in-flight
+requests up to SHUTDOWN_TIMEOUT_MS, then its clients up to CLOSE_TIMEOUT_MS, 5 s), then 2 s
+for the process to exit. charts/tests/assert.ts holds every render to that function, so the
+kubelet's SIGKILL never comes before the app's own exit. A set value too small fails the
+render.
 */}}
 {{- define "nodescale.terminationGracePeriodSeconds" -}}
-{{- $need := add (int .Values.preStopSleepSeconds) (div (add (int .Values.config.shutdownDrainMs) 999) 1000) 10 }}
+{{- $closeMs := 5000 }}
+{{- $budgetMs := add (int .Values.config.shutdownDrainMs) (int .Values.config.shutdownTimeoutMs) $closeMs }}
+{{- $need := add (int .Values.preStopSleepSeconds) (div (add $budgetMs 999) 1000) 2 }}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
 {{- $need }}
 {{- else if lt (int .Values.terminationGracePeriodSeconds) (int $need) }}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must be at least preStopSleepSeconds + config.shutdownDrainMs + 10 s slack = %d" (int .Values.terminationGracePeriodSeconds) (int $need)) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be at least preStopSleepSeconds (%d s) + config.shutdownDrainMs (%d ms) + config.shutdownTimeoutMs (%d ms) + 5 s for the app to close its clients + 2 s to exit = %d s, or SIGKILL can come before the app has shut down" (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds) (int .Values.config.shutdownDrainMs) (int .Values.config.shutdownTimeoutMs) (int $need)) }}
 {{- else }}
 {{- .Values.terminationGracePeriodSeconds }}
 {{- end }}
@@ -364,6 +370,7 @@ The non-secret environment of the app, as a dict NAME: value (the ConfigMap's da
   "PG_POOL_MAX" (toString $c.pgPoolMax)
   "WORKER_THREADS" (toString $c.workerThreads)
   "SHUTDOWN_DRAIN_MS" (toString $c.shutdownDrainMs)
+  "SHUTDOWN_TIMEOUT_MS" (toString $c.shutdownTimeoutMs)
   "KEEP_ALIVE_TIMEOUT_MS" (toString $c.keepAliveTimeoutMs)
   "TRUST_PROXY" (toString $c.trustProxy)
   "DATABASE_URL" (include "nodescale.pgUrl" (dict "db" $db "host" $db.host "port" $db.port))
