@@ -40,6 +40,10 @@ module.exports = {
         // Each worker also serves /metrics on METRICS_PORT + its index, so Prometheus scrapes
         // every worker and sums are right (the shared port would answer from a random one).
         METRICS_PORT: process.env.METRICS_PORT ?? "9100",
+        // Clients reach PM2's cluster port directly here, so no X-Forwarded-For is trusted: a
+        // client could otherwise pick its own IP and walk around the per-IP rate limits. Put
+        // TRUST_PROXY=1 in the environment when a reverse proxy (nginx) stands in front.
+        TRUST_PROXY: process.env.TRUST_PROXY ?? "0",
       },
     },
   ],

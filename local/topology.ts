@@ -284,6 +284,9 @@ export class Topology {
       LOG_LEVEL: "info",
       SHUTDOWN_DRAIN_MS: String(s.shutdownDrainMs),
       WORKER_THREADS: "1",
+      // Clients reach the instances through the stack's nginx, one proxy hop that sets
+      // X-Forwarded-For; the app's own default (0) is for an instance nothing stands in front of.
+      TRUST_PROXY: "1",
       ...s.appEnv,
     };
   }

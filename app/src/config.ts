@@ -92,9 +92,25 @@ const envSchema = z.object({
   SESSION_TTL_SECONDS: integer(60, 31_536_000).default(86_400),
   // "auto" marks the cookie Secure whenever the request arrived over TLS (X-Forwarded-Proto).
   COOKIE_SECURE: z.enum(["auto", "true", "false"]).default("auto"),
+  // Login attempts, right or wrong, per client IP per minute (each costs a password hash).
   LOGIN_RATE_LIMIT_PER_MINUTE: integer(1, 100_000).default(10),
-  // Number of proxy hops in front of the app whose X-Forwarded-* headers are trusted.
-  TRUST_PROXY: integer(0, 10).default(1),
+  // Failed logins from one client IP within LOGIN_FAILURE_WINDOW_SECONDS before that IP is
+  // refused for LOGIN_BLOCK_SECONDS.
+  LOGIN_FAILURES_PER_IP: integer(1, 1_000_000).default(50),
+  // Failed logins of one username, from any IP, within the window before that username is
+  // refused for LOGIN_BLOCK_SECONDS (guessing from many IPs); a successful login clears them.
+  LOGIN_FAILURES_PER_USERNAME: integer(1, 1_000_000).default(10),
+  LOGIN_FAILURE_WINDOW_SECONDS: integer(1, 604_800).default(900),
+  LOGIN_BLOCK_SECONDS: integer(1, 604_800).default(900),
+  // Registrations per client IP per minute (each costs a password hash).
+  REGISTER_RATE_LIMIT_PER_MINUTE: integer(1, 100_000).default(5),
+  // POST /api/work requests per client IP per minute.
+  WORK_RATE_LIMIT_PER_MINUTE: integer(1, 1_000_000).default(600),
+  // Number of proxy hops in front of the app whose X-Forwarded-* headers are trusted. 0 (the
+  // default) takes the client IP from the connection: with no proxy in front, a trusted
+  // X-Forwarded-For would let any client pick its IP and walk around every per-IP limit. Set it
+  // to the number of proxies that do stand in front (1 behind an ingress controller or nginx).
+  TRUST_PROXY: integer(0, 10).default(0),
 
   WORKER_THREADS: integer(1, 256).optional(),
   WORKER_QUEUE_MAX: integer(0, 100_000).default(256),
@@ -182,6 +198,17 @@ function toConfig(env: Env) {
       ttlSeconds: env.SESSION_TTL_SECONDS,
       cookieSecure: env.COOKIE_SECURE,
       loginRateLimitPerMinute: env.LOGIN_RATE_LIMIT_PER_MINUTE,
+    },
+    rateLimits: {
+      login: {
+        attemptsPerMinute: env.LOGIN_RATE_LIMIT_PER_MINUTE,
+        failuresPerIp: env.LOGIN_FAILURES_PER_IP,
+        failuresPerUsername: env.LOGIN_FAILURES_PER_USERNAME,
+        failureWindowSeconds: env.LOGIN_FAILURE_WINDOW_SECONDS,
+        blockSeconds: env.LOGIN_BLOCK_SECONDS,
+      },
+      registerPerMinute: env.REGISTER_RATE_LIMIT_PER_MINUTE,
+      workPerMinute: env.WORK_RATE_LIMIT_PER_MINUTE,
     },
     trustProxy: env.TRUST_PROXY,
     workers: {

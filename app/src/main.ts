@@ -6,7 +6,7 @@
 //   node dist/main.js migrate    apply database migrations, then exit
 
 import { createServer, type Server } from "node:http";
-import { createLoginRateLimiter } from "./auth/rate-limit.ts";
+import { createRateLimits } from "./auth/rate-limit.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { migrate, waitForSchema } from "./db/migrate.ts";
 import { createDatabase } from "./db/pools.ts";
@@ -39,13 +39,13 @@ async function serve(config: Config, log: Logger): Promise<void> {
     config.session,
     new RedisSessionStore({ redis, ttlSeconds: config.session.ttlSeconds }),
   );
-  const loginLimiter = createLoginRateLimiter(redis, config.session.loginRateLimitPerMinute);
+  const limits = createRateLimits(redis, config.rateLimits);
   const workers = createWorkerPool(config.workers, metrics);
   const lifecycle = createLifecycle();
   // Sampled about as often as the readiness probe asks; a check may take at most a second.
   const health = createDependencyHealth({ redis, db }, { intervalMs: 2000, timeoutMs: 1000 });
 
-  const app = buildApp({ config, log, metrics, lifecycle, redis, db, health, reads, session, loginLimiter, workers });
+  const app = buildApp({ config, log, metrics, lifecycle, redis, db, health, reads, session, limits, workers });
   const server = createServer(app);
   server.keepAliveTimeout = config.keepAliveTimeoutMs;
   // Node requires headersTimeout above keepAliveTimeout, or it can drop a reused connection.

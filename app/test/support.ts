@@ -3,7 +3,7 @@
 
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createLoginRateLimiter } from "../src/auth/rate-limit.ts";
+import { createRateLimits } from "../src/auth/rate-limit.ts";
 import { loadConfig } from "../src/config.ts";
 import { createDatabase } from "../src/db/pools.ts";
 import { createReadRouter } from "../src/db/replicas.ts";
@@ -35,12 +35,12 @@ export async function startApp(env: Record<string, string> = {}) {
   const db = createDatabase(config.database, log, metrics);
   const reads = createReadRouter(db, { maxLagMs: 1000, pollIntervalMs: 1000 }, log, metrics);
   const session = createSessionMiddleware(config.session, new RedisSessionStore({ redis, ttlSeconds: 60 }));
-  const loginLimiter = createLoginRateLimiter(redis, config.session.loginRateLimitPerMinute);
+  const limits = createRateLimits(redis, config.rateLimits);
   const workers = createWorkerPool(config.workers, metrics);
   const lifecycle = createLifecycle();
   const health = createDependencyHealth({ redis, db }, { intervalMs: 60_000, timeoutMs: 500 });
   await health.refresh();
-  const app = buildApp({ config, log, metrics, lifecycle, redis, db, health, reads, session, loginLimiter, workers });
+  const app = buildApp({ config, log, metrics, lifecycle, redis, db, health, reads, session, limits, workers });
   const server: Server = createServer(app);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   // With METRICS_PORT set, the internal port too (on a free port, whatever the number says).

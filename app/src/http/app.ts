@@ -4,7 +4,7 @@ import type { RequestHandler } from "express";
 import express from "express";
 import helmet from "helmet";
 import type { Redis } from "ioredis";
-import type { RateLimiter } from "../auth/rate-limit.ts";
+import type { RateLimits } from "../auth/rate-limit.ts";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/pools.ts";
 import type { ReadRouter } from "../db/replicas.ts";
@@ -31,7 +31,7 @@ export type AppDeps = {
   health: DependencyHealth;
   reads: ReadRouter;
   session: RequestHandler;
-  loginLimiter: RateLimiter;
+  limits: RateLimits;
   workers: WorkerPool;
 };
 
@@ -61,7 +61,7 @@ export function buildApp(deps: AppDeps): express.Express {
   if (!internalPort) app.use(metricsRouter(deps.metrics));
 
   const primary = deps.db.primary.pool;
-  app.use(authRouter({ primary, session: deps.session, loginLimiter: deps.loginLimiter }));
+  app.use(authRouter({ primary, session: deps.session, limits: deps.limits }));
   app.use(
     itemsRouter({ primary, reads: deps.reads, session: deps.session, importMaxBytes: deps.config.importMaxBytes }),
   );

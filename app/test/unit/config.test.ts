@@ -59,7 +59,19 @@ describe("loadConfig", () => {
         cookieSecure: "auto",
         loginRateLimitPerMinute: 10,
       },
-      trustProxy: 1,
+      rateLimits: {
+        login: {
+          attemptsPerMinute: 10,
+          failuresPerIp: 50,
+          failuresPerUsername: 10,
+          failureWindowSeconds: 900,
+          blockSeconds: 900,
+        },
+        registerPerMinute: 5,
+        workPerMinute: 600,
+      },
+      // No proxy is trusted unless one is declared: X-Forwarded-For would pick the client IP.
+      trustProxy: 0,
       workers: { threads: Math.max(1, availableParallelism() - 1), queueMax: 256 },
       shutdown: { drainMs: 5000, timeoutMs: 10_000 },
       keepAliveTimeoutMs: 65_000,
@@ -89,7 +101,13 @@ describe("loadConfig", () => {
       SESSION_TTL_SECONDS: "60",
       COOKIE_SECURE: "true",
       LOGIN_RATE_LIMIT_PER_MINUTE: "3",
-      TRUST_PROXY: "0",
+      LOGIN_FAILURES_PER_IP: "7",
+      LOGIN_FAILURES_PER_USERNAME: "4",
+      LOGIN_FAILURE_WINDOW_SECONDS: "120",
+      LOGIN_BLOCK_SECONDS: "300",
+      REGISTER_RATE_LIMIT_PER_MINUTE: "2",
+      WORK_RATE_LIMIT_PER_MINUTE: "30",
+      TRUST_PROXY: "2",
       WORKER_THREADS: "2",
       WORKER_QUEUE_MAX: "0",
       SHUTDOWN_DRAIN_MS: "0",
@@ -98,7 +116,7 @@ describe("loadConfig", () => {
     });
     assert.deepEqual(
       [config.env, config.port, config.host, config.instanceName, config.logLevel, config.trustProxy],
-      ["test", 8081, "127.0.0.1", "pod-a", "warn", 0],
+      ["test", 8081, "127.0.0.1", "pod-a", "warn", 2],
     );
     assert.deepEqual(config.redis, {
       kind: "standalone",
@@ -122,6 +140,17 @@ describe("loadConfig", () => {
       ttlSeconds: 60,
       cookieSecure: "true",
       loginRateLimitPerMinute: 3,
+    });
+    assert.deepEqual(config.rateLimits, {
+      login: {
+        attemptsPerMinute: 3,
+        failuresPerIp: 7,
+        failuresPerUsername: 4,
+        failureWindowSeconds: 120,
+        blockSeconds: 300,
+      },
+      registerPerMinute: 2,
+      workPerMinute: 30,
     });
     assert.deepEqual(config.workers, { threads: 2, queueMax: 0 });
     assert.deepEqual(config.shutdown, { drainMs: 0, timeoutMs: 1000 });
