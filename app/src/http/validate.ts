@@ -39,6 +39,33 @@ export function jsonBody(limit: string) {
   ];
 }
 
+/**
+ * For an unsafe request that carries nothing (logout): the body must still be declared JSON,
+ * empty or `{}`. What keeps cookie-authenticated writes safe from other sites (CSRF) is that
+ * each demands a JSON or NDJSON content type while the cookie is SameSite=Lax: a page on
+ * another origin can send a form (urlencoded, multipart) or text/plain with no preflight, but
+ * any other content type needs a CORS preflight, which this app never grants. A same-site
+ * page (a sibling subdomain) passes SameSite, so without this it could log a user out.
+ */
+export function emptyJsonBody() {
+  return [
+    (req: Request, _res: Response, next: NextFunction) => {
+      // The header itself, not req.is(): an empty body has no type to type-is.
+      const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
+      if (type !== "application/json") {
+        next(new AppError(415, "unsupported_media_type", "Send the body as application/json: empty or {}."));
+        return;
+      }
+      next();
+    },
+    express.json({ limit: "1kb" }),
+    (req: Request, _res: Response, next: NextFunction) => {
+      parse(z.strictObject({}).optional(), req.body);
+      next();
+    },
+  ];
+}
+
 const emptyQuery = z.strictObject({});
 
 /** For routes that take no query parameters: any parameter is an unknown field, 400. */

@@ -108,7 +108,7 @@ describe("authentication", { timeout: 120_000 }, () => {
     assert.equal(await redis.exists(`sess:${id}`), 1);
     assert.deepEqual(jsonOf(await client.get("/api/me")), { id: user.id, username: user.username });
 
-    const logout = await client.post("/api/auth/logout", undefined);
+    const logout = await client.post("/api/auth/logout", {});
     assert.equal(logout.status, 204);
     assert.match(setCookieLine(logout.headers), /^sid=;.*Expires=Thu, 01 Jan 1970/, "the cookie is cleared");
     assert.equal(await redis.exists(`sess:${id}`), 0, "the session is gone from Redis");

@@ -155,7 +155,7 @@ describe("dependency failures", { timeout: 120_000 }, () => {
         const probes: [string, () => Promise<Reply>][] = [
           ["GET /api/me", () => asUser.get("/api/me")],
           ["POST /api/auth/login", () => fresh.post("/api/auth/login", { username, password })],
-          ["POST /api/auth/logout", () => asUser.post("/api/auth/logout", undefined)],
+          ["POST /api/auth/logout", () => asUser.post("/api/auth/logout", {})],
           ["POST /api/items", () => asUser.post("/api/items", { title: "during the outage" })],
         ];
         for (const [what, probe] of probes) outage.push({ what, reply: await probe() });

@@ -7,7 +7,7 @@ import type { RateLimits } from "../../auth/rate-limit.ts";
 import { createUser, findUserForLogin } from "../../auth/users.ts";
 import { AppError } from "../../errors.ts";
 import { destroySession, regenerateSession, requireUser, saveSession } from "../../sessions/middleware.ts";
-import { jsonBody, noQuery, parse } from "../validate.ts";
+import { emptyJsonBody, jsonBody, noQuery, parse } from "../validate.ts";
 
 const credentials = z.strictObject({
   username: z
@@ -50,7 +50,10 @@ export function authRouter(deps: { primary: pg.Pool; session: RequestHandler; li
     res.json({ id: user.id, username: user.username });
   });
 
-  router.post("/api/auth/logout", noQuery, deps.session, async (req, res) => {
+  // JSON even with nothing to say: a cross-origin page cannot send it without a CORS
+  // preflight (never granted), so no other site can log a user out (README.md, "Sessions,
+  // cookies and cross-site requests").
+  router.post("/api/auth/logout", noQuery, ...emptyJsonBody(), deps.session, async (req, res) => {
     if (req.session.userId !== undefined) await destroySession(req);
     res.clearCookie("sid", { path: "/" });
     res.status(204).end();
