@@ -114,6 +114,9 @@ const envSchema = z.object({
 
   WORKER_THREADS: integer(1, 256).optional(),
   WORKER_QUEUE_MAX: integer(0, 100_000).default(256),
+  // Bytes of POST /api/work bodies held at once (read, queued or running); past it, 503 before
+  // the body is read. 256 queued 3 MB bodies would otherwise outgrow a 512 MiB pod.
+  WORK_INFLIGHT_MAX_BYTES: integer(3 * 1024 ** 2, 4 * 1024 ** 3).default(64 * 1024 ** 2),
 
   SHUTDOWN_DRAIN_MS: integer(0, 600_000).default(5000),
   // Longer than the load balancer's idle timeout (nginx upstream keepalive_timeout is 60 s),
@@ -215,6 +218,7 @@ function toConfig(env: Env) {
       // One core stays with the event loop; the rest run CPU tasks.
       threads: env.WORKER_THREADS ?? Math.max(1, availableParallelism() - 1),
       queueMax: env.WORKER_QUEUE_MAX,
+      inflightMaxBytes: env.WORK_INFLIGHT_MAX_BYTES,
     },
     shutdown: {
       drainMs: env.SHUTDOWN_DRAIN_MS,

@@ -72,7 +72,7 @@ describe("loadConfig", () => {
       },
       // No proxy is trusted unless one is declared: X-Forwarded-For would pick the client IP.
       trustProxy: 0,
-      workers: { threads: Math.max(1, availableParallelism() - 1), queueMax: 256 },
+      workers: { threads: Math.max(1, availableParallelism() - 1), queueMax: 256, inflightMaxBytes: 64 * 1024 ** 2 },
       shutdown: { drainMs: 5000, timeoutMs: 10_000 },
       keepAliveTimeoutMs: 65_000,
     });
@@ -110,6 +110,7 @@ describe("loadConfig", () => {
       TRUST_PROXY: "2",
       WORKER_THREADS: "2",
       WORKER_QUEUE_MAX: "0",
+      WORK_INFLIGHT_MAX_BYTES: "4194304",
       SHUTDOWN_DRAIN_MS: "0",
       KEEP_ALIVE_TIMEOUT_MS: "1000",
       SHUTDOWN_TIMEOUT_MS: "1000",
@@ -152,7 +153,7 @@ describe("loadConfig", () => {
       registerPerMinute: 2,
       workPerMinute: 30,
     });
-    assert.deepEqual(config.workers, { threads: 2, queueMax: 0 });
+    assert.deepEqual(config.workers, { threads: 2, queueMax: 0, inflightMaxBytes: 4 * 1024 ** 2 });
     assert.deepEqual(config.shutdown, { drainMs: 0, timeoutMs: 1000 });
     assert.equal(config.keepAliveTimeoutMs, 1000);
   });
