@@ -266,6 +266,21 @@ check(
   `KEEP_ALIVE_TIMEOUT_MS (${cmData.KEEP_ALIVE_TIMEOUT_MS}) outlasts ingress-nginx's 60 s upstream keepalive`,
 );
 
+// TRUST_PROXY: the app's own default trusts no proxy (safe with none); behind the chart's
+// front door (the ingress controller or the gateway: one hop) the chart must say so itself.
+check(
+  /^\d+$/.test(cmData.TRUST_PROXY ?? "") && cmData.TRUST_PROXY === String(values.config.trustProxy),
+  `TRUST_PROXY is set explicitly, to config.trustProxy (${cmData.TRUST_PROXY} vs ${values.config.trustProxy})`,
+);
+// COOKIE_SECURE: "true" whenever the chart's own front door serves TLS, unless set.
+const frontDoorTls =
+  (values.ingress.enabled && (values.ingress.tls ?? []).length > 0) ||
+  (values.httpRoute.enabled && values.httpRoute.https === true);
+check(
+  cmData.COOKIE_SECURE === (values.config.cookieSecure || (frontDoorTls ? "true" : "auto")),
+  `COOKIE_SECURE is ${JSON.stringify(cmData.COOKIE_SECURE)}: config.cookieSecure ${JSON.stringify(values.config.cookieSecure)}, front door TLS ${frontDoorTls}`,
+);
+
 // graceful shutdown fits: SIGKILL (at the end of the grace period) never comes before the
 // app's own exit. The app's worst case comes from the app's own code, so a longer shutdown
 // there fails this check until the chart's grace period follows.
@@ -619,8 +634,32 @@ const cases: Record<string, () => void> = {
       ["HTTPRoute", "ServiceMonitor"],
     );
     check(one("Ingress")?.spec.ingressClassName === "nginx", "Ingress class nginx");
+    // The app defaults to TRUST_PROXY=0; behind the ingress the chart passes 1 (issue 15, D).
+    expectEnv("TRUST_PROXY", "1");
+    expectEnv("COOKIE_SECURE", "auto");
     check(migrate, "first-install: the bundled PostgreSQL is migrated by the app pods' initContainer");
     expectTests(["readiness", "session", "replicas"]);
+  },
+  // Behind an ingress that terminates TLS, the session cookie is always Secure (issue 15, C).
+  "contract-cookie-secure-ingress-tls"() {
+    expectEnv("COOKIE_SECURE", "true");
+    expectEnv("TRUST_PROXY", "1");
+    check(one("Ingress")?.spec.tls?.[0]?.secretName === "nodescale-tls", "the Ingress serves TLS");
+  },
+  "contract-cookie-secure-gateway-https"() {
+    expectEnv("COOKIE_SECURE", "true");
+    expectEnv("TRUST_PROXY", "1");
+    expectKinds(["HTTPRoute"], ["Ingress"]);
+  },
+  // ingress.tls with the Ingress switched off is no TLS front door.
+  "contract-cookie-secure-ingress-off"() {
+    expectEnv("COOKIE_SECURE", "auto");
+  },
+  "contract-cookie-secure-override"() {
+    expectEnv("COOKIE_SECURE", "auto");
+  },
+  "contract-trust-proxy-two-hops"() {
+    expectEnv("TRUST_PROXY", "2");
   },
   "hpa-off"() {
     expectKinds(["PodDisruptionBudget"], ["HorizontalPodAutoscaler"]);
@@ -659,6 +698,8 @@ const cases: Record<string, () => void> = {
     );
     // networkPolicy.ingressFrom narrowed to the gateway's namespace.
     expectFrontDoors(["Envoy Gateway's proxy (namespace envoy-gateway-system)"]);
+    // Its listener is "http" and httpRoute.https is off: the cookie follows X-Forwarded-Proto.
+    expectEnv("COOKIE_SECURE", "auto");
   },
   monitoring() {
     expectKinds(["ServiceMonitor"], []);

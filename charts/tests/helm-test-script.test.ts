@@ -72,6 +72,29 @@ test('helm test "readiness" with the internal port: /metrics and the detail only
   }
 });
 
+// As the chart runs the app behind a TLS Ingress or Gateway: COOKIE_SECURE=true, so the app
+// sets the cookie only on a request that came over https (X-Forwarded-Proto from the one
+// trusted hop). The test pod talks to the Service directly, in plain HTTP, and says https as
+// the front door would; here, straight to the instance. Through nginx, which overwrites the
+// header with its own scheme (http), login sets no cookie at all: never one without Secure.
+test('helm test "session" passes with COOKIE_SECURE=true, as behind a TLS front door', async () => {
+  const secure = await startTestStack("helm-test-secure", {
+    instances: 1,
+    appEnv: { COOKIE_SECURE: "true", TRUST_PROXY: "1" },
+  });
+  try {
+    const direct = await runCheck("session", (secure.instances[0] as { url: string }).url);
+    console.log(direct.output.trimEnd());
+    assert.equal(direct.code, 0, direct.output);
+    assert.match(direct.output, /ok - login sets a session cookie/);
+    const viaHttp = await runCheck("session", secure.lbUrl);
+    assert.notEqual(viaHttp.code, 0, viaHttp.output);
+    assert.match(viaHttp.output, /not ok - login sets a session cookie/);
+  } finally {
+    await teardown(secure);
+  }
+});
+
 test("an unknown check name fails with exit code 2", async () => {
   const { code, output } = await runCheck("nope", stack!.lbUrl);
   assert.equal(code, 2);

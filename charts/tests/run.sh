@@ -336,6 +336,19 @@ check "front-door: networkPolicy.ingressFrom narrowed to ingress-nginx admits on
 check "front-door: the deprecated networkPolicy.ingressNamespaceSelector still admits what it names" \
   contract contract-ingress-namespace-selector shop \
   --set networkPolicy.ingressNamespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=envoy-gateway-system
+check "cookies: an Ingress with tls -> COOKIE_SECURE=true (and TRUST_PROXY=1)" \
+  contract contract-cookie-secure-ingress-tls shop \
+  --set-json 'ingress.tls=[{"secretName":"nodescale-tls","hosts":["nodescale.local"]}]'
+check "cookies: an HTTPRoute on HTTPS listeners (httpRoute.https) -> COOKIE_SECURE=true" \
+  contract contract-cookie-secure-gateway-https shop -f "$TESTS/values/gateway-api.yaml" --set httpRoute.https=true
+check "cookies: ingress.tls on a disabled Ingress is no TLS front door -> COOKIE_SECURE=auto" \
+  contract contract-cookie-secure-ingress-off shop -f "$TESTS/values/gateway-api.yaml" \
+  --set-json 'ingress.tls=[{"secretName":"nodescale-tls","hosts":["nodescale.local"]}]'
+check "cookies: config.cookieSecure wins over the front door" \
+  contract contract-cookie-secure-override shop --set config.cookieSecure=auto \
+  --set-json 'ingress.tls=[{"secretName":"nodescale-tls","hosts":["nodescale.local"]}]'
+check "trust-proxy: config.trustProxy=2 (an outer load balancer) reaches TRUST_PROXY" \
+  contract contract-trust-proxy-two-hops shop --set config.trustProxy=2
 check "contract: redis.auth.enabled=false -> no REDIS_PASSWORD" \
   contract contract-redis-no-auth shop --set redis.auth.enabled=false
 

@@ -13,7 +13,10 @@ function assert(condition, message) {
 }
 
 async function call(method, path, { body, cookie, at = base } = {}) {
-  const headers = {};
+  // The test pod talks to the Service in plain HTTP, as the TLS front door does, and says
+  // what that front door says: the request came over https. With COOKIE_SECURE=true (the
+  // chart's choice behind a TLS Ingress or Gateway) the app sets no cookie otherwise.
+  const headers = { "x-forwarded-proto": "https" };
   if (body !== undefined) headers["content-type"] = "application/json";
   if (cookie) headers.cookie = cookie;
   const res = await fetch(at + path, {

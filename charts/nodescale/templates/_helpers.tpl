@@ -373,6 +373,7 @@ The non-secret environment of the app, as a dict NAME: value (the ConfigMap's da
   "SHUTDOWN_TIMEOUT_MS" (toString $c.shutdownTimeoutMs)
   "KEEP_ALIVE_TIMEOUT_MS" (toString $c.keepAliveTimeoutMs)
   "TRUST_PROXY" (toString $c.trustProxy)
+  "COOKIE_SECURE" (include "nodescale.cookieSecure" .)
   "DATABASE_URL" (include "nodescale.pgUrl" (dict "db" $db "host" $db.host "port" $db.port))
 }}
 {{- $replicas := list }}
@@ -393,6 +394,22 @@ The non-secret environment of the app, as a dict NAME: value (the ConfigMap's da
 {{- $_ := set $env $k (toString $v) }}
 {{- end }}
 {{- toYaml $env }}
+{{- end }}
+
+{{/*
+COOKIE_SECURE: config.cookieSecure when set; else "true" when the chart's own front door serves
+TLS (an Ingress with tls entries, or an HTTPRoute on HTTPS listeners, httpRoute.https), so the
+session cookie never goes out without Secure whatever X-Forwarded-Proto says; else "auto".
+*/}}
+{{- define "nodescale.cookieSecure" -}}
+{{- $v := .Values }}
+{{- if $v.config.cookieSecure }}
+{{- $v.config.cookieSecure }}
+{{- else if or (and $v.ingress.enabled (not (empty $v.ingress.tls))) (and $v.httpRoute.enabled $v.httpRoute.https) }}
+{{- "true" }}
+{{- else }}
+{{- "auto" }}
+{{- end }}
 {{- end }}
 
 {{/*
