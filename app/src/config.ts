@@ -87,6 +87,13 @@ const envSchema = z.object({
   REPLICA_POLL_INTERVAL_MS: integer(50, 60_000).default(250),
   // The largest NDJSON import accepted; it is streamed, so this bounds time, not memory.
   IMPORT_MAX_BYTES: integer(1024, 10 * 1024 ** 3).default(1024 ** 3),
+  // Exports and imports in flight per instance. Each holds a database connection for as long
+  // as its client takes, so they get a share of PG_POOL_MAX and point reads keep the rest.
+  // Unset: a third of PG_POOL_MAX, at least 1.
+  STREAMS_MAX: integer(1, 1000).optional(),
+  // An export whose client stops reading, or an import whose client stops sending, is cut off
+  // after this long without progress, so a slow client cannot hold a connection for ever.
+  STREAM_STALL_TIMEOUT_MS: integer(100, 3_600_000).default(30_000),
 
   SESSION_SECRETS: list(z.string().min(16, { error: "each secret needs at least 16 characters" })).optional(),
   SESSION_TTL_SECONDS: integer(60, 31_536_000).default(86_400),
@@ -137,6 +144,11 @@ function crossVariableProblems(env: Record<string, string>, command: Command): s
   }
   if (env.REDIS_SENTINELS !== undefined && env.REDIS_SENTINEL_MASTER === undefined) {
     problems.push("REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS");
+  }
+  const streams = Number(env.STREAMS_MAX);
+  const poolMax = Number(env.PG_POOL_MAX ?? 10);
+  if (env.STREAMS_MAX !== undefined && Number.isInteger(streams) && Number.isInteger(poolMax) && streams >= poolMax) {
+    problems.push(`STREAMS_MAX: must be below PG_POOL_MAX (${poolMax}), so that point reads keep a connection`);
   }
   if ((env.NODE_ENV ?? "production") !== "development" && env.SESSION_SECRETS === undefined) {
     problems.push("SESSION_SECRETS: required outside development");
@@ -195,6 +207,10 @@ function toConfig(env: Env) {
       replicaPollIntervalMs: env.REPLICA_POLL_INTERVAL_MS,
     },
     importMaxBytes: env.IMPORT_MAX_BYTES,
+    streams: {
+      max: env.STREAMS_MAX ?? Math.max(1, Math.floor(env.PG_POOL_MAX / 3)),
+      stallTimeoutMs: env.STREAM_STALL_TIMEOUT_MS,
+    },
     session: {
       // Development gets a fixed secret so that `NODE_ENV=development` starts with no setup.
       secrets: env.SESSION_SECRETS ?? ["development-only-session-secret"],

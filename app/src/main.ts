@@ -11,6 +11,7 @@ import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { migrate, waitForSchema } from "./db/migrate.ts";
 import { createDatabase } from "./db/pools.ts";
 import { createReadRouter } from "./db/replicas.ts";
+import { createWatermarks } from "./db/watermarks.ts";
 import { createDependencyHealth } from "./dependency-health.ts";
 import { buildApp, internalApp } from "./http/app.ts";
 import { createLifecycle, installShutdown } from "./lifecycle.ts";
@@ -35,6 +36,9 @@ async function serve(config: Config, log: Logger): Promise<void> {
     log,
     metrics,
   );
+  // A position older than the lag bound routes nothing (see watermarks.ts); a minute of margin
+  // covers the poll interval and clock steps.
+  const watermarks = createWatermarks(redis, { ttlMs: config.database.replicaMaxLagMs + 60_000 }, metrics);
   const session = createSessionMiddleware(
     config.session,
     new RedisSessionStore({ redis, ttlSeconds: config.session.ttlSeconds }),
@@ -45,7 +49,20 @@ async function serve(config: Config, log: Logger): Promise<void> {
   // Sampled about as often as the readiness probe asks; a check may take at most a second.
   const health = createDependencyHealth({ redis, db }, { intervalMs: 2000, timeoutMs: 1000 });
 
-  const app = buildApp({ config, log, metrics, lifecycle, redis, db, health, reads, session, limits, workers });
+  const app = buildApp({
+    config,
+    log,
+    metrics,
+    lifecycle,
+    redis,
+    db,
+    health,
+    reads,
+    watermarks,
+    session,
+    limits,
+    workers,
+  });
   const server = createServer(app);
   server.keepAliveTimeout = config.keepAliveTimeoutMs;
   // Node requires headersTimeout above keepAliveTimeout, or it can drop a reused connection.

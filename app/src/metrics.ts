@@ -44,5 +44,12 @@ export function createMetrics() {
     registers: [registry],
   });
 
-  return { registry, httpRequestDuration, dependencyErrors, workerTasks };
+  const streamsCut = new Counter({
+    name: "nodescale_streams_cut_total",
+    help: "Exports and imports cut off because their client made no progress for STREAM_STALL_TIMEOUT_MS.",
+    labelNames: ["stream"] as const,
+    registers: [registry],
+  });
+
+  return { registry, httpRequestDuration, dependencyErrors, workerTasks, streamsCut };
 }

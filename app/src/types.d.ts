@@ -15,7 +15,5 @@ declare module "express-session" {
   interface SessionData {
     userId: number;
     username: string;
-    /** The primary's WAL position after this session's latest write (read-your-writes). */
-    lastWriteLsn: string;
   }
 }

@@ -7,6 +7,7 @@ import { createRateLimits } from "../src/auth/rate-limit.ts";
 import { loadConfig } from "../src/config.ts";
 import { createDatabase } from "../src/db/pools.ts";
 import { createReadRouter } from "../src/db/replicas.ts";
+import { createWatermarks } from "../src/db/watermarks.ts";
 import { createDependencyHealth } from "../src/dependency-health.ts";
 import { buildApp, internalApp } from "../src/http/app.ts";
 import { createLifecycle } from "../src/lifecycle.ts";
@@ -34,13 +35,27 @@ export async function startApp(env: Record<string, string> = {}) {
   const redis = createRedis(config.redis, log, metrics);
   const db = createDatabase(config.database, log, metrics);
   const reads = createReadRouter(db, { maxLagMs: 1000, pollIntervalMs: 1000 }, log, metrics);
+  const watermarks = createWatermarks(redis, { ttlMs: 60_000 }, metrics);
   const session = createSessionMiddleware(config.session, new RedisSessionStore({ redis, ttlSeconds: 60 }));
   const limits = createRateLimits(redis, config.rateLimits);
   const workers = createWorkerPool(config.workers, metrics);
   const lifecycle = createLifecycle();
   const health = createDependencyHealth({ redis, db }, { intervalMs: 60_000, timeoutMs: 500 });
   await health.refresh();
-  const app = buildApp({ config, log, metrics, lifecycle, redis, db, health, reads, session, limits, workers });
+  const app = buildApp({
+    config,
+    log,
+    metrics,
+    lifecycle,
+    redis,
+    db,
+    health,
+    reads,
+    watermarks,
+    session,
+    limits,
+    workers,
+  });
   const server: Server = createServer(app);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   // With METRICS_PORT set, the internal port too (on a free port, whatever the number says).

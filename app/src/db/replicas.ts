@@ -2,12 +2,14 @@ import type pg from "pg";
 import { Counter, Gauge } from "prom-client";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
-import { lsnReached, parseLsn } from "./lsn.ts";
+import { parseLsn } from "./lsn.ts";
 import type { Database, NamedPool } from "./pools.ts";
+import type { ReadNeed } from "./watermarks.ts";
 
 // Chooses where a read runs. A replica serves a read only when it is up, no further behind
-// than the configured bound, and, for a session that has written, has replayed past that
-// session's last write (read-your-writes). Otherwise the primary serves it.
+// than the configured bound, and, for a user who has written, has replayed past that user's
+// last write (read-your-writes). Otherwise the primary serves it; so does a read whose
+// position is unknown (Redis did not answer), since it may be the writer's own.
 //
 // What each replica has replayed is polled in the background, so the request path adds no
 // round trip; a stale poll only under-reports progress, which sends a read to the primary,
@@ -18,13 +20,13 @@ export type ReadRoute = { route: "replica" | "primary"; pool: pg.Pool; name: str
 type ReplicaState = {
   replica: NamedPool;
   healthy: boolean;
-  replayLsn: string | null;
+  replayLsn: bigint | null;
   lagMs: number;
   lastError: string;
 };
 
 export type ReadRouter = {
-  choose(sessionLsn: string | undefined): ReadRoute;
+  choose(need: ReadNeed): ReadRoute;
   /** Takes a replica out of rotation after a failed query, until the next successful poll. */
   markDown(name: string, error: unknown): void;
   /** Polls once (the background loop calls this; tests may too). */
@@ -105,8 +107,8 @@ export function createReadRouter(
         setHealth(state, false, "not a streaming replica");
         return;
       }
-      state.replayLsn = row.replay;
-      state.lagMs = lagOf(parseLsn(row.replay), row.idle_ms, now);
+      state.replayLsn = parseLsn(row.replay);
+      state.lagMs = lagOf(state.replayLsn, row.idle_ms, now);
       if (state.lagMs > options.maxLagMs) setHealth(state, false, `lag ${Math.round(state.lagMs)} ms`);
       else setHealth(state, true, "");
     } catch (error) {
@@ -118,7 +120,8 @@ export function createReadRouter(
   async function poll() {
     const now = Date.now();
     try {
-      const { rows } = await db.primary.pool.query<{ lsn: string }>("select pg_current_wal_lsn()::text as lsn");
+      // The insert position, as for a write's own position (see items/store.ts).
+      const { rows } = await db.primary.pool.query<{ lsn: string }>("select pg_current_wal_insert_lsn()::text as lsn");
       if (rows[0]) history.push({ at: now, lsn: parseLsn(rows[0].lsn) });
     } catch {
       // Without the primary's position this round, lag is judged from the history so far.
@@ -148,16 +151,18 @@ export function createReadRouter(
   };
 
   return {
-    choose(sessionLsn) {
+    choose(need) {
       if (states.length === 0) return primary("no-replicas");
+      if (need.kind === "unknown") return primary("position-unknown");
+      const after = need.kind === "after" ? parseLsn(need.lsn) : null;
       let sawHealthy = false;
       for (let i = 0; i < states.length; i++) {
         const state = states[(next + i) % states.length] as ReplicaState;
         if (!state.healthy || state.replayLsn === null) continue;
         sawHealthy = true;
-        if (sessionLsn !== undefined && !lsnReached(state.replayLsn, sessionLsn)) continue;
+        if (after !== null && state.replayLsn < after) continue;
         next = (next + i + 1) % states.length;
-        reads.inc({ route: "replica", reason: sessionLsn === undefined ? "no-recent-write" : "caught-up" });
+        reads.inc({ route: "replica", reason: after === null ? "no-recent-write" : "caught-up" });
         return { route: "replica", pool: state.replica.pool, name: state.replica.name, reason: "ok" };
       }
       return primary(sawHealthy ? "read-your-writes" : "replicas-unavailable");

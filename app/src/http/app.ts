@@ -8,6 +8,7 @@ import type { RateLimits } from "../auth/rate-limit.ts";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/pools.ts";
 import type { ReadRouter } from "../db/replicas.ts";
+import type { Watermarks } from "../db/watermarks.ts";
 import type { DependencyHealth } from "../dependency-health.ts";
 import type { Lifecycle } from "../lifecycle.ts";
 import type { Logger } from "../logger.ts";
@@ -30,6 +31,7 @@ export type AppDeps = {
   db: Database;
   health: DependencyHealth;
   reads: ReadRouter;
+  watermarks: Watermarks;
   session: RequestHandler;
   limits: RateLimits;
   workers: WorkerPool;
@@ -63,7 +65,15 @@ export function buildApp(deps: AppDeps): express.Express {
   const primary = deps.db.primary.pool;
   app.use(authRouter({ primary, session: deps.session, limits: deps.limits }));
   app.use(
-    itemsRouter({ primary, reads: deps.reads, session: deps.session, importMaxBytes: deps.config.importMaxBytes }),
+    itemsRouter({
+      primary,
+      reads: deps.reads,
+      watermarks: deps.watermarks,
+      session: deps.session,
+      metrics: deps.metrics,
+      importMaxBytes: deps.config.importMaxBytes,
+      streams: deps.config.streams,
+    }),
   );
   app.use(workRouter(deps));
 

@@ -48,6 +48,16 @@ export function errorHandler(error: unknown, req: Request, res: Response, next: 
       .json(errorBody("database_unavailable", "The database is unavailable; retry shortly."));
     return;
   }
+  // 57014 query_canceled: the statement timeout (PG_STATEMENT_TIMEOUT_MS) cut the query off,
+  // which under load is an overload to back off from, not a request to change.
+  if ((error as { code?: unknown }).code === "57014") {
+    req.log.warn({ err: error }, "database statement timed out");
+    res
+      .status(503)
+      .set("retry-after", "1")
+      .json(errorBody("database_timeout", "The database took too long to answer; retry shortly."));
+    return;
+  }
   req.log.error({ err: error }, "unhandled error");
   res.status(500).json(errorBody("internal_error", "Something went wrong on our side."));
 }

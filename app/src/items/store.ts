@@ -20,22 +20,22 @@ export function toItem(row: ItemRow): Item {
   };
 }
 
-/** Inserts on the primary and returns the row with the WAL position that includes it. */
-export async function insertItem(
-  primary: pg.Pool,
-  ownerId: number,
-  item: NewItem,
-): Promise<{ item: Item; lsn: string }> {
+/** Inserts on the primary; the insert has committed when this returns. */
+export async function insertItem(primary: pg.Pool, ownerId: number, item: NewItem): Promise<Item> {
   const { rows } = await primary.query<ItemRow>(
     `insert into items (owner_id, title, body) values ($1, $2, $3) returning ${columns}`,
     [ownerId, item.title, item.body],
   );
-  // Read after the insert has committed, so a replica at this position has the row.
-  return { item: toItem(rows[0] as ItemRow), lsn: await currentLsn(primary) };
+  return toItem(rows[0] as ItemRow);
 }
 
+/**
+ * The WAL insert position, read after a commit: at or past the end of that commit's record.
+ * pg_current_wal_lsn() would be the write position, which with synchronous_commit=off can
+ * still be short of a commit that has returned, so a replica at it could lack the row.
+ */
 export async function currentLsn(primary: pg.Pool | pg.PoolClient): Promise<string> {
-  const { rows } = await primary.query<{ lsn: string }>("select pg_current_wal_lsn()::text as lsn");
+  const { rows } = await primary.query<{ lsn: string }>("select pg_current_wal_insert_lsn()::text as lsn");
   return (rows[0] as { lsn: string }).lsn;
 }
 

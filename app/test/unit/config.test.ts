@@ -53,6 +53,8 @@ describe("loadConfig", () => {
         replicaPollIntervalMs: 250,
       },
       importMaxBytes: 1024 ** 3,
+      // A third of PG_POOL_MAX's default 10.
+      streams: { max: 3, stallTimeoutMs: 30_000 },
       session: {
         secrets: ["first-secret-0123456789", "second-secret-0123456789"],
         ttlSeconds: 86_400,
@@ -98,6 +100,8 @@ describe("loadConfig", () => {
       REPLICA_MAX_LAG_MS: "0",
       REPLICA_POLL_INTERVAL_MS: "50",
       IMPORT_MAX_BYTES: "2048",
+      STREAMS_MAX: "3",
+      STREAM_STALL_TIMEOUT_MS: "250",
       SESSION_TTL_SECONDS: "60",
       COOKIE_SECURE: "true",
       LOGIN_RATE_LIMIT_PER_MINUTE: "3",
@@ -136,6 +140,7 @@ describe("loadConfig", () => {
       replicaPollIntervalMs: 50,
     });
     assert.equal(config.importMaxBytes, 2048);
+    assert.deepEqual(config.streams, { max: 3, stallTimeoutMs: 250 });
     assert.deepEqual(config.session, {
       secrets: ["first-secret-0123456789", "second-secret-0123456789"],
       ttlSeconds: 60,
@@ -167,6 +172,15 @@ describe("loadConfig", () => {
     assert.equal(worker("2", { INSTANCE_NAME: "named" }).instanceName, "named");
     assert.equal(loadConfig({ ...valid, METRICS_PORT: "9100" }).metricsPort, 9100, "outside PM2, the port itself");
     assert.equal(loadConfig({ ...valid, NODE_APP_INSTANCE: "1" }).metricsPort, undefined, "no METRICS_PORT, none");
+  });
+
+  it("keeps STREAMS_MAX below PG_POOL_MAX, so point reads keep a connection", () => {
+    assert.equal(loadConfig({ ...valid, PG_POOL_MAX: "1" }).streams.max, 1, "unset: at least one stream");
+    assert.equal(loadConfig({ ...valid, PG_POOL_MAX: "30" }).streams.max, 10, "unset: a third of the pool");
+    assert.throws(
+      () => loadConfig({ ...valid, PG_POOL_MAX: "4", STREAMS_MAX: "4" }),
+      /STREAMS_MAX: must be below PG_POOL_MAX \(4\)/,
+    );
   });
 
   it("accepts only auto, true or false for COOKIE_SECURE", () => {

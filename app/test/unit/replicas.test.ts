@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, it, mock } from "node:test";
 import type pg from "pg";
 import type { Database } from "../../src/db/pools.ts";
 import { createReadRouter, type ReadRouter } from "../../src/db/replicas.ts";
+import type { ReadNeed } from "../../src/db/watermarks.ts";
 import type { Logger } from "../../src/logger.ts";
 import { createMetrics, type Metrics } from "../../src/metrics.ts";
 
@@ -73,8 +74,11 @@ async function sample(metrics: Metrics, name: string, labels: Record<string, str
   return found?.value;
 }
 
+const ANY: ReadNeed = { kind: "any" };
+const after = (lsn: string): ReadNeed => ({ kind: "after", lsn });
+
 const route = (router: ReadRouter, lsn?: string) => {
-  const r = router.choose(lsn);
+  const r = router.choose(lsn === undefined ? ANY : after(lsn));
   return `${r.route}:${r.name}`;
 };
 
@@ -89,7 +93,7 @@ describe("read router", () => {
   it("sends every read to the primary when there is no replica, and counts why", async () => {
     const { metrics, primary, start } = fixture(0);
     const router = start();
-    const r = router.choose(undefined);
+    const r = router.choose(ANY);
     assert.equal(r.route, "primary");
     assert.equal(r.name, "primary");
     assert.equal(r.pool, primary);
@@ -104,9 +108,9 @@ describe("read router", () => {
     const router = start();
     // The first poll started at creation but has not answered yet.
     assert.equal(route(router), "primary:primary");
-    assert.equal(router.choose(undefined).reason, "replicas-unavailable");
+    assert.equal(router.choose(ANY).reason, "replicas-unavailable");
     await router.poll();
-    const r = router.choose(undefined);
+    const r = router.choose(ANY);
     assert.deepEqual([r.route, r.name, r.reason], ["replica", "replica-1", "ok"]);
     assert.equal(r.pool, replicas[0]);
     assert.equal(await sample(metrics, "nodescale_db_reads_total", { route: "replica", reason: "no-recent-write" }), 1);
@@ -123,19 +127,19 @@ describe("read router", () => {
       ["F/FFFFFFFF", "10/0"],
     ];
     for (const [replay, written] of cases) {
-      it(`a replica at ${replay} does not serve a session that wrote at ${written}; at ${written} it does`, async () => {
+      it(`a replica at ${replay} does not serve a user who wrote at ${written}; at ${written} it does`, async () => {
         const { state, metrics, start } = fixture(1);
         state.primary = written;
         state.replicas[0] = { replay, idleMs: 0 };
         const router = start();
         await router.poll();
-        const behind = router.choose(written);
+        const behind = router.choose(after(written));
         assert.deepEqual([behind.route, behind.reason], ["primary", "read-your-writes"]);
         assert.equal(
           await sample(metrics, "nodescale_db_reads_total", { route: "primary", reason: "read-your-writes" }),
           1,
         );
-        assert.equal(route(router, replay), "replica:replica-1", "a session whose write it has replayed");
+        assert.equal(route(router, replay), "replica:replica-1", "a user whose write it has replayed");
         state.replicas[0] = { replay: written, idleMs: 0 };
         await router.poll();
         assert.equal(route(router, written), "replica:replica-1");
@@ -164,7 +168,7 @@ describe("read router", () => {
     assert.equal(await sample(metrics, "nodescale_pg_replica_lag_seconds", { replica: "replica-1" }), maxLagMs / 1000);
     mock.timers.tick(1);
     await router.poll();
-    const skipped = router.choose(undefined);
+    const skipped = router.choose(ANY);
     assert.deepEqual([skipped.route, skipped.reason], ["primary", "replicas-unavailable"]);
     assert.equal(await sample(metrics, "nodescale_pg_replica_up", { replica: "replica-1" }), 0);
     assert.equal(await sample(metrics, "nodescale_pg_replica_lag_seconds", { replica: "replica-1" }), -1);
@@ -267,6 +271,20 @@ describe("read router", () => {
     assert.equal(route(router), "primary:primary");
     assert.equal(lines.at(-1)?.fields.reason, "connection refused");
     assert.equal(await sample(metrics, "nodescale_dependency_errors_total", { service: "replica-1", kind: "poll" }), 1);
+    router.close();
+  });
+
+  it("sends a read whose position is unknown to the primary, however healthy the replicas", async () => {
+    const { metrics, start } = fixture(2);
+    const router = start();
+    await router.poll();
+    assert.equal(route(router), "replica:replica-1");
+    const r = router.choose({ kind: "unknown" });
+    assert.deepEqual([r.route, r.reason], ["primary", "position-unknown"]);
+    assert.equal(
+      await sample(metrics, "nodescale_db_reads_total", { route: "primary", reason: "position-unknown" }),
+      1,
+    );
     router.close();
   });
 

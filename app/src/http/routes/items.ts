@@ -3,11 +3,15 @@ import { finished } from "node:stream/promises";
 import { type Request, type RequestHandler, type Response, Router } from "express";
 import type pg from "pg";
 import { z } from "zod";
+import { isDatabaseUnavailable } from "../../db/errors.ts";
 import type { ReadRoute, ReadRouter } from "../../db/replicas.ts";
+import type { ReadNeed, Watermarks } from "../../db/watermarks.ts";
 import { AppError, badRequest, notFound } from "../../errors.ts";
 import { readNdjson } from "../../items/ndjson.ts";
 import { copyItemsIn, copyRow, currentLsn, findItem, insertItem, listItems, streamItems } from "../../items/store.ts";
-import { optionalSession, requireUser, saveSession } from "../../sessions/middleware.ts";
+import type { Metrics } from "../../metrics.ts";
+import { currentUser, optionalSession, requireUser } from "../../sessions/middleware.ts";
+import { drained, streamSlots, withStallDeadline } from "../streams.ts";
 import { jsonBody, noNul, noQuery, parse } from "../validate.ts";
 
 const withoutNul = { error: "must not contain NUL characters" };
@@ -16,20 +20,21 @@ const newItem = z.strictObject({
   body: z.string().max(10_000).refine(noNul, withoutNul).default(""),
 });
 
-// Ids are bigint in PostgreSQL; anything outside JavaScript's safe integers cannot name a row.
-const itemId = z.strictObject({
-  id: z
+// Ids are bigint in PostgreSQL and numbers in JSON. Past 2^53 a Number no longer holds every
+// whole number, so a larger id would be rounded to a different row's: refuse it instead.
+const safeWholeNumber = (min: number) => {
+  const error = `expected a whole number from ${min} to ${Number.MAX_SAFE_INTEGER}`;
+  return z
     .string()
-    .regex(/^[1-9]\d{0,15}$/, { error: "expected a positive whole number" })
-    .transform(Number),
-});
+    .regex(/^\d{1,16}$/, { error })
+    .transform(Number)
+    .pipe(z.number().min(min, { error }).max(Number.MAX_SAFE_INTEGER, { error }));
+};
+
+const itemId = z.strictObject({ id: safeWholeNumber(1) });
 
 const listQuery = z.strictObject({
-  after: z
-    .string()
-    .regex(/^\d{1,16}$/)
-    .transform(Number)
-    .default(0),
+  after: safeWholeNumber(0).default(0),
   limit: z
     .string()
     .regex(/^\d{1,3}$/)
@@ -47,21 +52,57 @@ const EXPORT_BATCH_ROWS = 100;
 export type ItemsDeps = {
   primary: pg.Pool;
   reads: ReadRouter;
+  watermarks: Watermarks;
   session: RequestHandler;
+  metrics: Metrics;
   importMaxBytes: number;
+  streams: { max: number; stallTimeoutMs: number };
 };
 
 export function itemsRouter(deps: ItemsDeps) {
   const router = Router();
   const anyoneWithOptionalSession = optionalSession(deps.session);
+  const oneOfTheStreams = streamSlots(deps.streams.max);
 
-  /** Runs a read where the router sends it; a replica that fails mid-query hands over to the primary. */
+  /**
+   * What this request's read must see. A request whose session could not be loaded (Redis
+   * down) may be the writer's own, so its position is unknown, and that means the primary.
+   */
+  async function readNeed(req: Request): Promise<ReadNeed> {
+    if (req.session === undefined) return { kind: "unknown" };
+    const user = currentUser(req);
+    return user === undefined ? { kind: "any" } : deps.watermarks.need(user.id);
+  }
+
+  /**
+   * Keeps the position of a committed write for the writer's next reads. The write stands
+   * whatever happens here: a failure is counted and logged, and the answer is still a success,
+   * since a client that saw an error would retry and write twice.
+   */
+  async function rememberWrite(req: Request, userId: number, position: () => Promise<string>): Promise<void> {
+    try {
+      await deps.watermarks.raise(userId, await position());
+    } catch (error) {
+      const reason = isDatabaseUnavailable(error) ? "database" : "redis";
+      deps.watermarks.lost(reason);
+      req.log.warn(
+        { err: error, reason },
+        "write committed, but its position was not kept: read-your-writes is off for it",
+      );
+    }
+  }
+
+  /**
+   * Runs a read where the router sends it. A replica that cannot be reached leaves the rotation
+   * and the read moves to the primary; a query that failed on a reachable replica (a timeout,
+   * a conflict with recovery) is this query's failure, not the replica's, and is not rerun.
+   */
   async function read<T>(req: Request, res: Response, query: (pool: pg.Pool) => Promise<T>): Promise<T> {
-    const route = deps.reads.choose(req.session?.lastWriteLsn);
+    const route = deps.reads.choose(await readNeed(req));
     try {
       return await respondFrom(res, route, query);
     } catch (error) {
-      if (route.route !== "replica") throw error;
+      if (route.route !== "replica" || !isDatabaseUnavailable(error)) throw error;
       deps.reads.markDown(route.name, error);
       req.log.warn({ err: error, replica: route.name }, "replica read failed; retrying on the primary");
       return respondFrom(
@@ -75,8 +116,8 @@ export function itemsRouter(deps: ItemsDeps) {
   router.post("/api/items", noQuery, ...jsonBody("64kb"), deps.session, async (req, res) => {
     const user = requireUser(req);
     const input = parse(newItem, req.body);
-    const { item, lsn } = await insertItem(deps.primary, user.id, input);
-    await rememberWrite(req, lsn);
+    const item = await insertItem(deps.primary, user.id, input);
+    await rememberWrite(req, user.id, () => currentLsn(deps.primary));
     res.status(201).set("x-db-route", "primary").json(item);
   });
 
@@ -89,10 +130,10 @@ export function itemsRouter(deps: ItemsDeps) {
     res.json({ items, next: items.length === query.limit ? items.at(-1)?.id : null });
   });
 
-  router.get("/api/items/export", anyoneWithOptionalSession, async (req, res) => {
+  router.get("/api/items/export", oneOfTheStreams, anyoneWithOptionalSession, async (req, res) => {
     const mine = parse(z.strictObject({ mine: z.enum(["true", "false"]).default("false") }), req.query, "query");
     const ownerId = mine.mine === "true" ? requireUser(req).id : undefined;
-    const route = deps.reads.choose(req.session?.lastWriteLsn);
+    const route = deps.reads.choose(await readNeed(req));
     res.status(200).type("application/x-ndjson").set("x-db-route", route.route);
     let aborted = false;
     res.on("close", () => {
@@ -102,12 +143,17 @@ export function itemsRouter(deps: ItemsDeps) {
       if (aborted) break;
       const text = batch.map((item) => JSON.stringify(item)).join("\n");
       // Backpressure: wait for the socket to take what was written before reading more rows.
-      if (!res.write(`${text}\n`)) await Promise.race([once(res, "drain"), once(res, "close")]);
+      if (!res.write(`${text}\n`) && (await drained(res, deps.streams.stallTimeoutMs)) === "stalled") {
+        deps.metrics.streamsCut.inc({ stream: "export" });
+        req.log.warn({ stallTimeoutMs: deps.streams.stallTimeoutMs }, "export cut off: the client stopped reading");
+        res.destroy();
+        break;
+      }
     }
     res.end();
   });
 
-  router.post("/api/items/import", noQuery, deps.session, async (req, res) => {
+  router.post("/api/items/import", noQuery, oneOfTheStreams, deps.session, async (req, res) => {
     const user = requireUser(req);
     if (!req.is("application/x-ndjson")) {
       throw new AppError(415, "unsupported_media_type", "Send the body as application/x-ndjson, one item per line.");
@@ -119,7 +165,7 @@ export function itemsRouter(deps: ItemsDeps) {
     copyFailed.catch(() => undefined);
     try {
       const limits = { maxLineBytes: 64 * 1024, maxTotalBytes: deps.importMaxBytes };
-      for await (const lines of readNdjson(req, limits)) {
+      for await (const lines of readNdjson(withStallDeadline(req, deps.streams.stallTimeoutMs), limits)) {
         let rows = "";
         for (const { line, value } of lines) {
           const result = newItem.safeParse(value);
@@ -143,10 +189,13 @@ export function itemsRouter(deps: ItemsDeps) {
       // A failure part-way leaves the rest of the body unread; on a kept-alive connection it
       // would stall the next request, so the error answer closes the connection.
       if (!req.complete) res.set("connection", "close");
+      if (error instanceof AppError && error.code === "request_stalled") {
+        deps.metrics.streamsCut.inc({ stream: "import" });
+        req.log.warn({ stallTimeoutMs: deps.streams.stallTimeoutMs }, "import cut off: the client stopped sending");
+      }
       throw error;
     }
-    const lsn = await currentLsn(client).finally(() => client.release());
-    await rememberWrite(req, lsn);
+    await rememberWrite(req, user.id, () => currentLsn(client)).finally(() => client.release());
     res.status(201).set("x-db-route", "primary").json({ imported });
   });
 
@@ -164,10 +213,4 @@ async function respondFrom<T>(res: Response, route: ReadRoute, query: (pool: pg.
   const result = await query(route.pool);
   res.set("x-db-route", route.route);
   return result;
-}
-
-/** Keeps the primary's WAL position in the session, so this user's next reads see this write. */
-async function rememberWrite(req: Request, lsn: string): Promise<void> {
-  req.session.lastWriteLsn = lsn;
-  await saveSession(req);
 }
