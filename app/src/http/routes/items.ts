@@ -153,11 +153,17 @@ export function itemsRouter(deps: ItemsDeps) {
     res.end();
   });
 
-  router.post("/api/items/import", noQuery, oneOfTheStreams, deps.session, async (req, res) => {
-    const user = requireUser(req);
+  // Checked before a stream slot is taken: a request refused for these never holds one.
+  const importable = (req: Request, _res: Response, next: (error?: unknown) => void) => {
+    requireUser(req);
     if (!req.is("application/x-ndjson")) {
       throw new AppError(415, "unsupported_media_type", "Send the body as application/x-ndjson, one item per line.");
     }
+    next();
+  };
+
+  router.post("/api/items/import", noQuery, deps.session, importable, oneOfTheStreams, async (req, res) => {
+    const user = requireUser(req);
     const client = await deps.primary.connect();
     let imported = 0;
     const copy = copyItemsIn(client);
