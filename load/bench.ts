@@ -28,6 +28,7 @@ import { freePort, freePorts } from "../local/net.ts";
 import { buildApp, startPm2Cluster } from "../local/pm2.ts";
 import { APP_ROLE, DATABASE, pgUrl } from "../local/postgres.ts";
 import { startTopology, stateDirFor, type Topology } from "../local/topology.ts";
+import { LOAD_TEST_APP_ENV } from "./app-env.ts";
 import { renderReport } from "./report.ts";
 import {
   type ClosedResult,
@@ -415,8 +416,8 @@ async function main(): Promise<void> {
       appEnv: {
         DATABASE_URL: pgUrl(APP_ROLE, secrets.appPassword, countPrimary, DATABASE),
         DATABASE_REPLICA_URLS: pgUrl(APP_ROLE, secrets.appPassword, countReplica, DATABASE),
-        // Everything here logs in from 127.0.0.1.
-        LOGIN_RATE_LIMIT_PER_MINUTE: "100000",
+        // Everything here comes from 127.0.0.1.
+        ...LOAD_TEST_APP_ENV,
       },
       log: (line) => log(line.trim()),
     });
@@ -563,7 +564,9 @@ async function main(): Promise<void> {
         redis: "INFO commandstats deltas, minus the idle background",
         postgres:
           "statements on the wire (simple Query + Execute messages) counted by a TCP proxy in front of the primary and of the replica; the replica lag polls are told apart by their SQL and removed, the primary's idle rate (the poller's WAL-position query) subtracted; pg_stat_statements is not loaded and pg_stat_database publishes late",
-        app: "2 instances, WORKER_THREADS=1, LOGIN_RATE_LIMIT_PER_MINUTE=100000, PostgreSQL through the counting proxies",
+        app: `2 instances, WORKER_THREADS=1, ${Object.entries(LOAD_TEST_APP_ENV)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(", ")}, PostgreSQL through the counting proxies`,
         measureSeconds: MEASURE_S,
         warmupSeconds: WARMUP_S,
       },

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { startTestStack, teardown } from "../../local/test/helpers.ts";
 import type { Topology } from "../../local/topology.ts";
+import { LOAD_TEST_APP_ENV } from "../app-env.ts";
 import { runVUs, setupFixture } from "../runner/drive.ts";
 import { clusterShape, scaleTo, type VuShape } from "../shapes.ts";
 
@@ -17,8 +18,8 @@ let stack: Topology | undefined;
 before(async () => {
   stack = await startTestStack("load-smoke", {
     instances: 2,
-    // every virtual user logs in from 127.0.0.1
-    appEnv: { LOGIN_RATE_LIMIT_PER_MINUTE: "10000" },
+    // every virtual user comes from 127.0.0.1
+    appEnv: LOAD_TEST_APP_ENV,
   });
 });
 
