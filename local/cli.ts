@@ -29,10 +29,24 @@ function intEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
   return n;
 }
 
+/**
+ * The app's variables `up` passes through from its own environment. The rate limits are
+ * among them so that a load test from this one machine can raise them
+ * (`LOGIN_RATE_LIMIT_PER_MINUTE=100000 make local-up`).
+ */
+const APP_VARIABLES = [
+  "LOG_LEVEL",
+  "WORKER_THREADS",
+  "PG_POOL_MAX",
+  "LOGIN_RATE_LIMIT_PER_MINUTE",
+  "REGISTER_RATE_LIMIT_PER_MINUTE",
+  "WORK_RATE_LIMIT_PER_MINUTE",
+];
+
 /** TopologyOptions from the environment variables the Makefile passes. */
 export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): TopologyOptions {
   const appEnv: Record<string, string> = {};
-  for (const k of ["LOG_LEVEL", "WORKER_THREADS", "PG_POOL_MAX"]) {
+  for (const k of APP_VARIABLES) {
     const v = env[k];
     if (v) appEnv[k] = v;
   }
@@ -134,8 +148,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         "NODE_ENV",
         "LOG_LEVEL",
         "SHUTDOWN_DRAIN_MS",
-        "WORKER_THREADS",
-        "PG_POOL_MAX",
+        ...APP_VARIABLES,
       ]) {
         if (e[k] !== undefined) out(`export ${k}=${shellQuote(e[k] as string)}`);
       }
