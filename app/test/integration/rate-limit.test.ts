@@ -58,7 +58,7 @@ describe("login rate limit", { timeout: 120_000 }, () => {
 
   test(`${ATTEMPTS} parallel logins over ${INSTANCES} instances: exactly ${LIMIT} succeed, the rest 429`, async () => {
     assert.ok(stack);
-    const clientIp = `203.0.113.${1 + ((randomBytes(1)[0] ?? 0) % 250)}`;
+    const clientIp = `192.0.2.${1 + ((randomBytes(1)[0] ?? 0) % 250)}`;
     // Registered from another client IP, so its login does not count against clientIp.
     const setup = new Client(stack.lbUrl);
     const { username, password } = await registerAndLogin(setup, "limited", { "x-forwarded-for": "198.51.100.1" });
