@@ -35,7 +35,7 @@ function send(url: string, method = "GET", body?: string): Promise<Answer> {
 }
 
 /** A POST /api/work whose body is half sent: in flight until finish() sends the rest. */
-async function heldUpload(url: string) {
+async function heldUpload(url: string, agent: http.Agent | false = false) {
   const body = JSON.stringify({ text: "held upload ".repeat(100), iterations: 5 });
   const half = Math.floor(body.length / 2);
   let resolveAnswer!: (a: Answer) => void;
@@ -44,7 +44,7 @@ async function heldUpload(url: string) {
   });
   const req = http.request(`${url}/api/work`, {
     method: "POST",
-    agent: false,
+    agent,
     headers: { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)) },
   });
   req.on("response", (res) => {
@@ -203,6 +203,41 @@ describe("shutdown sequence", () => {
       );
       await socketClosed;
     } finally {
+      agent.destroy();
+      await app.close();
+    }
+  });
+
+  it("closes a keep-alive connection that falls idle after the stop, once its answer is out", async () => {
+    const app = await startApp();
+    // Never closed for being idle: only the shutdown's sweep can close it.
+    app.server.keepAliveTimeout = 0;
+    const { log } = recordingLog();
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      // Started before the drain, so its answer does not ask the client to leave.
+      const held = await heldUpload(app.url, agent);
+      holdTimers();
+      let code: number | undefined;
+      const stopped = shutDown(
+        { server: app.server, lifecycle: app.lifecycle, drainMs: 0, timeoutMs: 20_000, log, closers: [] },
+        "test",
+      ).then((c) => {
+        code = c;
+      });
+      mock.timers.tick(0);
+      await until("new connections refused", () => refused(app.url));
+      held.finish();
+      const answer = await held.answer;
+      assert.ok("status" in answer && answer.status === 200, JSON.stringify(answer));
+      assert.notEqual(answer.headers.connection, "close", "the answer keeps the connection open");
+      assert.equal(code, undefined, "the idle connection still holds the stop");
+      mock.timers.tick(50);
+      await until("the stop completes", async () => code !== undefined);
+      await stopped;
+      assert.equal(code, 0, "closed by the sweep, not cut off at the timeout");
+    } finally {
+      releaseTimers();
       agent.destroy();
       await app.close();
     }
