@@ -12,8 +12,3 @@ export function parseLsn(text: string): bigint {
 export function isLsn(text: unknown): text is string {
   return typeof text === "string" && lsnPattern.test(text);
 }
-
-/** True when position `a` is at or past position `b`. */
-export function lsnReached(a: string, b: string): boolean {
-  return parseLsn(a) >= parseLsn(b);
-}

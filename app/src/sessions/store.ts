@@ -8,7 +8,7 @@ import { redisUnavailable } from "../redis.ts";
 //
 // There is deliberately no `touch`: express-session calls it on every request whose session
 // did not change, which would turn every read into a Redis write. A session therefore lives
-// `ttlSeconds` after its last change (login, or a write that records a WAL position).
+// `ttlSeconds` after its last change (its login).
 
 type Callback<T = void> = (error?: unknown, value?: T) => void;
 

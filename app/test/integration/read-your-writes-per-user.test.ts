@@ -9,6 +9,7 @@ import { Redis } from "ioredis";
 import pg from "pg";
 import { createWatermarks, watermarkKey } from "../../src/db/watermarks.ts";
 import { createMetrics } from "../../src/metrics.ts";
+import { LSN_BOUNDARY_PAIRS } from "../lsn-pairs.ts";
 import { Client, jsonOf, registerAndLogin, startStack, stopStack, type Topology, waitFor } from "./support.ts";
 
 let stack: Topology | undefined;
@@ -76,6 +77,16 @@ describe("read-your-writes per user", { timeout: 120_000 }, () => {
       assert.ok((await redis.pttl(watermarkKey(user))) > 0, "the watermark expires");
       assert.deepEqual(await watermarks.need(user + 1), { kind: "any" }, "a user who never wrote");
       await assert.rejects(watermarks.raise(user, "1/0;"), /not a WAL position/);
+      // The script orders positions by number, not text, across every width change.
+      for (const [n, [behind, ahead]] of LSN_BOUNDARY_PAIRS.entries()) {
+        const other = user + 10 + n;
+        await watermarks.raise(other, ahead);
+        await watermarks.raise(other, behind);
+        assert.deepEqual(await watermarks.need(other), { kind: "after", lsn: ahead }, `${behind} after ${ahead}`);
+        await watermarks.raise(other + 100, behind);
+        await watermarks.raise(other + 100, ahead);
+        assert.deepEqual(await watermarks.need(other + 100), { kind: "after", lsn: ahead }, `${ahead} after ${behind}`);
+      }
     } finally {
       redis.disconnect();
     }
