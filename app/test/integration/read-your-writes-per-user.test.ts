@@ -196,6 +196,37 @@ describe("read-your-writes per user", { timeout: 120_000 }, () => {
     }
   });
 
+  test("item 5: with synchronous_commit off, a write's position covers its commit record", async () => {
+    const { s } = started();
+    const writer = new Client(s.lbUrl);
+    await registerAndLogin(writer, "asynccommit");
+    const admin = new pg.Client({ connectionString: s.adminUrl("primary") });
+    await admin.connect();
+    try {
+      // Commits return before their WAL is written, and the WAL writer waits as long as it may:
+      // the written (and streamed) WAL stays short of each commit record for seconds.
+      await admin.query("alter system set synchronous_commit = off");
+      await admin.query("alter system set wal_writer_delay = '10s'");
+      await admin.query("select pg_reload_conf()");
+      await waitFor("the replica at the primary's flushed position", async () => {
+        const flushed = (await admin.query("select pg_current_wal_flush_lsn()::text as l")).rows[0].l as string;
+        const replayed = await s.query("replica", "select pg_last_wal_replay_lsn()::text");
+        return replayed.trim() === flushed;
+      });
+      for (let i = 0; i < 10; i++) {
+        const id = await createItem(writer, `async commit ${i}`);
+        const read = await writer.get(`/api/items/${id}`);
+        assert.equal(read.status, 200, `write ${i} read back at once: ${read.status} ${read.text}`);
+      }
+    } finally {
+      await admin.query("alter system reset synchronous_commit");
+      await admin.query("alter system reset wal_writer_delay");
+      await admin.query("select pg_reload_conf()");
+      await admin.end();
+      writer.close();
+    }
+  });
+
   test("item 6: an id past 2^53 is refused, never rounded to another row's", async () => {
     const { s } = started();
     const reader = new Client(s.lbUrl);
