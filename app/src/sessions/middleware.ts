@@ -7,7 +7,7 @@ import type { RedisSessionStore } from "./store.ts";
 export type SessionUser = { id: number; username: string };
 
 export function createSessionMiddleware(config: Config["session"], store: RedisSessionStore): RequestHandler {
-  return session({
+  const middleware = session({
     name: "sid",
     store,
     secret: config.secrets,
@@ -23,6 +23,15 @@ export function createSessionMiddleware(config: Config["session"], store: RedisS
       maxAge: config.ttlSeconds * 1000,
     },
   });
+  if (config.cookieSecure !== "true") return middleware;
+  // COOKIE_SECURE=true says the client's side is TLS whatever the last hop says (a TLS
+  // terminator in front of the ingress forwards plain HTTP). express-session sets a Secure
+  // cookie only on a request it sees as secure, and would otherwise set none: login would
+  // answer 200 with no session.
+  return (req, res, next) => {
+    Object.defineProperty(req, "secure", { value: true, configurable: true });
+    middleware(req, res, next);
+  };
 }
 
 /**
