@@ -28,6 +28,13 @@ export type Thresholds = {
   authP95Ms: number;
   /** breakpoint: stop the run as soon as a threshold fails (k6 abortOnFail). */
   abortOnFail: boolean;
+  /**
+   * Most arrivals the generator may drop for want of a free VU (k6 `dropped_iterations`, the
+   * local runner's drops). A drop means the rate asked for was not sent, so the run no longer
+   * measures what it says; for `breakpoint` it is the knee, and with abortOnFail it stops there.
+   * Absent means 0.
+   */
+  maxDropped?: number;
 };
 
 /** The requests a shape sends. `auth`: needs a logged-in session. */
@@ -100,6 +107,7 @@ const DEFAULT_THRESHOLDS: Thresholds = {
   p99Ms: 1000,
   authP95Ms: 3000,
   abortOnFail: false,
+  maxDropped: 0,
 };
 
 /** Requests of these routes are tagged kind=auth (k6) and held to `authP95Ms`; all others are kind=api. */
@@ -123,9 +131,21 @@ export function sessionVUs(targetRps: number, thinkTimeMs: number): number {
   return Math.max(1, Math.round((targetRps * thinkTimeMs) / 1000));
 }
 
+/**
+ * Seconds a sessions VU waits after its `failures`-th refused register or login before it
+ * tries again: its think time doubled per failure, 1 s at least and 60 s at most (a login
+ * limit counts per minute, so a minute always clears it).
+ */
+export function authBackoffS(failures: number, thinkTimeMs: number): number {
+  const s = (thinkTimeMs / 1000) * 2 ** Math.max(0, failures);
+  return Math.min(60, Math.max(1, s));
+}
+
 /** A shape at cluster scale (the default TARGET_RPS of the k6 scripts is 1000). */
 export function clusterShape(name: ShapeName, targetRps: number): Shape {
   const t = Math.max(1, Math.round(targetRps));
+  // k6 reads every VU count as an integer (`cannot unmarshal number 62.5 ... int64`, exit 104):
+  // each count below goes through vus(), which always gives a whole number >= 10.
   const vus = (rate: number) => Math.max(10, Math.ceil(rate / 10));
   const arrival = (s: Omit<ArrivalShape, "executor" | "mix" | "users"> & { mix?: MixEntry[] }): ArrivalShape => ({
     executor: "ramping-arrival-rate",
@@ -150,7 +170,7 @@ export function clusterShape(name: ShapeName, targetRps: number): Shape {
         description: "100 RPS up to the target in 1-2-5 steps, each ramped over 30 s and held 90 s.",
         startRate: Math.min(100, t),
         stages: rampStages(Math.min(100, t), t, 30, 90),
-        preAllocatedVUs: vus(t) / 2,
+        preAllocatedVUs: vus(t / 2),
         maxVUs: vus(t) * 2,
         thresholds: DEFAULT_THRESHOLDS,
       });
@@ -293,17 +313,29 @@ export function pick(mix: readonly MixEntry[], u: number): EndpointName {
   return (mix[mix.length - 1] as MixEntry).endpoint;
 }
 
-/** The k6 form of the thresholds (the runner checks the same numbers). */
+/**
+ * The k6 form of the thresholds (the runner checks the same numbers). `scenario` filters each
+ * rule on k6's `scenario` tag, so that setup() (its registrations, logins and seeded items)
+ * does not count toward them. The auth rule is not filtered: it is about register and login
+ * wherever they happen, and the arrival shapes only log in during setup().
+ */
 export function k6Thresholds(
   t: Thresholds,
+  scenario?: string,
 ): Record<string, (string | { threshold: string; abortOnFail: boolean; delayAbortEval: string })[]> {
   const rule = (threshold: string) =>
     t.abortOnFail ? { threshold, abortOnFail: true, delayAbortEval: "10s" } : threshold;
+  const only = (metric: string, ...tags: string[]) => {
+    const all = [...(scenario ? [`scenario:${scenario}`] : []), ...tags];
+    return all.length > 0 ? `${metric}{${all.join(",")}}` : metric;
+  };
   return {
-    http_req_failed: [rule(`rate<=${t.maxErrorRate}`)],
-    "http_req_duration{kind:api}": [rule(`p(95)<${t.p95Ms}`), rule(`p(99)<${t.p99Ms}`)],
+    [only("http_req_failed")]: [rule(`rate<=${t.maxErrorRate}`)],
+    [only("http_req_duration", "kind:api")]: [rule(`p(95)<${t.p95Ms}`), rule(`p(99)<${t.p99Ms}`)],
     "http_req_duration{kind:auth}": [`p(95)<${t.authP95Ms}`],
-    checks: [rule(`rate>=${1 - t.maxErrorRate}`)],
+    [only("checks")]: [rule(`rate>=${1 - t.maxErrorRate}`)],
+    // an arrival the executor could not start for want of a VU: the knee of `breakpoint`
+    [only("dropped_iterations")]: [rule(`count<=${t.maxDropped ?? 0}`)],
   };
 }
 

@@ -10,6 +10,7 @@ import type { Options } from "k6/options";
 import {
   type ArrivalShape,
   AUTH_ROUTES,
+  authBackoffS,
   clusterShape,
   k6Stages,
   k6Thresholds,
@@ -25,6 +26,9 @@ import {
   type VuShape,
 } from "../shapes.ts";
 
+// k6 has a console (its log goes to stderr), which @types/k6 leaves to the DOM lib.
+declare const console: { warn(...args: unknown[]): void };
+
 export const BASE_URL = (__ENV.BASE_URL || "http://127.0.0.1:8080").replace(/\/+$/, "");
 
 /** TARGET_RPS from the environment (default 1000): the rate the shape is written for. */
@@ -35,10 +39,19 @@ export function targetRps(): number {
   return n;
 }
 
+/** SHAPE_TIME_SCALE from the environment (default 1); anything but a positive number stops k6. */
+export function timeScale(): number {
+  const raw = __ENV.SHAPE_TIME_SCALE || "1";
+  const n = Number(raw);
+  // NaN would reach k6 as the duration "NaNs"; 0 or less as a stage k6 refuses
+  if (!Number.isFinite(n) || n <= 0) fail(`SHAPE_TIME_SCALE=${raw}: expected a number > 0`);
+  return n;
+}
+
 /** The cluster shape for TARGET_RPS; `SHAPE_TIME_SCALE=0.1` shortens every stage (try-outs). */
 export function shapeFor(name: ShapeName): Shape {
   const shape = clusterShape(name, targetRps());
-  const time = Number(__ENV.SHAPE_TIME_SCALE || "1");
+  const time = timeScale();
   if (time === 1) return shape;
   return {
     ...shape,
@@ -67,8 +80,8 @@ export function options(shape: Shape): Options {
           stages: k6Stages(shape.stages),
           gracefulRampDown: "10s",
         };
-  const thresholds: Options["thresholds"] = k6Thresholds(shape.thresholds);
-  if (shape.executor === "ramping-vus") thresholds.read_your_writes = ["rate==1"];
+  const thresholds: Options["thresholds"] = k6Thresholds(shape.thresholds, shape.name);
+  if (shape.executor === "ramping-vus") thresholds[`read_your_writes{scenario:${shape.name}}`] = ["rate==1"];
   return {
     scenarios: { [shape.name]: scenario },
     thresholds,
@@ -99,17 +112,44 @@ function sidOf(res: RefinedResponse<ResponseType | undefined>): string | undefin
   return res.cookies.sid?.[0]?.value;
 }
 
-/** Register (ignoring "already taken") and log in; returns the sid cookie value. */
+/**
+ * The body as JSON when the response says it is JSON and parses, else undefined: a 5xx from
+ * nginx or a proxy is HTML, and r.json() would throw out of the iteration (or the check).
+ */
+export function jsonOf<T>(res: RefinedResponse<ResponseType | undefined>): T | undefined {
+  const type = res.headers["Content-Type"] ?? "";
+  if (!/\bjson\b/i.test(type) || typeof res.body !== "string") return undefined;
+  try {
+    return JSON.parse(res.body) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+const LIMITS_HINT =
+  "raise LOGIN_RATE_LIMIT_PER_MINUTE and REGISTER_RATE_LIMIT_PER_MINUTE on the app for load tests (load/README.md)";
+
+/** Register (201, or 409: taken by an earlier try); an error line when it did neither. */
+function register(name: string): string | undefined {
+  const reg = send(requestFor("register", { itemId: 1, seq: 0, username: name, password: USER_PASSWORD }));
+  return reg.status === 201 || reg.status === 409 ? undefined : `register ${name}: HTTP ${reg.status} (${LIMITS_HINT})`;
+}
+
+/** Log in; the sid cookie value, or an error line. */
+function login(name: string): { sid: string } | { error: string } {
+  const res = send(requestFor("login", { itemId: 1, seq: 0, username: name, password: USER_PASSWORD }));
+  loginDuration.add(res.timings.duration);
+  const sid = sidOf(res);
+  return res.status === 200 && sid ? { sid } : { error: `login ${name}: HTTP ${res.status} (${LIMITS_HINT})` };
+}
+
+/** setup(): register and log in, or stop the test (without users there is nothing to measure). */
 function registerAndLogin(name: string): string {
-  const ctx: RequestContext = { itemId: 1, seq: 0, username: name, password: USER_PASSWORD };
-  const reg = send(requestFor("register", ctx));
-  if (reg.status !== 201 && reg.status !== 409) fail(`register ${name}: HTTP ${reg.status} ${reg.body}`);
-  const login = send(requestFor("login", ctx));
-  loginDuration.add(login.timings.duration);
-  const sid = sidOf(login);
-  if (login.status !== 200 || !sid)
-    fail(`login ${name}: HTTP ${login.status} (raise LOGIN_RATE_LIMIT_PER_MINUTE on the app for load tests)`);
-  return sid;
+  const regError = register(name);
+  if (regError) fail(regError);
+  const r = login(name);
+  if ("error" in r) fail(r.error);
+  return r.sid;
 }
 
 export type MixData = { run: string; sids: string[]; itemIds: number[] };
@@ -122,8 +162,9 @@ export function mixSetup(shape: ArrivalShape): MixData {
   const itemIds: number[] = [];
   for (let i = 0; i < SEED_ITEMS; i++) {
     const res = send(requestFor("item-write", { itemId: 1, seq: i }), sids[i % sids.length]);
-    if (res.status !== 201) fail(`seeding items: HTTP ${res.status} ${res.body}`);
-    itemIds.push((res.json() as { id: number }).id);
+    const id = res.status === 201 ? jsonOf<{ id: number }>(res)?.id : undefined;
+    if (id === undefined) fail(`seeding items: HTTP ${res.status} ${String(res.body).slice(0, 200)}`);
+    itemIds.push(id);
   }
   return { run, sids, itemIds };
 }
@@ -150,8 +191,9 @@ export function sessionSetup(): SessionData {
   const itemIds: number[] = [];
   for (let i = 0; i < 20; i++) {
     const res = send(requestFor("item-write", { itemId: 1, seq: i }), sid);
-    if (res.status !== 201) fail(`seeding items: HTTP ${res.status} ${res.body}`);
-    itemIds.push((res.json() as { id: number }).id);
+    const id = res.status === 201 ? jsonOf<{ id: number }>(res)?.id : undefined;
+    if (id === undefined) fail(`seeding items: HTTP ${res.status} ${String(res.body).slice(0, 200)}`);
+    itemIds.push(id);
   }
   return { run, itemIds };
 }
@@ -159,64 +201,85 @@ export function sessionSetup(): SessionData {
 // Per-VU state (each VU has its own copy of this module).
 let mySid: string | undefined;
 let myName = "";
+let registered = false;
+let authFailures = 0;
 let seq = 0;
+
+const authFailed = new Rate("session_login_failed");
+
+/**
+ * Log this VU in once: register (once) and log in. A refusal (a 429 from the login or
+ * registration limit, a 5xx) waits `authBackoffS` before the next iteration tries again,
+ * rather than throwing: a thrown iteration starts the next one at once, and every try costs
+ * the server a password hash, so one 429 would turn into a storm of them.
+ */
+function ensureSession(shape: VuShape, data: SessionData): boolean {
+  if (mySid) return true;
+  myName = username(data.run, exec.vu.idInTest, 1);
+  let error = registered ? undefined : register(myName);
+  if (!error) {
+    registered = true;
+    const r = login(myName);
+    if ("sid" in r) mySid = r.sid;
+    else error = r.error;
+  }
+  authFailed.add(!mySid);
+  check(null, { "the VU logged in": () => mySid !== undefined });
+  if (mySid) {
+    authFailures = 0;
+    return true;
+  }
+  authFailures++;
+  console.warn(`${error}; trying again in ${authBackoffS(authFailures, shape.thinkTimeMs)} s`);
+  sleep(authBackoffS(authFailures, shape.thinkTimeMs));
+  return false;
+}
 
 /** One iteration of a sessions VU: log in on the first, then one action of the mix, then think. */
 export function sessionIteration(shape: VuShape, data: SessionData): void {
-  if (!mySid) {
-    myName = username(data.run, exec.vu.idInTest, 1);
-    mySid = registerAndLogin(myName);
-  }
+  if (!ensureSession(shape, data)) return;
+  // narrowed for the type checker: ensureSession() returned true
+  const sid = mySid as string;
   const action = pick(shape.mix, Math.random());
   const ctx: RequestContext = { itemId: randomOf(data.itemIds), seq: seq++ };
   if (action === "write-read") {
-    const write = send(requestFor("write-read", ctx), mySid);
-    const ok = check(write, { "POST /api/items 201": (r) => r.status === 201 });
-    if (ok) {
-      const item = write.json() as { id: number; title: string };
-      const read = send({ ...requestFor("item-read", ctx), path: `/api/items/${item.id}` }, mySid);
-      const same = read.status === 200 && (read.json() as { title?: string }).title === item.title;
+    const write = send(requestFor("write-read", ctx), sid);
+    const item = write.status === 201 ? jsonOf<{ id: number; title: string }>(write) : undefined;
+    check(write, { "POST /api/items 201": () => item !== undefined });
+    if (item) {
+      const read = send({ ...requestFor("item-read", ctx), path: `/api/items/${item.id}` }, sid);
+      const same = read.status === 200 && jsonOf<{ title?: string }>(read)?.title === item.title;
       readYourWrites.add(same);
       check(read, { "read-your-writes: the item just written reads back": () => same });
     }
   } else {
     const spec = requestFor(action, ctx);
-    const res = send(spec, mySid);
+    const res = send(spec, sid);
     check(res, { [`${spec.route} ${spec.ok.join("|")}`]: (r) => spec.ok.includes(r.status) });
     if (action === "me") {
-      check(res, { "GET /api/me is this user": (r) => (r.json() as { username?: string }).username === myName });
+      check(res, { "GET /api/me is this user": (r) => jsonOf<{ username?: string }>(r)?.username === myName });
     }
   }
   sleep(shape.thinkTimeMs / 1000);
 }
 
-type SummaryData = {
-  metrics: Record<string, { values: Record<string, number>; thresholds?: Record<string, { ok: boolean }> }>;
-};
+/** Around each runner's summary JSON on stdout when SUMMARY_TO_STDOUT=1 (`make load-cluster`). */
+export const SUMMARY_BEGIN = "----- nodescale k6 summary begin -----";
+export const SUMMARY_END = "----- nodescale k6 summary end -----";
 
 /**
- * handleSummary: the whole summary as JSON in SUMMARY_DIR (default load/results) and a short
- * text on stdout. The HTML dashboard comes from k6 itself:
- * K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_EXPORT=load/results/<name>.html.
+ * handleSummary. By default it returns nothing, which keeps k6's own end-of-test summary on
+ * stdout (k6 substitutes its text summary for a falsy result: internal/js/summary-wrapper.js
+ * in the k6 source) and writes no file here: k6 creates no folders for handleSummary paths, so
+ * a path under a folder a fresh clone lacks would lose the summary. The JSON file comes from
+ * k6's `--summary-export` / K6_SUMMARY_EXPORT, which `make load` points into a folder it has
+ * created. With SUMMARY_TO_STDOUT=1 (the k6-operator runners, whose only output is their
+ * log) the whole summary goes to stdout between two marker lines, for `make load-cluster` to
+ * collect and combine.
  */
-export function summary(name: ShapeName) {
-  return (data: SummaryData): Record<string, string> => {
-    const dir = (__ENV.SUMMARY_DIR || "load/results").replace(/\/+$/, "");
-    const m = data.metrics;
-    const d = m.http_req_duration?.values ?? {};
-    const lines = [
-      `${name}: ${m.http_reqs?.values.count ?? 0} requests, ${(m.http_reqs?.values.rate ?? 0).toFixed(1)}/s, ` +
-        `failed ${((m.http_req_failed?.values.rate ?? 0) * 100).toFixed(2)} %, ` +
-        `p95 ${(d["p(95)"] ?? 0).toFixed(1)} ms, p99 ${(d["p(99)"] ?? 0).toFixed(1)} ms`,
-    ];
-    for (const [metric, v] of Object.entries(m)) {
-      for (const [rule, t] of Object.entries(v.thresholds ?? {})) {
-        lines.push(`  ${t.ok ? "ok  " : "FAIL"} ${metric} ${rule}`);
-      }
-    }
-    return {
-      stdout: `${lines.join("\n")}\n`,
-      [`${dir}/${name}-summary.json`]: JSON.stringify(data, null, 2),
-    };
-  };
+export function summary(_name: ShapeName) {
+  return (data: unknown): Record<string, string> | undefined =>
+    __ENV.SUMMARY_TO_STDOUT === "1"
+      ? { stdout: `\n${SUMMARY_BEGIN}\n${JSON.stringify(data)}\n${SUMMARY_END}\n` }
+      : undefined;
 }
