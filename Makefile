@@ -124,7 +124,7 @@ load-test: node-deps ## Shape unit tests and a 10 s sessions smoke through nginx
 	@$(NODE_TEST) --test-concurrency=1 'load/test/**/*.test.ts'
 
 .PHONY: load
-load: node-deps ## Run one k6 scenario: make load SCENARIO=ramp [BASE_URL=http://127.0.0.1:8080] [TARGET_RPS=1000]
+load: node-deps ## Run one k6 (v2) scenario: make load SCENARIO=ramp [BASE_URL=http://127.0.0.1:8080] [TARGET_RPS=1000] [RESULTS_DIR=load/results]
 	@SCENARIO='$(SCENARIO)' BASE_URL='$(BASE_URL)' TARGET_RPS='$(TARGET_RPS)' $(NODE) load/k6.ts
 
 .PHONY: bench
