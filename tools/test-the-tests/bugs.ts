@@ -134,8 +134,8 @@ export const bugs: Bug[] = [
     id: "rate-limit-off-by-one",
     what: "rate limit refuses the last allowed attempt (count >= limit)",
     file: "app/src/auth/rate-limit.ts",
-    find: "if (count > limitPerMinute) {",
-    replace: "if (count >= limitPerMinute) {",
+    find: "    points: limits.attemptsPerMinute,\n",
+    replace: "    points: limits.attemptsPerMinute - 1,\n",
     tests: [
       integration("app/test/integration/rate-limit.test.ts"),
       integration("app/test/integration/rate-limiter.test.ts"),
@@ -143,10 +143,11 @@ export const bugs: Bug[] = [
   },
   {
     id: "rate-limit-no-expire",
-    what: "EXPIRE dropped: the counter never resets (a permanent lockout)",
+    what: "the window never ends: the counter never resets (a permanent lockout)",
     file: "app/src/auth/rate-limit.ts",
-    find: '.incr(key).expire(key, windowSeconds, "NX").ttl(key)',
-    replace: ".incr(key).ttl(key).ttl(key)",
+    find: "    points: limits.attemptsPerMinute,\n    duration: windowSeconds,\n",
+    // rate-limiter-flexible reads a duration of 0 as "never expires".
+    replace: "    points: limits.attemptsPerMinute,\n    duration: 0,\n",
     tests: [
       integration("app/test/integration/rate-limit.test.ts"),
       integration("app/test/integration/rate-limiter.test.ts"),
@@ -162,18 +163,18 @@ export const bugs: Bug[] = [
   },
   {
     id: "lsn-compared-as-text",
-    what: "WAL positions compared as strings",
-    file: "app/src/db/lsn.ts",
-    find: "return parseLsn(a) >= parseLsn(b);",
-    replace: "return a >= b;",
-    tests: [unit("app/test/unit/lsn.test.ts"), unit("app/test/unit/replicas.test.ts")],
+    what: "the read-your-writes watermark compares WAL positions as strings",
+    file: "app/src/db/watermarks.ts",
+    find: "  if ch > nh or (ch == nh and cl >= nl) then\n",
+    replace: "  if current >= ARGV[1] then\n",
+    tests: [integration("app/test/integration/read-your-writes-per-user.test.ts")],
   },
   {
     id: "read-your-writes-ignored",
-    what: "a session's write position is ignored when choosing where to read",
+    what: "a user's write position is ignored when choosing where to read",
     file: "app/src/http/routes/items.ts",
-    find: "    const route = deps.reads.choose(req.session?.lastWriteLsn);\n    try {",
-    replace: "    const route = deps.reads.choose(undefined);\n    try {",
+    find: "    const route = deps.reads.choose(await readNeed(req));\n    try {",
+    replace: '    const route = deps.reads.choose({ kind: "any" });\n    try {',
     tests: [integration("app/test/integration/read-your-writes.test.ts")],
   },
   {
