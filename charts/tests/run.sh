@@ -262,7 +262,7 @@ notes_all() {
     KUBECONFIG=/dev/null "$HELM4" install nodescale "$STRIPPED" --dry-run=client --namespace "$NAMESPACE" -f "$f" >"$WORK/notes.out" 2>&1 || {
       echo "== $(basename "$f")"; cat "$WORK/notes.out"; rc=1; continue
     }
-    sed -n '/^NOTES:/,$p' "$WORK/notes.out" | grep -q 'helm test\|Reach the app' || { echo "== $(basename "$f"): no NOTES"; rc=1; }
+    sed -n '/^NOTES:/,$p' "$WORK/notes.out" | grep 'helm test\|Reach the app' >/dev/null || { echo "== $(basename "$f"): no NOTES"; rc=1; }
   done
   return $rc
 }

@@ -241,9 +241,9 @@ EOF
 import_image() {
   local archive=$1 name=$2 stamp
   stamp="$CTRD/imported/$(basename "$archive").$(stat -c %Y-%s "$archive")"
-  if [[ -f "$stamp" ]] && ctr_ images ls -q | grep -qx "$name"; then return; fi
+  if [[ -f "$stamp" ]] && ctr_ images ls -q | grep -x "$name" >/dev/null; then return; fi
   ctr_ images import "$archive" >/dev/null || die "ctr images import $archive failed"
-  ctr_ images ls -q | grep -qx "$name" || die "$archive did not give the image $name"
+  ctr_ images ls -q | grep -x "$name" >/dev/null || die "$archive did not give the image $name"
   mkdir -p "$CTRD/imported" && rm -f "$CTRD/imported/$(basename "$archive")".* && : >"$stamp"
   log "image $name imported"
 }
@@ -431,7 +431,7 @@ remove_containers() {
 our_shims() {
   local p
   for p in $(pgrep -f containerd-shim-runc-v2 2>/dev/null); do
-    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "-address $SOCK " && echo "$p"
+    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -F -- "-address $SOCK " >/dev/null && echo "$p"
   done
   return 0
 }

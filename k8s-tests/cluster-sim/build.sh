@@ -88,7 +88,7 @@ build_kube() {
     rm -rf "$dir/go.work" "$dir/go.work.sum" "$dir/vendor"
     local mod
     while read -r mod; do
-      if go list -m -versions "$mod" 2>/dev/null | tr ' ' '\n' | grep -qx "$STAGING_V"; then
+      if go list -m -versions "$mod" 2>/dev/null | tr ' ' '\n' | grep -x "$STAGING_V" >/dev/null; then
         (cd "$dir" && go mod edit -replace "$mod=$mod@$STAGING_V")
       else
         # Not published at this version (sample-cli-plugin, sample-controller): nothing we

@@ -100,7 +100,7 @@ quote() {
   printf '%s' "${out[*]}"
 }
 # Is it there already? (Never asked in a dry run: the dry run prints the full sequence.)
-cluster_exists() { [[ "$DRY_RUN" == 0 ]] && "$KIND" get clusters 2>/dev/null | grep -qx "$CLUSTER"; }
+cluster_exists() { [[ "$DRY_RUN" == 0 ]] && "$KIND" get clusters 2>/dev/null | grep -x "$CLUSTER" >/dev/null; }
 release_exists() { [[ "$DRY_RUN" == 0 ]] && "$HELM" status "$1" -n "$2" --kube-context "$CONTEXT" >/dev/null 2>&1; }
 
 # ---- preflight -----------------------------------------------------------------------------

@@ -177,7 +177,7 @@ shell_scripts() { # tracked and new (not ignored) files named *.sh or starting w
   local f
   while IFS= read -r f; do
     [[ -f "$f" ]] || continue
-    if [[ "$f" == *.sh ]] || head -n1 "$f" 2>/dev/null | grep -qE '^#!.*(/|env )(ba)?sh\b'; then echo "$f"; fi
+    if [[ "$f" == *.sh ]] || head -n1 "$f" 2>/dev/null | grep -E '^#!.*(/|env )(ba)?sh\b' >/dev/null; then echo "$f"; fi
   done < <(git ls-files --cached --others --exclude-standard | sort -u)
 }
 shellcheck_all() {
@@ -313,8 +313,8 @@ ingress_values_kind_manifest() {
   # What ingress-nginx's own kind manifest needs, plus the nodeSelector it dropped in v1.13,
   # and no override of the chart's digest-pinned images.
   local f=$KIND_DIR/ingress-nginx.values.yaml ok=0 app
-  grep -A1 '^  hostPort:$' "$f" | grep -q 'enabled: true' || { echo "controller.hostPort.enabled is not true"; ok=1; }
-  grep -A2 '^  nodeSelector:$' "$f" | grep -q 'ingress-ready: "true"' || { echo "controller.nodeSelector lacks ingress-ready: \"true\""; ok=1; }
+  grep -A1 '^  hostPort:$' "$f" | grep 'enabled: true' >/dev/null || { echo "controller.hostPort.enabled is not true"; ok=1; }
+  grep -A2 '^  nodeSelector:$' "$f" | grep 'ingress-ready: "true"' >/dev/null || { echo "controller.nodeSelector lacks ingress-ready: \"true\""; ok=1; }
   grep -q 'node-role.kubernetes.io/control-plane' "$f" || { echo "no toleration for the control plane"; ok=1; }
   if grep -qE '^\s+(image|digest|tag):' "$f"; then echo "an image is overridden: the chart pins them by digest"; ok=1; fi
   app=$(sed -n 's/^# appVersion: //p' "$KEYS_INGRESS_NGINX")
