@@ -17,15 +17,23 @@ function ticksPerSecond(): number {
   return clkTck;
 }
 
-type Stat = { pid: number; ppid: number; ticks: number };
+export type Stat = { pid: number; ppid: number; ticks: number };
+
+/**
+ * One /proc/<pid>/stat line: its pid, parent and CPU ticks (utime + stime + cutime + cstime).
+ * The command sits in parentheses and may itself hold spaces and ")", so fields are counted
+ * from the last ")".
+ */
+export function parseStat(pid: number, text: string): Stat {
+  const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  // after the command: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14)
+  const n = (i: number) => Number(f[i] ?? 0);
+  return { pid, ppid: n(1), ticks: n(11) + n(12) + n(13) + n(14) };
+}
 
 function readStat(pid: number): Stat | null {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    // after the command: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14)
-    const n = (i: number) => Number(f[i] ?? 0);
-    return { pid, ppid: n(1), ticks: n(11) + n(12) + n(13) + n(14) };
+    return parseStat(pid, readFileSync(`/proc/${pid}/stat`, "utf8"));
   } catch {
     return null;
   }
@@ -39,6 +47,11 @@ export function treeCpuSeconds(roots: readonly number[]): number[] {
     const s = readStat(Number(name));
     if (s) stats.push(s);
   }
+  return treeTicks(stats, roots).map((t) => t / ticksPerSecond());
+}
+
+/** Ticks of each root's tree (itself and every descendant) among `stats`; 0 for pid 0 or 1. */
+export function treeTicks(stats: readonly Stat[], roots: readonly number[]): number[] {
   const children = new Map<number, Stat[]>();
   for (const s of stats) {
     const list = children.get(s.ppid) ?? [];
@@ -46,7 +59,6 @@ export function treeCpuSeconds(roots: readonly number[]): number[] {
     children.set(s.ppid, list);
   }
   const byPid = new Map(stats.map((s) => [s.pid, s]));
-  const hz = ticksPerSecond();
   return roots.map((root) => {
     if (root <= 1) return 0; // unknown pid: never the whole machine
     let ticks = 0;
@@ -60,7 +72,7 @@ export function treeCpuSeconds(roots: readonly number[]): number[] {
       if (s) ticks += s.ticks;
       for (const c of children.get(pid) ?? []) queue.push(c.pid);
     }
-    return ticks / hz;
+    return ticks;
   });
 }
 
