@@ -33,12 +33,15 @@ import { renderReport } from "./report.ts";
 import {
   type ClosedResult,
   type Fixture,
-  kneeOf,
+  type OpenResult,
   runClosed,
+  runOpen,
   runShape,
   type ShapeResult,
   setupFixture,
 } from "./runner/drive.ts";
+import { coresOf, phaseFlags } from "./runner/flags.ts";
+import { KNEE_WINDOW_S, kneeLabel, kneeSpread, MIN_SERVED_RATIO } from "./runner/knee.ts";
 import { PgCounter, type PgCounts } from "./runner/pg-counter.ts";
 import { CpuMeter } from "./runner/procstat.ts";
 import {
@@ -46,6 +49,7 @@ import {
   clusterShape,
   durationOf,
   type EndpointName,
+  peakOf,
   type RequestSpec,
   requestFor,
   type Shape,
@@ -66,6 +70,14 @@ const log = (line: string) =>
 const QUICK = process.env.BENCH_QUICK === "1";
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const MEASURE_S = QUICK ? 2 : 5;
+/** The HPA's target utilization (capacity's TARGET_UTILIZATION): the operating point's load on one core. */
+const UTILIZATION = Number(process.env.BENCH_UTILIZATION ?? 0.6);
+/** The open-loop client keeps its schedule up to about this rate (higher: the client is the limit). */
+const MAX_OPEN_RPS = 4000;
+/** One log level for every app process the bench starts (topology instances and PM2 alike). */
+const LOG_LEVEL = "info";
+/** Breakpoint climbs: the knee is their median, their range its spread. */
+const CLIMBS = Math.max(1, Number(process.env.BENCH_CLIMBS ?? (QUICK ? 1 : 3)));
 const WARMUP_S = 1;
 /** Cluster scale the local shapes are derived from: the k6 scripts' default TARGET_RPS. */
 export const CLUSTER_TARGET_RPS = 1000;
@@ -182,34 +194,87 @@ export type Measurement = {
   /** Statements sent to each PostgreSQL server per request (replica lag polls excluded). */
   pgPrimaryStatementsPerRequest?: number;
   pgReplicaStatementsPerRequest?: number;
+  /** Cores the server under test and the load generator used over the phase. */
+  serverCores: number;
+  clientCores: number;
+  /** Where the numbers are the client's or not the server's limit (flags.ts). */
+  flags: string[];
+  /** Open loop only: the rate asked for, arrivals dropped, send lag p99 (ms). */
+  offeredRps?: number;
+  dropped?: number;
+  sendLagP99Ms?: number;
   errorSamples: string[];
 };
 
+type Mode = { open?: undefined; connections: number } | { open: number; connections: number };
+
+/** Runs `next` closed loop (saturation) or open loop at `mode.open` req/s. */
+async function drive(
+  base: string,
+  next: (i: number) => { spec: RequestSpec; cookie?: string },
+  mode: Mode,
+  durationS: number,
+): Promise<ClosedResult & Partial<OpenResult>> {
+  return mode.open === undefined
+    ? runClosed(base, next, { connections: mode.connections, durationS })
+    : runOpen(base, next, { rps: mode.open, durationS, maxInFlight: mode.connections });
+}
+
+/** The numbers every measurement shares: cores, flags, and the open-loop extras. */
+function phaseOf(r: ClosedResult & Partial<OpenResult>, serverCpuS: number, mode: Mode) {
+  const serverCores = coresOf(serverCpuS, r.durationS);
+  const clientCores = coresOf(r.clientCpuS, r.durationS);
+  const sendLagP99Ms = r.sendLag?.p99;
+  return {
+    serverCores,
+    clientCores,
+    flags: phaseFlags({
+      serverCores,
+      clientCores,
+      saturating: mode.open === undefined,
+      sendLagP99Ms,
+      dropped: r.dropped,
+    }),
+    ...(mode.open === undefined ? {} : { offeredRps: round(mode.open, 1), dropped: r.dropped, sendLagP99Ms }),
+  };
+}
+
 const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
 
-async function measureAnchor(a: Anchor, pass: number): Promise<Measurement> {
+async function measureAnchor(a: Anchor, pass: number, mode: Mode = { connections: CONNECTIONS }): Promise<Measurement> {
   const spec: RequestSpec = { method: "GET", path: "/", auth: false, ok: [200], route: "GET /" };
   const base = `http://127.0.0.1:${a.port}`;
-  await runClosed(base, () => ({ spec }), { connections: CONNECTIONS, durationS: WARMUP_S });
+  await drive(base, () => ({ spec }), mode, WARMUP_S);
   const meter = new CpuMeter({ server: a.child.pid as number });
-  const r = await runClosed(base, () => ({ spec }), { connections: CONNECTIONS, durationS: MEASURE_S });
+  const r = await drive(base, () => ({ spec }), mode, MEASURE_S);
   const cpu = meter.delta();
   const m: Measurement = {
     name: a.name,
     route: "GET /",
-    target: `anchor pass ${pass}`,
-    connections: CONNECTIONS,
+    target: mode.open === undefined ? `anchor pass ${pass}` : `anchor, open loop at ${mode.open.toFixed(0)} req/s`,
+    connections: mode.connections,
     rps: round(r.rps, 1),
     requests: r.requests,
     errors: r.errors,
     latency: r.latency,
     cpuMsPerRequest: round(((cpu.server ?? 0) * 1000) / Math.max(1, r.requests), 4),
+    ...phaseOf(r, cpu.server ?? 0, mode),
     errorSamples: r.errorSamples,
   };
-  log(
-    `  ${a.name.padEnd(22)} ${m.rps.toFixed(0).padStart(6)} req/s  ${m.cpuMsPerRequest.toFixed(3)} CPU ms/req  p99 ${m.latency.p99} ms`,
-  );
+  logMeasurement(m);
   return m;
+}
+
+function logMeasurement(m: Measurement): void {
+  log(
+    `  ${m.name.padEnd(22)} ${m.rps.toFixed(0).padStart(6)} req/s  ${m.cpuMsPerRequest.toFixed(3)} CPU ms/req  p99 ${m.latency.p99} ms  ` +
+      `cores: server ${m.serverCores}, client ${m.clientCores}` +
+      (m.redisCommandsPerRequest === undefined
+        ? ""
+        : `  redis ${m.redisCommandsPerRequest}/req  pg ${m.pgPrimaryStatementsPerRequest}+${m.pgReplicaStatementsPerRequest}/req`) +
+      `  errors ${m.errors}${m.dropped ? `  dropped ${m.dropped}` : ""}`,
+  );
+  for (const f of m.flags) log(`    flag: ${f}`);
 }
 
 type EndpointPlan = { name: string; endpoint: EndpointName; connections: number; durationS: number };
@@ -220,6 +285,7 @@ async function measureEndpoint(
   plan: EndpointPlan,
   bg: Background,
   seqStart: { n: number },
+  open?: number,
 ): Promise<Measurement> {
   const app = stack.instances[0];
   if (!app?.pid) throw new Error("app-1 is not running");
@@ -248,8 +314,8 @@ async function measureEndpoint(
     const spec = requestFor(plan.endpoint, { itemId, seq });
     return { spec, cookie: spec.auth ? fixture.cookies[seq % fixture.cookies.length] : undefined };
   };
-  const options = { connections: plan.connections, durationS: plan.durationS };
-  await runClosed(app.url, next, { ...options, durationS: WARMUP_S });
+  const mode: Mode = open === undefined ? { connections: plan.connections } : { open, connections: 4 * CONNECTIONS };
+  await drive(app.url, next, mode, WARMUP_S);
   const before = await counters(stack);
   const meter = new CpuMeter({
     app: app.pid,
@@ -257,7 +323,7 @@ async function measureEndpoint(
     primary: state.pgPrimary.process?.pid ?? 0,
     replica: state.pgReplica.process?.pid ?? 0,
   });
-  const r = await runClosed(app.url, next, options);
+  const r = await drive(app.url, next, mode, plan.durationS);
   const cpu = meter.delta();
   const ops = opsBetween(before, await counters(stack), bg);
   const n = Math.max(1, r.requests);
@@ -265,8 +331,8 @@ async function measureEndpoint(
   const m: Measurement = {
     name: plan.name,
     route: requestFor(plan.endpoint, { itemId: 1, seq: 0 }).route,
-    target: "app-1 directly",
-    connections: plan.connections,
+    target: open === undefined ? "app-1 directly" : `app-1 directly, open loop at ${open.toFixed(0)} req/s`,
+    connections: mode.connections,
     rps: round(r.rps, 1),
     requests: r.requests,
     errors: r.errors,
@@ -279,12 +345,10 @@ async function measureEndpoint(
     redisCommands: Object.fromEntries(Object.entries(ops.redisByCommand).map(([k, v]) => [k, round(v / n, 2)])),
     pgPrimaryStatementsPerRequest: round(ops.primary / n, 2),
     pgReplicaStatementsPerRequest: round(ops.replica / n, 2),
+    ...phaseOf(r, cpu.app ?? 0, mode),
     errorSamples: r.errorSamples,
   };
-  log(
-    `  ${plan.name.padEnd(22)} ${m.rps.toFixed(0).padStart(6)} req/s  ${m.cpuMsPerRequest.toFixed(3)} CPU ms/req  ` +
-      `redis ${m.redisCommandsPerRequest}/req  pg ${m.pgPrimaryStatementsPerRequest}+${m.pgReplicaStatementsPerRequest}/req  errors ${m.errors}`,
-  );
+  logMeasurement(m);
   return m;
 }
 
@@ -302,7 +366,7 @@ export type Pm2Run = {
  */
 async function measurePm2(stack: Topology, fixture: Fixture, workers: number): Promise<Pm2Run> {
   const [port = 0, metricsPort = 0] = await freePorts(2);
-  const cluster = await startPm2Cluster({ env: { ...stack.appEnv(0), LOG_LEVEL: "warn" }, port, metricsPort, workers });
+  const cluster = await startPm2Cluster({ env: { ...stack.appEnv(0), LOG_LEVEL }, port, metricsPort, workers });
   try {
     let seq = 0;
     const next = () => {
@@ -344,6 +408,15 @@ export function mixCapacity(measured: Measurement[]): number {
   return secondsPerRequest > 0 ? 1 / secondsPerRequest : 100;
 }
 
+/** CPU ms per request of the API mix, weighted, from a set of endpoint measurements. */
+export function mixCpu(measured: Measurement[]): number {
+  const total = API_MIX.reduce((s, m) => s + m.weight, 0);
+  return API_MIX.reduce(
+    (s, m) => s + (m.weight / total) * (measured.find((x) => x.name === m.endpoint)?.cpuMsPerRequest ?? 0),
+    0,
+  );
+}
+
 /** Each shape at this machine's scale: rates times `rateFactor`, durations to SHAPE_SECONDS. */
 export function localShapes(localTarget: number, seconds = SHAPE_SECONDS): Shape[] {
   const f = localTarget / CLUSTER_TARGET_RPS;
@@ -362,6 +435,9 @@ export function localShapes(localTarget: number, seconds = SHAPE_SECONDS): Shape
 
 type ShapeRun = ShapeResult & {
   cpuS: Record<string, number>;
+  /** Cores used over the phase: the busiest app instance, all instances, the load generator. */
+  cores: { server: number; apps: number; client: number };
+  flags: string[];
   cpuMsPerRequest: Record<string, number>;
   redisCommandsPerRequest: number;
   pgPrimaryStatementsPerRequest: number;
@@ -418,6 +494,7 @@ async function main(): Promise<void> {
         DATABASE_REPLICA_URLS: pgUrl(APP_ROLE, secrets.appPassword, countReplica, DATABASE),
         // Everything here comes from 127.0.0.1.
         ...LOAD_TEST_APP_ENV,
+        LOG_LEVEL,
       },
       log: (line) => log(line.trim()),
     });
@@ -453,6 +530,25 @@ async function main(): Promise<void> {
     const endpoints: Measurement[] = [];
     for (const plan of ENDPOINTS) endpoints.push(await measureEndpoint(stack, fixture, plan, bg, seq));
 
+    // The cost at the load an HPA holds a pod at, not at saturation: each endpoint (and each
+    // anchor) open loop at the rate that would keep one core UTILIZATION busy by its
+    // saturated cost. Login and register (scrypt) cost the same at any load: not repeated.
+    log(
+      `operating point: open loop straight to one process at ${UTILIZATION} of a core (the HPA target) by each one's saturated cost, at most ${MAX_OPEN_RPS} req/s`,
+    );
+    const opRate = (cpuMs: number) => Math.min(MAX_OPEN_RPS, Math.max(1, (UTILIZATION * 1000) / Math.max(1e-3, cpuMs)));
+    const opMode = (cpuMs: number): Mode => ({ open: opRate(cpuMs), connections: 4 * CONNECTIONS });
+    const opAnchors: Measurement[] = [];
+    for (const a of anchors) {
+      const sat = anchorRuns.find((x) => x.name === a.name) as Measurement;
+      opAnchors.push(await measureAnchor(a, 1, opMode(sat.cpuMsPerRequest)));
+    }
+    const opEndpoints: Measurement[] = [];
+    for (const plan of ENDPOINTS.filter((p) => p.endpoint !== "login" && p.endpoint !== "register")) {
+      const sat = endpoints.find((x) => x.name === plan.name) as Measurement;
+      opEndpoints.push(await measureEndpoint(stack, fixture, plan, bg, seq, opRate(sat.cpuMsPerRequest)));
+    }
+
     log(`PM2 cluster mode (item reads): 1 worker, then ${cpus().length} (one per core)`);
     await buildApp();
     const pm2Runs: Pm2Run[] = [];
@@ -461,13 +557,15 @@ async function main(): Promise<void> {
     const estimate = Math.max(20, Math.round(mixCapacity(endpoints) / 10) * 10);
     const fixed = process.env.BENCH_TARGET_RPS ? Number(process.env.BENCH_TARGET_RPS) : undefined;
     log(
-      `shapes through nginx, scaled to this machine: first smoke, then breakpoint up to ${estimate} req/s ` +
-        "(the API mix's cost on one instance) to find the knee; the other shapes then run at 80 % of it",
+      `shapes through nginx, scaled to this machine: first smoke, then ${CLIMBS} breakpoint climb(s) up to ${2 * estimate} req/s ` +
+        `(twice ${estimate}, the API mix's cost on one instance) to find the knee; the other shapes then run at 80 % of it`,
     );
     const shapes: ShapeRun[] = [];
     const state = stack.state;
     const runOne = async (shape: Shape) => {
-      log(`shape ${shape.name}: ${shape.description}`);
+      log(
+        `shape ${shape.name}: here ${durationOf(shape)} s, peak ${peakOf(shape)} ${shape.executor === "ramping-vus" ? "VUs" : "req/s"} (cluster form: ${shape.description})`,
+      );
       const meter = new CpuMeter({
         nginx: state.nginx.process?.pid ?? 0,
         redis: state.redis.process?.pid ?? 0,
@@ -481,11 +579,25 @@ async function main(): Promise<void> {
       const ops = opsBetween(before, await counters(stack as Topology), bg);
       const n = Math.max(1, r.requests);
       const appCpu = (stack as Topology).instances.reduce((sum, i) => sum + (cpu[i.name] ?? 0), 0);
+      const busiest = Math.max(...(stack as Topology).instances.map((i) => cpu[i.name] ?? 0));
+      const cores = {
+        server: coresOf(busiest, r.durationS),
+        apps: coresOf(appCpu, r.durationS),
+        client: coresOf(r.runnerCpuS, r.durationS),
+      };
+      const flags = phaseFlags({
+        serverCores: cores.server,
+        clientCores: cores.client,
+        saturating: shape.thresholds.abortOnFail,
+        sendLagP99Ms: typeof r.sendLag?.p99 === "number" ? r.sendLag.p99 : undefined,
+      });
       const perReq: Record<string, number> = { apps: round((appCpu * 1000) / n, 4) };
       for (const [k, v] of Object.entries(cpu)) perReq[k] = round((v * 1000) / n, 4);
       const run: ShapeRun = {
         ...r,
         cpuS: cpu,
+        cores,
+        flags,
         cpuMsPerRequest: perReq,
         redisCommandsPerRequest: round(ops.redis / n, 2),
         pgPrimaryStatementsPerRequest: round(ops.primary / n, 2),
@@ -502,20 +614,33 @@ async function main(): Promise<void> {
               .join(", ")}`;
       for (const e of r.errorSamples.slice(0, 3)) log(`    error: ${e}`);
       log(
-        `  ${shape.name}: ${r.requests} requests, ${r.errors} errors, ${r.dropped} dropped, p95 ${r.latency.p95} ms, p99 ${r.latency.p99} ms; ${verdict}`,
+        `  ${shape.name}: ${r.offered} offered, ${r.requests} sent, ${r.errors} errors, ${r.dropped} dropped; p95 ${r.latency.p95} ms, p99 ${r.latency.p99} ms (drops included)` +
+          `${r.sendLag ? `; send lag p99 ${r.sendLag.p99} ms` : ""}${r.knee ? `; knee ${kneeLabel(r.knee)}` : ""}; ` +
+          `CPU: busiest instance ${cores.server}, client ${cores.client} of a core; ${verdict}`,
       );
+      for (const f of flags) log(`    flag: ${f}`);
       await sleep(2000);
       return run;
     };
     const byName = (list: Shape[], name: ShapeName) => list.find((x) => x.name === name) as Shape;
-    // the breakpoint climbs to twice its target: from a tenth of the estimate up to the estimate
-    const first = localShapes(estimate / 2);
+    // The breakpoint climbs to twice the cluster target: here, from a tenth of the estimate to
+    // twice the estimate, or until a window fails (knee.ts). Repeated: one climb on a shared
+    // machine is one sample.
+    const first = localShapes(estimate);
     await runOne(byName(first, "smoke"));
-    const bp = await runOne(byName(first, "breakpoint"));
-    const knee = kneeOf(bp.seconds, bp.thresholds);
+    const climbs: ShapeRun[] = [];
+    for (let i = 0; i < CLIMBS; i++) {
+      log(`breakpoint climb ${i + 1} of ${CLIMBS}`);
+      climbs.push(await runOne(byName(first, "breakpoint")));
+    }
+    const knees = climbs.map((c) => c.knee ?? { rps: 0, reached: false });
+    const spread = kneeSpread(knees);
+    const knee = spread.median;
     const localTarget = fixed ?? Math.max(10, Math.round((0.8 * knee) / 10) * 10);
     log(
-      `knee ~${knee} req/s (the most served in a second within the thresholds${bp.aborted ? `; stopped on ${bp.aborted.reason}` : "; no threshold failed"}); ` +
+      `knee: ${knees.map(kneeLabel).join(", ")} -> median ${knee} req/s, range ${spread.low}-${spread.high} ` +
+        `(spread ${(100 * spread.spread).toFixed(0)} %; ${spread.reached} of ${spread.runs} climbs reached it) ` +
+        `[highest offered rate held for ${KNEE_WINDOW_S} s with served/offered >= ${MIN_SERVED_RATIO} and every threshold met]; ` +
         `ramp, spike and soak run the cluster shapes x${(localTarget / CLUSTER_TARGET_RPS).toFixed(3)} (ramp target ${localTarget} req/s)`,
     );
     const rest = localShapes(localTarget);
@@ -524,13 +649,20 @@ async function main(): Promise<void> {
     log("anchors, pass 2 (drift check)");
     for (const a of anchors) anchorRuns.push(await measureAnchor(a, 2));
 
+    // The ratios use pass 1, the one right before the endpoints; pass 2 only says how far the
+    // machine drifted over the run.
     const anchor = (name: string) => {
       const runs = anchorRuns.filter((a) => a.name === name);
+      const pass1 = runs[0] as Measurement;
       return {
         name,
-        rps: round(runs.reduce((s, a) => s + a.rps, 0) / runs.length, 1),
-        cpuMsPerRequest: round(runs.reduce((s, a) => s + a.cpuMsPerRequest, 0) / runs.length, 4),
-        drift: runs.length === 2 ? round((runs[1] as Measurement).rps / (runs[0] as Measurement).rps, 3) : 1,
+        pass: 1,
+        rps: pass1.rps,
+        cpuMsPerRequest: pass1.cpuMsPerRequest,
+        serverCores: pass1.serverCores,
+        clientCores: pass1.clientCores,
+        flags: pass1.flags,
+        drift: runs.length === 2 ? round((runs[1] as Measurement).rps / pass1.rps, 3) : 1,
       };
     };
     const nodeAnchor = anchor("node:http hello-world");
@@ -559,7 +691,8 @@ async function main(): Promise<void> {
         note: "shared machine: compare ratios within this run, not absolute numbers across runs",
       },
       method: {
-        client: `undici Pool, keep-alive, closed loop with ${CONNECTIONS} connections for anchors and endpoints (4 for login/register); open loop for arrival shapes`,
+        client: `one Node process: undici Pool, keep-alive, closed loop with ${CONNECTIONS} connections for anchors and endpoints at saturation (4 for login/register); open loop (latency from each arrival's scheduled time, drops as failures of infinite latency) for the operating point and the arrival shapes; its own CPU recorded in every phase`,
+        logLevel: LOG_LEVEL,
         cpu: "utime+stime (+ reaped children) of each server's process tree from /proc/<pid>/stat",
         redis: "INFO commandstats deltas, minus the idle background",
         postgres:
@@ -571,9 +704,19 @@ async function main(): Promise<void> {
         warmupSeconds: WARMUP_S,
       },
       background: bg,
+      /** App instances in the topology (the background's pollers are theirs). */
+      instances: stack.instances.length,
       anchors: { runs: anchorRuns, nodeHttp: nodeAnchor, express: expressAnchor },
       endpoints,
       ratios,
+      operatingPoint: {
+        utilization: UTILIZATION,
+        method: `open loop straight to one process at the rate that keeps ${UTILIZATION} of a core busy by the saturated cost (capped at ${MAX_OPEN_RPS} req/s, the client's own limit); latency from the scheduled time`,
+        anchors: opAnchors,
+        endpoints: opEndpoints,
+        mixCpuMs: round(mixCpu(opEndpoints), 4),
+        saturatedMixCpuMs: round(mixCpu(endpoints), 4),
+      },
       mix: API_MIX,
       mixCapacityRps: round(mixCapacity(endpoints), 1),
       pm2: {
@@ -581,12 +724,20 @@ async function main(): Promise<void> {
         speedup: round((pm2Runs[1]?.rps ?? 0) / Math.max(1, pm2Runs[0]?.rps ?? 1), 2),
       },
       kneeRps: knee,
+      knee: {
+        definition: `the highest offered rate held for a ${KNEE_WINDOW_S} s window with served/offered >= ${MIN_SERVED_RATIO} and every threshold met (p95, p99, failed share; drops count as failures of infinite latency); "not reached (> X)" when no window above X failed`,
+        ...spread,
+        climbs: climbs.map((c) => ({ ...c.knee, aborted: c.aborted, peakTarget: c.peakTarget })),
+        estimateRps: estimate,
+      },
       localTargetRps: localTarget,
       clusterTargetRps: CLUSTER_TARGET_RPS,
       shapes,
     };
     const jsonFile = join(outDir, `${stamp}.json`);
-    writeFileSync(jsonFile, `${JSON.stringify(result, null, 1)}\n`);
+    // a dropped arrival's latency is infinite; JSON has no Infinity, so it is written as a string
+    const json = JSON.stringify(result, (_k, v) => (v === Number.POSITIVE_INFINITY ? "Infinity" : v), 1);
+    writeFileSync(jsonFile, `${json}\n`);
     const htmlFile = join(outDir, `${stamp}.html`);
     writeFileSync(htmlFile, renderReport(result));
 

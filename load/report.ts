@@ -19,6 +19,10 @@ function niceMax(v: number): number {
   return 10 * p;
 }
 
+/** A latency from the JSON: a number, or "Infinity" where a percentile fell on a dropped arrival. */
+const ms = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? `${v} ms` : "∞ (drops)");
+const finite = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
 const fmt = (v: number) =>
   v >= 10_000
     ? `${(v / 1000).toFixed(0)}k`
@@ -197,7 +201,7 @@ function shapeSection(s: Json): string {
   const isVu = s.executor === "ramping-vus";
   const served: [number, number][] = secs.map((x, k) => [t(k), x.requests]);
   const target: [number, number][] = secs.map((x, k) => [t(k), x.target]);
-  const markers = s.aborted ? [{ x: s.aborted.atS, label: `knee: ${s.aborted.reason}` }] : [];
+  const markers = s.aborted ? [{ x: s.aborted.atS, label: `stopped: ${s.aborted.reason}` }] : [];
   const throughput = lineChart({
     title: "Throughput",
     yLabel: "requests / s",
@@ -210,9 +214,11 @@ function shapeSection(s: Json): string {
     markers,
   });
   const lat = (k: "p50" | "p95" | "p99") =>
-    secs.filter((x) => x.requests > 0).map((x) => [t(x.t), x.latency[k]] as [number, number]);
+    secs
+      .filter((x) => x.requests > 0)
+      .map((x) => [t(x.t), finite(x.latency[k]) ? x.latency[k] : 1e5] as [number, number]);
   const latency = lineChart({
-    title: "Latency (log scale)",
+    title: "Latency from the scheduled time (log; drops at the top)",
     yLabel: "ms",
     log: true,
     series: [
@@ -259,15 +265,20 @@ function shapeSection(s: Json): string {
       }),
     })),
   });
+  const kneeText = s.knee
+    ? s.knee.reached
+      ? `knee ${s.knee.rps} req/s`
+      : `knee not reached (&gt; ${s.knee.rps} req/s)`
+    : "";
   const verdict = s.aborted
-    ? `<span class="badge warn">knee at ~${s.aborted.achievedRps} req/s</span>`
+    ? `<span class="badge warn">${kneeText}</span>`
     : s.passed
       ? '<span class="badge ok">thresholds passed</span>'
       : '<span class="badge bad">thresholds failed</span>';
   const thresholds = s.thresholdResults
     .map(
       (r: Json) =>
-        `<li class="${r.ok ? "ok" : "bad"}">${r.ok ? "✓" : "✗"} ${esc(r.rule)} (${r.rule.includes("rate") ? `${(r.value * 100).toFixed(2)} %` : `${r.value} ms`})</li>`,
+        `<li class="${r.ok ? "ok" : "bad"}">${r.ok ? "✓" : "✗"} ${esc(r.rule)} (${r.rule.includes("rate") ? `${(r.value * 100).toFixed(2)} %` : r.rule.includes("count") ? r.value : ms(r.value)})</li>`,
     )
     .join("");
   const totalShare = names
@@ -279,11 +290,23 @@ function shapeSection(s: Json): string {
   const ryw = s.readYourWrites
     ? `<li>read-your-writes: ${s.readYourWrites.held}/${s.readYourWrites.checked} held (${s.readYourWrites.fromReplica} of them served by the replica)</li>`
     : "";
+  const unit = isVu ? "VUs" : "req/s";
+  const here = s.plannedS
+    ? `Here: ${s.plannedS} s planned (${s.durationS} s run), peak ${s.peakTarget} ${unit}.`
+    : `Here: ${s.durationS} s.`;
+  const flags = (s.flags ?? []).map((f: string) => `<li class="bad">⚑ ${esc(f)}</li>`).join("");
+  const cores = s.cores
+    ? `<li>CPU (cores over the phase): busiest app instance ${s.cores.server}, both instances ${s.cores.apps}, load generator ${s.cores.client}</li>`
+    : "";
+  const lag = s.sendLag
+    ? `<li>send lag (sent after the scheduled time): p50 ${s.sendLag.p50} ms, p99 ${s.sendLag.p99} ms, max ${s.sendLag.max} ms${s.knee ? `; ${kneeText} (best ${s.knee.windowS} s window${s.knee.held ? ` ${s.knee.held.fromS}-${s.knee.held.toS} s` : ""}${s.knee.failed ? `; first failing window above it ${s.knee.failed.fromS}-${s.knee.failed.toS} s: ${esc(s.knee.failed.why)}` : ""})` : ""}</li>`
+    : "";
   return `<section class="shape">
 <h2>${esc(s.shape)} ${verdict}</h2>
-<p class="desc">${esc(s.description)}</p>
-<ul class="facts">
-<li>${s.requests} requests in ${s.durationS} s (${s.rps} req/s), ${s.errors} errors, ${s.dropped} dropped; API latency p50 ${s.latency.p50} ms, p95 ${s.latency.p95} ms, p99 ${s.latency.p99} ms${s.authLatency && s.authLatency.max > 0 ? `; register/login p95 ${s.authLatency.p95} ms` : ""}</li>
+<p class="desc">${esc(here)} Cluster form of the shape: ${esc(s.description)}</p>
+<ul class="facts">${flags}
+<li>${s.offered ?? s.requests} offered, ${s.requests} sent in ${s.durationS} s (${s.rps} req/s), ${s.errors} errors, ${s.dropped} dropped; API latency from the scheduled time, drops counted as infinite: p50 ${ms(s.latency.p50)}, p95 ${ms(s.latency.p95)}, p99 ${ms(s.latency.p99)}${s.authLatency && s.authLatency.max > 0 ? `; register/login p95 ${ms(s.authLatency.p95)}` : ""}</li>
+${cores}${lag}
 <li>instances: ${totalShare}</li>
 <li>CPU ms per request: ${cpu}</li>
 <li>Redis commands / request ${s.redisCommandsPerRequest} · PostgreSQL statements / request: primary ${s.pgPrimaryStatementsPerRequest}, replica ${s.pgReplicaStatementsPerRequest}</li>
@@ -293,6 +316,13 @@ ${ryw}
 <div class="grid">${throughput}${latency}${errors}${share}</div>
 ${s.errorSamples.length ? `<details><summary>error samples</summary><pre>${esc(s.errorSamples.join("\n"))}</pre></details>` : ""}
 </section>`;
+}
+
+function kneeSummary(r: Json): string {
+  const k = r.knee;
+  if (!k) return "";
+  const climbs = k.climbs.map((c: Json) => (c.reached ? `${c.rps}` : `not reached (&gt; ${c.rps})`)).join(", ");
+  return `Knee: <b>${k.median} req/s</b> (median of ${k.runs} climb${k.runs === 1 ? "" : "s"} to ${2 * k.estimateRps} req/s: ${climbs}; range ${k.low}-${k.high}, spread ${(100 * k.spread).toFixed(0)} %; ${k.reached} of ${k.runs} reached a failing window). Defined as ${esc(k.definition)}.`;
 }
 
 export function renderReport(r: Json): string {
@@ -349,8 +379,8 @@ export function renderReport(r: Json): string {
     : "";
   const overview = r.shapes
     .map(
-      (s: Json) =>
-        `<tr><td><a href="#${esc(s.shape)}">${esc(s.shape)}</a></td><td>${s.aborted ? `knee ~${s.aborted.achievedRps} req/s` : s.passed ? "passed" : "FAILED"}</td><td>${Math.max(...s.stages.map((x: Json) => x.target))}${s.executor === "ramping-vus" ? " VUs" : " req/s"}</td><td>${s.requests}</td><td>${s.rps}</td><td>${s.errors}</td><td>${s.dropped}</td><td>${s.latency.p95}</td><td>${s.latency.p99}</td></tr>`,
+      (s: Json, i: number) =>
+        `<tr><td><a href="#shape-${i}">${esc(s.shape)}</a></td><td>${s.aborted ? (s.knee ? (s.knee.reached ? `knee ${s.knee.rps} req/s` : `knee &gt; ${s.knee.rps} req/s`) : "stopped") : s.passed ? "passed" : "FAILED"}</td><td>${s.plannedS ?? s.durationS} s</td><td>${s.peakTarget ?? Math.max(...s.stages.map((x: Json) => x.target))}${s.executor === "ramping-vus" ? " VUs" : " req/s"}</td><td>${s.requests}</td><td>${s.rps}</td><td>${s.errors}</td><td>${s.dropped}</td><td>${ms(s.latency.p95)}</td><td>${ms(s.latency.p99)}</td><td>${s.sendLag ? `${s.sendLag.p99} ms` : ""}</td><td>${s.cores ? `${s.cores.server} / ${s.cores.client}` : ""}</td><td>${esc((s.flags ?? []).join("; "))}</td></tr>`,
     )
     .join("\n");
   return `<!doctype html>
@@ -379,15 +409,16 @@ ${esc(r.machine.note)}. Method: ${esc(r.method.client)}; CPU: ${esc(r.method.cpu
 <table><tr><th>anchor</th><th>pass</th><th>req/s</th><th>CPU ms/req</th><th>p50 / p99 ms</th><th>errors</th></tr>${anchorRows}</table>
 <table><tr><th>endpoint</th><th>route</th><th>req/s</th><th>÷ node:http</th><th>÷ Express</th><th>CPU ms/req</th><th>CPU × node:http</th><th>CPU × Express</th><th>Redis cmds/req</th><th>PG statements/req primary</th><th>PG statements/req replica</th><th>p50 / p99 ms</th><th>errors</th></tr>
 ${endpointRows}</table>
-<p class="desc">The API mix (${r.mix.map((m: Json) => `${esc(m.endpoint)} ${m.weight}`).join(", ")}) would sustain about ${r.mixCapacityRps} req/s on one instance from these costs. Through nginx and both instances, the breakpoint shape found the knee at about <b>${r.kneeRps} req/s</b>; ramp, spike and soak then ran the cluster shapes (TARGET_RPS=${r.clusterTargetRps}) scaled to a ramp target of ${r.localTargetRps} req/s (80 % of the knee), so that they test behaviour below saturation.</p>
+<p class="desc">The API mix (${r.mix.map((m: Json) => `${esc(m.endpoint)} ${m.weight}`).join(", ")}) would sustain about ${r.mixCapacityRps} req/s on one instance from these costs. Through nginx and both instances, the breakpoint climbs put the knee at <b>${r.kneeRps} req/s</b> (median; see the shapes); ramp, spike and soak then ran the cluster shapes (TARGET_RPS=${r.clusterTargetRps}) scaled to a ramp target of ${r.localTargetRps} req/s (80 % of the knee), so that they test behaviour below saturation.</p>
 </section>
 
 ${pm2Section}
 
 <section><h2>Shapes through nginx</h2>
-<table><tr><th>shape</th><th>result</th><th>peak asked</th><th>requests</th><th>req/s</th><th>errors</th><th>dropped</th><th>p95 ms</th><th>p99 ms</th></tr>${overview}</table>
+<p class="desc">${kneeSummary(r)}</p>
+<table><tr><th>shape</th><th>result</th><th>length here</th><th>peak asked</th><th>requests</th><th>req/s</th><th>errors</th><th>dropped</th><th>p95 (drops ∞)</th><th>p99 (drops ∞)</th><th>send lag p99</th><th>cores: busiest app / client</th><th>flags</th></tr>${overview}</table>
 </section>
-${r.shapes.map((s: Json) => `<a id="${esc(s.shape)}"></a>${shapeSection(s)}`).join("\n")}
+${r.shapes.map((s: Json, i: number) => `<a id="shape-${i}"></a>${shapeSection(s)}`).join("\n")}
 </body></html>
 `;
 }

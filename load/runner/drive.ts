@@ -2,7 +2,8 @@
 //
 //   runArrival  open loop (k6 ramping-arrival-rate): requests are issued on the shape's
 //               schedule whether or not earlier ones finished; with `maxVUs` in flight, an
-//               arrival is dropped and counted (k6: dropped_iterations).
+//               arrival is dropped and counted (k6: dropped_iterations). Latency runs from
+//               each arrival's scheduled time; a drop is a failure of infinite latency.
 //   runVUs      closed loop per virtual user (k6 ramping-vus): the sessions shape.
 //   runClosed   N connections each sending back to back for a fixed time: the most a target
 //               serves with this client (anchors and per-endpoint cost).
@@ -15,6 +16,7 @@ import {
   arrivalsBy,
   durationOf,
   type EndpointName,
+  peakOf,
   pick,
   type RequestContext,
   type RequestSpec,
@@ -29,7 +31,9 @@ import {
   type VuShape,
 } from "../shapes.ts";
 import { Client, type Reply } from "./http.ts";
-import { Recorder, type RouteStats, type SecondStats } from "./stats.ts";
+import { type Knee, kneeOf, windowVerdict } from "./knee.ts";
+import { arrivalTime } from "./schedule.ts";
+import { type Percentiles, Recorder, type RouteStats, type SecondStats } from "./stats.ts";
 
 export type ShapeResult = {
   shape: string;
@@ -37,15 +41,25 @@ export type ShapeResult = {
   executor: Shape["executor"];
   stages: Shape["stages"];
   thresholds: Thresholds;
+  /** The run's own plan on this machine: its length and its peak (req/s, or VUs). */
+  plannedS: number;
+  peakTarget: number;
   durationS: number;
+  /** Open loop: arrivals the shape asked for (sent + dropped). */
+  offered: number;
   requests: number;
   errors: number;
   dropped: number;
+  /** Errors and drops over everything offered (or sent, closed loop). */
   errorRate: number;
   rps: number;
-  /** Every request but register and login (those are in authLatency). */
-  latency: { p50: number; p95: number; p99: number; max: number };
-  authLatency: { p50: number; p95: number; p99: number; max: number };
+  /** Every request but register and login (those are in authLatency); drops count as infinite. */
+  latency: Percentiles;
+  authLatency: Percentiles;
+  /** Open loop: how late requests left the client after their scheduled time. */
+  sendLag?: Percentiles;
+  /** Open loop: the highest offered rate a window held (see knee.ts). */
+  knee?: Knee;
   seconds: SecondStats[];
   routes: RouteStats[];
   instances: Record<string, number>;
@@ -55,6 +69,7 @@ export type ShapeResult = {
   /** breakpoint: why and where the run stopped. */
   aborted?: { atS: number; reason: string; targetRps: number; achievedRps: number };
   readYourWrites?: { checked: number; held: number; fromReplica: number };
+  /** CPU seconds of this process (the load generator) during the run. */
   runnerCpuS: number;
 };
 
@@ -105,14 +120,21 @@ export async function setupFixture(base: string, users: number, items = SEED_ITE
 
 export type Progress = (line: string) => void;
 
-function evaluate(t: Thresholds, rec: Recorder): ShapeResult["thresholdResults"] {
-  const rate = rec.requests === 0 ? 0 : rec.errors / rec.requests;
+/**
+ * The shape's thresholds over the whole run. Drops count as failed requests and as infinite
+ * latencies; `dropped_iterations` is held to the shape's limit (none allowed by default).
+ */
+export function evaluate(t: Thresholds, rec: Recorder): ShapeResult["thresholdResults"] {
+  const offered = rec.requests + rec.dropped;
+  const rate = offered === 0 ? 0 : (rec.errors + rec.dropped) / offered;
   const lat = rec.overall();
   const auth = rec.auth();
+  const maxDropped = (t as Thresholds & { maxDropped?: number }).maxDropped ?? 0;
   const rules = [
-    { rule: `http_req_failed rate<=${t.maxErrorRate}`, value: rate, ok: rate <= t.maxErrorRate },
+    { rule: `http_req_failed (drops included) rate<=${t.maxErrorRate}`, value: rate, ok: rate <= t.maxErrorRate },
     { rule: `http_req_duration{kind:api} p(95)<${t.p95Ms}`, value: lat.p95, ok: lat.p95 < t.p95Ms },
     { rule: `http_req_duration{kind:api} p(99)<${t.p99Ms}`, value: lat.p99, ok: lat.p99 < t.p99Ms },
+    { rule: `dropped_iterations count<=${maxDropped}`, value: rec.dropped, ok: rec.dropped <= maxDropped },
   ];
   if (auth.max > 0)
     rules.push({
@@ -144,11 +166,14 @@ function result(shape: Shape, rec: Recorder, extra: Partial<ShapeResult>, cpuSta
     executor: shape.executor,
     stages: shape.stages,
     thresholds: shape.thresholds,
+    plannedS: durationOf(shape),
+    peakTarget: peakOf(shape),
     durationS: Math.round(durationS * 10) / 10,
+    offered: rec.requests + rec.dropped,
     requests: rec.requests,
     errors: rec.errors,
     dropped: rec.dropped,
-    errorRate: rec.requests ? rec.errors / rec.requests : 0,
+    errorRate: rec.requests + rec.dropped ? (rec.errors + rec.dropped) / (rec.requests + rec.dropped) : 0,
     rps: Math.round((rec.requests / durationS) * 10) / 10,
     latency: rec.overall(),
     authLatency: rec.auth(),
@@ -163,18 +188,13 @@ function result(shape: Shape, rec: Recorder, extra: Partial<ShapeResult>, cpuSta
   };
 }
 
-/** The highest rate served in one second that still met the thresholds (no drops, errors and p95 within). */
-export function kneeOf(seconds: SecondStats[], t: Thresholds): number {
-  let best = 0;
-  for (const s of seconds) {
-    if (s.requests === 0 || s.dropped > 0) continue;
-    if (s.errors / s.requests > t.maxErrorRate || s.latency.p95 >= t.p95Ms) continue;
-    best = Math.max(best, s.requests);
-  }
-  return best;
-}
-
-/** Open-loop run of an arrival shape through `base` (the load balancer). */
+/**
+ * Open-loop run of an arrival shape through `base` (the load balancer). Arrival k is due at
+ * arrivalTime(shape, k); the loop sends every arrival that is due, timed from when it was
+ * due. With `abortOnFail`, the run stops at the first window (knee.ts) that fails, checked
+ * one second behind the clock; requests of that window still in flight count with the age
+ * they have reached, so that a stalled server cannot hide its tail by not answering.
+ */
 export async function runArrival(
   shape: ArrivalShape,
   base: string,
@@ -186,72 +206,84 @@ export async function runArrival(
   const cpuStart = process.cpuUsage();
   const total = durationOf(shape);
   const maxRequests = options.maxRequests ?? Math.ceil(arrivalsBy(shape, total)) + 10;
-  const inFlight = new Set<Promise<void>>();
+  const inFlight = new Set<{ scheduledS: number }>();
+  const pending = new Set<Promise<void>>();
   let issued = 0;
   let seq = 0;
   let aborted: ShapeResult["aborted"];
   let lastReport = 0;
   const window = options.abortWindowS ?? 5;
   const delay = options.abortDelayS ?? 10;
+  const t0 = rec.startedAt;
 
-  const fire = (endpoint: EndpointName) => {
+  const fire = (endpoint: EndpointName, scheduledS: number) => {
     const spec = requestFor(endpoint, { itemId: randomOf(fixture.itemIds), seq: seq++ });
-    const p = client.send(spec, spec.auth ? randomOf(fixture.cookies) : undefined).then((o) => {
-      rec.record(o);
-      inFlight.delete(p);
-    });
-    inFlight.add(p);
+    const entry = { scheduledS };
+    inFlight.add(entry);
+    const p = client
+      .send(spec, spec.auth ? randomOf(fixture.cookies) : undefined, false, t0 + scheduledS * 1000)
+      .then((o) => {
+        rec.record({ ...o, scheduledS });
+        inFlight.delete(entry);
+        pending.delete(p);
+      });
+    pending.add(p);
   };
 
   while (true) {
     const at = rec.elapsedS();
     if (at >= total || issued >= maxRequests) break;
     rec.setTarget(targetAt(shape, at));
-    const due = Math.min(maxRequests, Math.floor(arrivalsBy(shape, at)));
-    while (issued < due) {
+    while (issued < maxRequests) {
+      const due = arrivalTime(shape, issued + 1);
+      if (due > at || due >= total) break;
       issued++;
-      if (inFlight.size >= shape.maxVUs) rec.drop();
-      else fire(pick(shape.mix, Math.random()));
+      rec.offer(due);
+      if (inFlight.size >= shape.maxVUs) rec.drop(due);
+      else fire(pick(shape.mix, Math.random()), due);
     }
     const whole = Math.floor(at);
     if (whole > lastReport) {
       lastReport = whole;
-      const w = rec.window(whole - 1, whole);
-      if (whole % 5 === 0)
+      if (whole % 5 === 0) {
+        const w = rec.window(whole - 1, whole);
         options.progress?.(
           `  ${shape.name} ${whole}/${Math.round(total)} s  target ${targetAt(shape, at).toFixed(0)}/s  done ${w.requests}/s  p95 ${w.latency.p95.toFixed(1)} ms  errors ${w.errors}  dropped ${w.dropped}`,
         );
+      }
       if (shape.thresholds.abortOnFail && whole >= delay) {
-        const r = rec.window(whole - window, whole);
-        const sent = r.requests + r.dropped;
-        const t = shape.thresholds;
-        const why =
-          r.requests > 0 && r.errors / r.requests > t.maxErrorRate
-            ? `error rate ${((100 * r.errors) / r.requests).toFixed(2)} % > ${t.maxErrorRate * 100} %`
-            : r.latency.p95 >= t.p95Ms
-              ? `p95 ${r.latency.p95.toFixed(0)} ms >= ${t.p95Ms} ms`
-              : r.latency.p99 >= t.p99Ms
-                ? `p99 ${r.latency.p99.toFixed(0)} ms >= ${t.p99Ms} ms`
-                : sent > 0 && r.dropped / sent > 0.01
-                  ? `${r.dropped} of ${sent} arrivals dropped (${shape.maxVUs} requests in flight)`
-                  : null;
-        if (why) {
+        const to = whole - 1;
+        const secs = rec.rawSeconds(to).slice(Math.max(0, to - window));
+        const late = new Map<number, number[]>();
+        for (const e of inFlight) {
+          const sec = Math.floor(e.scheduledS);
+          if (sec < to - window || sec >= to) continue;
+          late.set(sec, [...(late.get(sec) ?? []), (at - e.scheduledS) * 1000]);
+        }
+        const v = windowVerdict(
+          secs.map((x) => ({ ...x, latencies: [...x.latencies, ...(late.get(x.t) ?? [])] })),
+          shape.thresholds,
+        );
+        if (v?.why) {
           aborted = {
             atS: whole,
-            reason: why,
+            reason: `${v.why} in ${v.fromS}-${v.toS} s (offered ${v.offeredRps.toFixed(0)}/s)`,
             targetRps: Math.round(targetAt(shape, at)),
-            achievedRps: kneeOf(rec.seconds(), shape.thresholds),
+            achievedRps: 0,
           };
-          options.progress?.(`  ${shape.name}: threshold failed at ${whole} s (${why}); stopping`);
+          options.progress?.(`  ${shape.name}: threshold failed at ${whole} s (${aborted.reason}); stopping`);
           break;
         }
       }
     }
     await sleep(1);
   }
-  await Promise.all(inFlight);
+  await Promise.all(pending);
   await client.close();
-  return result(shape, rec, { aborted }, cpuStart);
+  // whole seconds only: the last one was cut off by the end of the run (or the abort)
+  const knee = kneeOf(rec.rawSeconds(Math.floor(aborted?.atS ?? total)), shape.thresholds);
+  if (aborted) aborted.achievedRps = knee.rps;
+  return result(shape, rec, { aborted, knee, sendLag: rec.sendLag() }, cpuStart);
 }
 
 /** Closed loop per virtual user: the sessions shape. */
@@ -355,7 +387,11 @@ export type ClosedResult = {
   durationS: number;
   errorSamples: string[];
   instances: Record<string, number>;
+  /** CPU seconds of this process (the load generator) during the run. */
+  clientCpuS: number;
 };
+
+export type OpenResult = ClosedResult & { offered: number; dropped: number; sendLag: Percentiles };
 
 /** `connections` loops sending `next()` back to back for `durationS` (at most `maxRequests`). */
 export async function runClosed(
@@ -365,6 +401,7 @@ export async function runClosed(
 ): Promise<ClosedResult> {
   const client = new Client(base, { connections: options.connections });
   const rec = new Recorder();
+  const cpuStart = process.cpuUsage();
   const max = options.maxRequests ?? 10_000_000;
   let sent = 0;
   const deadline = performance.now() + options.durationS * 1000;
@@ -376,7 +413,12 @@ export async function runClosed(
   };
   await Promise.all(Array.from({ length: options.connections }, loop));
   const durationS = rec.elapsedS();
+  const cpu = process.cpuUsage(cpuStart);
   await client.close();
+  return summary(rec, durationS, cpu);
+}
+
+function summary(rec: Recorder, durationS: number, cpu: NodeJS.CpuUsage): ClosedResult {
   const instances: Record<string, number> = {};
   for (const s of rec.seconds())
     for (const [k, v] of Object.entries(s.instances)) instances[k] = (instances[k] ?? 0) + v;
@@ -388,6 +430,54 @@ export async function runClosed(
     durationS,
     errorSamples: rec.errorSamples,
     instances,
+    clientCpuS: (cpu.user + cpu.system) / 1e6,
+  };
+}
+
+/**
+ * Open loop at a constant `rps` for `durationS`: arrival k is due at k / rps, timed from then;
+ * with `maxInFlight` requests outstanding an arrival is dropped. The cost of a request at a
+ * given load (the HPA's target utilization) rather than at saturation.
+ */
+export async function runOpen(
+  base: string,
+  next: (i: number) => { spec: RequestSpec; cookie?: string },
+  options: { rps: number; durationS: number; maxInFlight: number },
+): Promise<OpenResult> {
+  const client = new Client(base, { connections: options.maxInFlight });
+  const rec = new Recorder();
+  const cpuStart = process.cpuUsage();
+  const pending = new Set<Promise<void>>();
+  const t0 = rec.startedAt;
+  const total = Math.floor(options.rps * options.durationS);
+  let issued = 0;
+  while (issued < total) {
+    const at = rec.elapsedS();
+    while (issued < total && (issued + 1) / options.rps <= at) {
+      const due = (issued + 1) / options.rps;
+      const { spec, cookie } = next(issued++);
+      rec.offer(due);
+      if (pending.size >= options.maxInFlight) {
+        rec.drop(due);
+        continue;
+      }
+      const p = client.send(spec, cookie, false, t0 + due * 1000).then((o) => {
+        rec.record({ ...o, scheduledS: due });
+        pending.delete(p);
+      });
+      pending.add(p);
+    }
+    await sleep(1);
+  }
+  await Promise.all(pending);
+  const durationS = rec.elapsedS();
+  const cpu = process.cpuUsage(cpuStart);
+  await client.close();
+  return {
+    ...summary(rec, durationS, cpu),
+    offered: issued,
+    dropped: rec.dropped,
+    sendLag: rec.sendLag(),
   };
 }
 

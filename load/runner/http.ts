@@ -34,12 +34,18 @@ export class Client {
     });
   }
 
-  /** Sends one request; never rejects (a transport error is an Outcome with status 0). */
-  async send(spec: RequestSpec, cookie?: string, keepBody = false): Promise<Reply> {
+  /**
+   * Sends one request; never rejects (a transport error is an Outcome with status 0).
+   * `scheduledAt` (performance.now() ms, open loop): latency is timed from it, not from the
+   * send, and the difference is reported as the send lag.
+   */
+  async send(spec: RequestSpec, cookie?: string, keepBody = false, scheduledAt?: number): Promise<Reply> {
     const headers: Record<string, string> = {};
     if (spec.contentType) headers["content-type"] = spec.contentType;
     if (cookie) headers.cookie = cookie;
-    const started = performance.now();
+    const sent = performance.now();
+    const started = scheduledAt ?? sent;
+    const sendLagMs = scheduledAt === undefined ? undefined : Math.max(0, sent - scheduledAt);
     try {
       const res = await this.#pool.request({
         path: spec.path,
@@ -59,6 +65,7 @@ export class Client {
         instance: typeof h["x-instance"] === "string" ? h["x-instance"] : undefined,
         dbRoute: typeof h["x-db-route"] === "string" ? h["x-db-route"] : undefined,
         error: res.statusCode >= 400 ? body.slice(0, 200) : undefined,
+        sendLagMs,
         body,
         setCookie: h["set-cookie"],
       };
@@ -69,6 +76,7 @@ export class Client {
         status: 0,
         latencyMs: performance.now() - started,
         error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+        sendLagMs,
         body: "",
       };
     }

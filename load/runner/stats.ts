@@ -1,5 +1,10 @@
 // Per-second and per-route bookkeeping for the local runner: throughput, latency
 // percentiles, errors, dropped arrivals and each instance's share (x-instance).
+//
+// Open-loop runs record each request by the second it was scheduled in (`scheduledS`) and
+// time it from that schedule, not from the send: a request that waited behind a stalled
+// client or server carries the wait (no coordinated omission). A dropped arrival was offered
+// and never served: it counts as a failure, with an infinite latency in every percentile.
 
 export type Outcome = {
   route: string;
@@ -9,21 +14,42 @@ export type Outcome = {
   instance?: string;
   dbRoute?: string;
   error?: string;
+  /** Open loop: seconds after the recorder's start at which this arrival was due. */
+  scheduledS?: number;
+  /** Open loop: how late the request left the client (send time minus scheduled time). */
+  sendLagMs?: number;
 };
+
+/** Latency of a dropped arrival: never served. */
+export const DROPPED_LATENCY = Number.POSITIVE_INFINITY;
 
 export type Percentiles = { p50: number; p95: number; p99: number; max: number };
 
 export type SecondStats = {
-  /** Seconds since the start of the run (the second in which requests completed). */
+  /** Seconds since the start of the run: the second the requests were scheduled in (open loop) or completed in. */
   t: number;
   /** Requests per second the shape asked for at this second (arrival shapes) or VUs (VU shapes). */
   target: number;
+  /** Open loop: arrivals due in this second (sent or dropped). */
+  offered: number;
   requests: number;
   errors: number;
   /** Arrivals not sent because `maxVUs` requests were already in flight (k6: dropped_iterations). */
   dropped: number;
+  /** API latency; each dropped arrival counts as an infinite latency. */
   latency: Percentiles;
+  sendLagMaxMs: number;
   instances: Record<string, number>;
+};
+
+/** A second's raw numbers, for window checks (the knee, aborts): latencies include the drops. */
+export type RawSecond = {
+  t: number;
+  offered: number;
+  ok: number;
+  errors: number;
+  dropped: number;
+  latencies: number[];
 };
 
 export type RouteStats = {
@@ -56,6 +82,9 @@ export function percentiles(values: number[]): Percentiles {
 
 type Bucket = {
   latencies: number[];
+  offered: number;
+  ok: number;
+  sendLagMaxMs: number;
   count: number;
   errors: number;
   dropped: number;
@@ -77,6 +106,7 @@ export class Recorder {
   readonly #routes = new Map<string, RouteBucket>();
   readonly #all: number[] = [];
   readonly #auth: number[] = [];
+  readonly #sendLags: number[] = [];
   /** Routes whose latency is kept apart (login, register: slow by design). */
   readonly authRoutes: ReadonlySet<string>;
 
@@ -92,10 +122,21 @@ export class Recorder {
     return (performance.now() - this.startedAt) / 1000;
   }
 
-  #bucket(): Bucket {
-    const i = Math.floor(this.elapsedS());
+  /** The bucket of second `atS` (now when not given). */
+  #bucket(atS = this.elapsedS()): Bucket {
+    const i = Math.max(0, Math.floor(atS));
     while (this.#seconds.length <= i)
-      this.#seconds.push({ latencies: [], count: 0, errors: 0, dropped: 0, target: 0, instances: new Map() });
+      this.#seconds.push({
+        latencies: [],
+        offered: 0,
+        ok: 0,
+        sendLagMaxMs: 0,
+        count: 0,
+        errors: 0,
+        dropped: 0,
+        target: 0,
+        instances: new Map(),
+      });
     return this.#seconds[i] as Bucket;
   }
 
@@ -104,15 +145,29 @@ export class Recorder {
     this.#bucket().target = target;
   }
 
-  drop(): void {
+  /** An open-loop arrival falls due at `scheduledS` (sent or not). */
+  offer(scheduledS: number): void {
+    this.#bucket(scheduledS).offered++;
+  }
+
+  /** An arrival due at `scheduledS` (now when not given) was not sent: a failure that never ends. */
+  drop(scheduledS?: number): void {
+    const b = this.#bucket(scheduledS);
     this.dropped++;
-    this.#bucket().dropped++;
+    b.dropped++;
+    b.latencies.push(DROPPED_LATENCY);
+    this.#all.push(DROPPED_LATENCY);
   }
 
   record(o: Outcome): void {
-    const b = this.#bucket();
+    const b = this.#bucket(o.scheduledS);
     this.requests++;
     b.count++;
+    if (o.ok) b.ok++;
+    if (o.sendLagMs !== undefined) {
+      this.#sendLags.push(o.sendLagMs);
+      b.sendLagMaxMs = Math.max(b.sendLagMaxMs, o.sendLagMs);
+    }
     if (this.authRoutes.has(o.route)) this.#auth.push(o.latencyMs);
     else {
       b.latencies.push(o.latencyMs);
@@ -156,12 +211,29 @@ export class Recorder {
     return this.#seconds.map((b, t) => ({
       t,
       target: Math.round(b.target * 10) / 10,
+      offered: b.offered,
       requests: b.count,
       errors: b.errors,
       dropped: b.dropped,
       latency: percentiles(b.latencies),
+      sendLagMaxMs: Math.round(b.sendLagMaxMs * 100) / 100,
       instances: Object.fromEntries(b.instances),
     }));
+  }
+
+  /** The seconds before `toS` with their raw latencies (drops included), for window checks. */
+  rawSeconds(toS = Number.POSITIVE_INFINITY): RawSecond[] {
+    const out: RawSecond[] = [];
+    for (let t = 0; t < Math.min(this.#seconds.length, toS); t++) {
+      const b = this.#seconds[t] as Bucket;
+      out.push({ t, offered: b.offered, ok: b.ok, errors: b.errors, dropped: b.dropped, latencies: b.latencies });
+    }
+    return out;
+  }
+
+  /** How late requests left the client after their scheduled time (open loop). */
+  sendLag(): Percentiles {
+    return percentiles(this.#sendLags);
   }
 
   routes(): RouteStats[] {
