@@ -17,10 +17,11 @@ stop_started_cluster() {
 use_or_start_cluster() {
   test_cluster_script=$1
   test_cluster_keep=$2
+  trap stop_started_cluster EXIT
   if ! bash "$test_cluster_script" status >/dev/null 2>&1; then
     bash "$test_cluster_script" down >/dev/null 2>&1 || true
-    bash "$test_cluster_script" up
+    # Marked before `up`: an `up` that fails half way leaves pieces that `down` must remove.
     test_cluster_started=1
+    bash "$test_cluster_script" up
   fi
-  trap stop_started_cluster EXIT
 }
