@@ -25,15 +25,28 @@ type Endpoint = {
   redisCommandsPerRequest?: number;
   pgPrimaryStatementsPerRequest?: number;
   pgReplicaStatementsPerRequest?: number;
+  /** Open loop: the rate it ran at and the cores the app used there. */
+  offeredRps?: number;
+  serverCores?: number;
 };
 type Bench = {
   startedAt: string;
   quick: boolean;
   durationS: number;
   endpoints: Endpoint[];
+  /** The same endpoints open loop at the HPA's target utilization (bench.ts). */
+  operatingPoint?: { utilization: number; endpoints: Endpoint[] };
+  /** Idle statements per second the replica-lag pollers of `instances` app instances send. */
+  background?: { primaryPerS: number; replicaPerS: number };
+  instances?: number;
   mix?: MixEntry[];
   kneeRps?: number;
-  shapes: { shape: string; cpuMsPerRequest: Record<string, number>; requests: number }[];
+  shapes: {
+    shape: string;
+    cpuMsPerRequest: Record<string, number>;
+    requests: number;
+    routes?: { route: string; dbRoutes: Record<string, number> }[];
+  }[];
   anchors: { express: { cpuMsPerRequest: number }; nodeHttp: { cpuMsPerRequest: number } };
 };
 
@@ -47,102 +60,228 @@ export function latestBench(dir = join(REPO, "bench", "results")): string | null
   return pick ? join(dir, pick) : null;
 }
 
-type Assumption = { key: string; value: number; unit: string; why: string };
+/**
+ * `basis`: "policy" (a choice, not a fact), "assumed" (a fact the bench does not measure),
+ * or what the bench measured that bears on it.
+ */
+type Assumption = { key: string; value: number; unit: string; why: string; basis: string };
 
 export function assumptions(env: NodeJS.ProcessEnv = process.env): Record<string, Assumption> {
-  const a = (key: string, value: number, unit: string, why: string): Assumption => {
+  const a = (key: string, value: number, unit: string, why: string, basis = "assumed"): Assumption => {
     const raw = env[key];
     const v = raw === undefined || raw === "" ? value : Number(raw);
     if (!Number.isFinite(v) || v <= 0) throw new Error(`${key}=${raw}: expected a positive number`);
-    return { key, value: v, unit, why };
+    return { key, value: v, unit, why, basis: raw === undefined || raw === "" ? basis : "set" };
   };
   const list = [
-    a("POD_CPU", 1, "cores", "CPU request (and limit) per app pod: one event loop per pod, scale out by pods"),
-    a("TARGET_UTILIZATION", 0.6, "of POD_CPU", "HPA averageUtilization: room for bursts while new pods start"),
-    a("HEADROOM", 1.3, "x", "HPA maxReplicas over the steady need: a zone lost, a rollout's surge, a spike"),
+    a(
+      "POD_CPU",
+      1,
+      "cores",
+      "CPU request (and limit) per app pod: one event loop per pod, scale out by pods",
+      "policy",
+    ),
+    a(
+      "TARGET_UTILIZATION",
+      0.6,
+      "of POD_CPU",
+      "HPA averageUtilization: room for bursts while new pods start; the bench's operating point",
+      "policy",
+    ),
+    a("HEADROOM", 1.3, "x", "HPA maxReplicas over the steady need: a zone lost, a rollout's surge, a spike", "policy"),
     a(
       "MIN_FRACTION",
       0.1,
       "of target",
       "traffic at the quietest hour; sets HPA minReplicas (never below 2, for the PDB)",
+      "policy",
     ),
     a("CPU_SPEED", 1, "x this machine", "how much faster a cluster core is than one core of the bench machine"),
     a("LOGIN_FRACTION", 0.001, "logins per request", "one login per 1,000 requests (a session of ~17 min at 1 req/s)"),
-    a("INGRESS_POD_CPU", 2, "cores", "CPU per ingress controller pod"),
+    a("INGRESS_POD_CPU", 2, "cores", "CPU per ingress controller pod", "policy"),
     a(
       "REDIS_OPS_PER_CORE",
       100_000,
       "ops/s",
       "what one Redis shard (single-threaded) serves with small values, no pipelining",
     ),
-    a("REDIS_UTILIZATION", 0.5, "of a shard", "keep Redis at half its capacity: latency and failover room"),
-    a("PG_READS_PER_CORE", 10_000, "statements/s", "indexed point reads per replica core (hot data in shared_buffers)"),
+    a("REDIS_UTILIZATION", 0.5, "of a shard", "keep Redis at half its capacity: latency and failover room", "policy"),
+    a(
+      "PG_READS_PER_CORE",
+      10_000,
+      "statements/s",
+      "replica reads per core, used only for an endpoint whose replica CPU the bench did not measure",
+    ),
     a(
       "PG_WRITES_PER_CORE",
       4_000,
       "statements/s",
-      "single-row inserts + WAL-position reads per primary core, synchronous_commit on",
+      "primary statements per core, used only for an endpoint whose primary CPU the bench did not measure",
     ),
-    a("PG_UTILIZATION", 0.6, "of a server", "PostgreSQL CPU kept below this"),
-    a("PG_REPLICA_CORES", 8, "cores", "cores per read replica"),
-    a("PG_PRIMARY_MAX_CORES", 64, "cores", "the largest primary you are willing to run"),
-    a("PG_POOL_MAX", 10, "connections", "PG_POOL_MAX: per pool per pod (one pool to the primary, one per replica)"),
-    a("PG_MAX_CONNECTIONS", 500, "connections", "max_connections per PostgreSQL server"),
+    a("PG_UTILIZATION", 0.6, "of a server", "PostgreSQL CPU kept below this", "policy"),
+    a("PG_REPLICA_CORES", 8, "cores", "cores per read replica", "policy"),
+    a("PG_PRIMARY_MAX_CORES", 64, "cores", "the largest primary you are willing to run", "policy"),
+    a(
+      "PG_POOL_MAX",
+      10,
+      "connections",
+      "PG_POOL_MAX: per pool per pod (one pool to the primary, one per replica)",
+      "policy",
+    ),
+    a("PG_MAX_CONNECTIONS", 500, "connections", "max_connections per PostgreSQL server", "policy"),
   ];
   return Object.fromEntries(list.map((x) => [x.key, x]));
 }
 
-/** Per-request costs of the API mix, weighted, from the bench endpoints (and login separately). */
-export function mixCosts(bench: Bench, mix: MixEntry[] = bench.mix ?? API_MIX) {
+const READ_ROUTES = ["GET /api/items/:id", "GET /api/items"];
+
+/**
+ * Share of item reads the app sent to the primary (read-your-writes pinning) in the ramp
+ * shape, from the x-db-route of each answer; null when the bench has no such reads.
+ */
+export function pinnedReadFraction(bench: Bench): number | null {
+  const ramp = bench.shapes.find((s) => s.shape === "ramp");
+  let primary = 0;
+  let all = 0;
+  for (const r of ramp?.routes ?? []) {
+    if (!READ_ROUTES.includes(r.route)) continue;
+    primary += r.dbRoutes.primary ?? 0;
+    all += (r.dbRoutes.primary ?? 0) + (r.dbRoutes.replica ?? 0);
+  }
+  return all > 0 ? primary / all : null;
+}
+
+/**
+ * Per-request costs of the API mix, weighted, from the bench endpoints (and login
+ * separately). Each endpoint's costs come from the operating point (open loop at the HPA
+ * target) when the bench has it there, else from saturation. PostgreSQL is priced by the CPU
+ * each statement class cost where it ran: replica CPU of reads (point read, list), primary
+ * CPU of writes (insert + WAL-position read), and replica CPU during writes (WAL replay,
+ * paid on every replica). An endpoint without a CPU measurement is priced by statements at
+ * the PG_*_PER_CORE assumptions, and the result says so.
+ */
+export function mixCosts(bench: Bench, mix: MixEntry[] = bench.mix ?? API_MIX, A = assumptions({})) {
   const total = mix.reduce((s, m) => s + m.weight, 0);
+  const v = (k: string) => (A[k] as Assumption).value;
+  const opEndpoints = bench.operatingPoint?.endpoints ?? [];
+  const assumedPg: string[] = [];
+  const endpointOf = (name: string) => {
+    const e = opEndpoints.find((x) => x.name === name) ?? bench.endpoints.find((x) => x.name === name);
+    if (!e) throw new Error(`the bench has no measurement of ${name}`);
+    return e;
+  };
   const sum = (f: (e: Endpoint) => number | undefined) =>
-    mix.reduce((s, m) => {
-      const e = bench.endpoints.find((x) => x.name === m.endpoint);
-      if (!e) throw new Error(`the bench has no measurement of ${m.endpoint}`);
-      return s + (m.weight / total) * (f(e) ?? 0);
-    }, 0);
+    mix.reduce((s, m) => s + (m.weight / total) * (f(endpointOf(m.endpoint)) ?? 0), 0);
+  const isRead = (e: Endpoint) => (e.pgReplicaStatementsPerRequest ?? 0) >= 0.5;
+  const isWrite = (e: Endpoint) => (e.pgPrimaryStatementsPerRequest ?? 0) >= 0.5;
+  const primaryCpu = (e: Endpoint) => {
+    if (e.pgPrimaryCpuMsPerRequest !== undefined) return e.pgPrimaryCpuMsPerRequest;
+    if ((e.pgPrimaryStatementsPerRequest ?? 0) > 0) assumedPg.push(`${e.name} primary`);
+    return ((e.pgPrimaryStatementsPerRequest ?? 0) * 1000) / v("PG_WRITES_PER_CORE");
+  };
+  const replicaReadCpu = (e: Endpoint) => {
+    if (!isRead(e)) return 0;
+    if (e.pgReplicaCpuMsPerRequest !== undefined) return e.pgReplicaCpuMsPerRequest;
+    assumedPg.push(`${e.name} replica`);
+    return ((e.pgReplicaStatementsPerRequest ?? 0) * 1000) / v("PG_READS_PER_CORE");
+  };
   const login = bench.endpoints.find((x) => x.name === "login");
   const ramp = bench.shapes.find((s) => s.shape === "ramp");
+  // one statement of each class, from the endpoint that is nothing but that class
+  const perStatement = (name: string, cpu: keyof Endpoint, statements: keyof Endpoint) => {
+    const e = opEndpoints.find((x) => x.name === name) ?? bench.endpoints.find((x) => x.name === name);
+    const c = e?.[cpu] as number | undefined;
+    const n = e?.[statements] as number | undefined;
+    return c !== undefined && n ? c / n : null;
+  };
+  const pointReadMs = perStatement("item-read", "pgReplicaCpuMsPerRequest", "pgReplicaStatementsPerRequest");
+  const instances = bench.instances ?? 2;
   return {
+    source: opEndpoints.length
+      ? `operating point: open loop at ${bench.operatingPoint?.utilization} of a core`
+      : "saturation (closed loop): no operating point in this bench, an underestimate of the cost at the HPA target",
     appCpuMs: sum((e) => e.cpuMsPerRequest),
     redisCmds: sum((e) => e.redisCommandsPerRequest),
     redisCpuMs: sum((e) => e.redisCpuMsPerRequest),
     pgPrimary: sum((e) => e.pgPrimaryStatementsPerRequest),
     pgReplica: sum((e) => e.pgReplicaStatementsPerRequest),
-    pgPrimaryCpuMs: sum((e) => e.pgPrimaryCpuMsPerRequest),
-    pgReplicaCpuMs: sum((e) => e.pgReplicaCpuMsPerRequest),
+    /** Primary CPU per request: the writes, priced by their measured CPU. */
+    pgPrimaryCpuMs: sum(primaryCpu),
+    /** Replica CPU per request of the reads (split over the replicas). */
+    pgReplicaCpuMs: sum(replicaReadCpu),
+    /** Replica CPU per request of WAL replay (paid on every replica, by one process each). */
+    pgReplayCpuMs: sum((e) => (isWrite(e) && !isRead(e) ? (e.pgReplicaCpuMsPerRequest ?? 0) : 0)),
+    /** Share of the mix's replica reads' CPU that read-your-writes moves to the primary. */
+    pinnedReads: pinnedReadFraction(bench),
+    assumedPg,
+    statementClasses: {
+      pointReadMs,
+      listMs: perStatement("item-list", "pgReplicaCpuMsPerRequest", "pgReplicaStatementsPerRequest"),
+      writeMs: perStatement("item-write", "pgPrimaryCpuMsPerRequest", "pgPrimaryStatementsPerRequest"),
+      replayMsPerWrite: (() => {
+        const e =
+          opEndpoints.find((x) => x.name === "item-write") ?? bench.endpoints.find((x) => x.name === "item-write");
+        return e?.pgReplicaCpuMsPerRequest ?? null;
+      })(),
+    },
+    /** The replica-lag poller of one pod: statements/s on the primary and on each replica. */
+    poller: {
+      primaryPerS: (bench.background?.primaryPerS ?? 0) / instances,
+      replicaPerS: (bench.background?.replicaPerS ?? 0) / instances,
+      measured: bench.background !== undefined,
+      /** Priced like a point read (assumed: the poll is one tiny function call). */
+      msPerStatement: pointReadMs ?? 1000 / v("PG_READS_PER_CORE"),
+    },
     login: {
       appCpuMs: login?.cpuMsPerRequest ?? 200,
       redisCmds: login?.redisCommandsPerRequest ?? 8,
       pgPrimary: login?.pgPrimaryStatementsPerRequest ?? 1,
+      pgPrimaryCpuMs:
+        login?.pgPrimaryCpuMsPerRequest ??
+        ((login?.pgPrimaryStatementsPerRequest ?? 1) * 1000) / v("PG_WRITES_PER_CORE"),
+      measured: login !== undefined,
     },
     nginxCpuMs: ramp?.cpuMsPerRequest.nginx ?? 0.1,
+    nginxMeasured: ramp?.cpuMsPerRequest.nginx !== undefined,
   };
 }
 
 export type Plan = ReturnType<typeof plan>;
 
 export function plan(bench: Bench, targetRps: number, A = assumptions()) {
-  const c = mixCosts(bench);
+  const c = mixCosts(bench, undefined, A);
   const v = (k: string) => (A[k] as Assumption).value;
+  const speed = v("CPU_SPEED");
   const logins = targetRps * v("LOGIN_FRACTION");
   // app CPU: the mix plus the logins, in cluster cores
-  const appCores = (targetRps * c.appCpuMs + logins * c.login.appCpuMs) / 1000 / v("CPU_SPEED");
+  const appCores = (targetRps * c.appCpuMs + logins * c.login.appCpuMs) / 1000 / speed;
   const podCapacity = v("POD_CPU") * v("TARGET_UTILIZATION");
   const pods = Math.max(1, Math.ceil(appCores / podCapacity));
   const rpsPerPod = Math.round(targetRps / (appCores / podCapacity));
   const minPods = Math.max(2, Math.ceil((appCores * v("MIN_FRACTION")) / podCapacity));
   const maxPods = Math.max(minPods, Math.ceil(pods * v("HEADROOM")));
-  const ingressCores = (targetRps * c.nginxCpuMs) / 1000 / v("CPU_SPEED") / v("TARGET_UTILIZATION");
+  const ingressCores = (targetRps * c.nginxCpuMs) / 1000 / speed / v("TARGET_UTILIZATION");
   const ingressPods = Math.max(2, Math.ceil(ingressCores / v("INGRESS_POD_CPU")));
   const redisOps = targetRps * c.redisCmds + logins * c.login.redisCmds;
   const redisShardOps = v("REDIS_OPS_PER_CORE") * v("REDIS_UTILIZATION");
   const redisShards = Math.max(1, Math.ceil(redisOps / redisShardOps));
+  const pinned = c.pinnedReads ?? 0;
+  // busy cores of PostgreSQL, before PG_UTILIZATION; the pollers run on every pod at maxReplicas
+  const busy = (msPerS: number) => msPerS / 1000 / speed;
+  const pollPrimary = busy(maxPods * c.poller.primaryPerS * c.poller.msPerStatement);
+  const pollReplica = busy(maxPods * c.poller.replicaPerS * c.poller.msPerStatement);
+  const readBusy = busy(targetRps * c.pgReplicaCpuMs * (1 - pinned));
+  const replayBusy = busy(targetRps * c.pgReplayCpuMs);
+  const primaryBusy =
+    busy(targetRps * c.pgPrimaryCpuMs + logins * c.login.pgPrimaryCpuMs + targetRps * c.pgReplicaCpuMs * pinned) +
+    pollPrimary;
   const readsPerS = targetRps * c.pgReplica;
-  const readCores = readsPerS / (v("PG_READS_PER_CORE") * v("PG_UTILIZATION"));
-  const replicas = Math.max(1, Math.ceil(readCores / v("PG_REPLICA_CORES")));
+  // each replica replays every write and answers every pod's poller before it serves a read
+  const perReplica = v("PG_REPLICA_CORES") * v("PG_UTILIZATION") - replayBusy - pollReplica;
+  const readCores = readBusy / v("PG_UTILIZATION");
+  const replicas = perReplica > 0 ? Math.max(1, Math.ceil(readBusy / perReplica)) : Number.POSITIVE_INFINITY;
   const writesPerS = targetRps * c.pgPrimary + logins * c.login.pgPrimary;
-  const primaryCores = writesPerS / (v("PG_WRITES_PER_CORE") * v("PG_UTILIZATION"));
+  const primaryCores = primaryBusy / v("PG_UTILIZATION");
   const connectionsPerServer = maxPods * v("PG_POOL_MAX");
   const load = {
     "app pods (HPA)": pods / 1, // scaled out by design; never the wall
@@ -150,6 +289,7 @@ export function plan(bench: Bench, targetRps: number, A = assumptions()) {
     "Redis (one shard)": redisOps / redisShardOps,
     "PostgreSQL replica reads": readCores / v("PG_REPLICA_CORES"),
     "PostgreSQL primary writes": primaryCores / v("PG_PRIMARY_MAX_CORES"),
+    "PostgreSQL replay (one process per replica)": replayBusy,
     "PostgreSQL connections": connectionsPerServer / v("PG_MAX_CONNECTIONS"),
   };
   return {
@@ -166,6 +306,11 @@ export function plan(bench: Bench, targetRps: number, A = assumptions()) {
       writesPerS,
       primaryCores,
       primaryFits: primaryCores <= v("PG_PRIMARY_MAX_CORES"),
+      /** Cores of WAL replay on each replica: one process, so past 1 no replica keeps up. */
+      replayCores: replayBusy,
+      replayFits: replayBusy <= 1,
+      pollerStatementsPerS: { primary: maxPods * c.poller.primaryPerS, eachReplica: maxPods * c.poller.replicaPerS },
+      pinnedReads: pinned,
       connectionsPerServer,
       needsPooler: connectionsPerServer > v("PG_MAX_CONNECTIONS"),
     },
@@ -189,6 +334,12 @@ export function walls(p: Plan, A: Record<string, Assumption> = assumptions()): W
       action: `${n(p.pg.primaryCores)} cores of writes: more than one primary; shard writes (Citus) or batch them through a queue`,
       severity: p.pg.primaryCores / v("PG_PRIMARY_MAX_CORES"),
     });
+  if (!p.pg.replayFits)
+    out.push({
+      name: "PostgreSQL WAL replay",
+      action: `${n(p.pg.replayCores, 1)} cores of replay on every replica, done by one process: no replica keeps up; fewer or smaller writes, or shard them`,
+      severity: p.pg.replayCores,
+    });
   if (p.redis.shards > 1)
     out.push({
       name: "Redis",
@@ -201,7 +352,13 @@ export function walls(p: Plan, A: Record<string, Assumption> = assumptions()): W
       action: `${n(p.pg.connectionsPerServer)} per server: PgBouncer (transaction pooling) in front of PostgreSQL, or a lower PG_POOL_MAX`,
       severity: p.pg.connectionsPerServer / v("PG_MAX_CONNECTIONS"),
     });
-  if (p.pg.replicas > 1)
+  if (!Number.isFinite(p.pg.replicas))
+    out.push({
+      name: "PostgreSQL reads",
+      action: `a replica of ${v("PG_REPLICA_CORES")} cores has no room for reads after replay and polls: bigger replicas (PG_REPLICA_CORES)`,
+      severity: Number.POSITIVE_INFINITY,
+    });
+  else if (p.pg.replicas > 1)
     out.push({
       name: "PostgreSQL reads",
       action: `postgresql.readReplicas.replicaCount=${p.pg.replicas}; the app spreads reads over DATABASE_REPLICA_URLS`,
@@ -239,23 +396,47 @@ const n = (x: number, digits = 0) =>
 
 function printPlan(p: Plan, A: Record<string, Assumption>, out: (s: string) => void) {
   const c = p.costs;
+  const k = c.statementClasses;
+  const ms = (x: number | null, digits = 3) => (x === null ? "not measured" : `${x.toFixed(digits)} ms`);
   out(
     `target: ${n(p.targetRps)} req/s of the API mix (${(API_MIX as MixEntry[]).map((m) => `${m.endpoint} ${m.weight}`).join(", ")}) plus ${n(p.logins, 1)} logins/s`,
   );
   out("");
-  out("measured per request (bench, weighted by the mix):");
-  out(`  app CPU           ${c.appCpuMs.toFixed(3)} ms      (login: ${c.login.appCpuMs.toFixed(0)} ms: scrypt)`);
-  out(`  ingress CPU       ${c.nginxCpuMs.toFixed(3)} ms      (nginx, from the ramp shape)`);
+  out(`measured per request (bench, weighted by the mix; from the ${c.source}):`);
   out(
-    `  Redis             ${c.redisCmds.toFixed(2)} commands  (login: ${c.login.redisCmds})  Redis CPU ${c.redisCpuMs.toFixed(3)} ms -> ${n(c.redisCmds / (c.redisCpuMs / 1000 || 1))} commands per core-second measured`,
+    `  app CPU           ${c.appCpuMs.toFixed(3)} ms      (login: ${c.login.appCpuMs.toFixed(0)} ms: scrypt, ${c.login.measured ? "measured at saturation (the same at any load)" : "assumed"})`,
   );
   out(
-    `  PostgreSQL        ${c.pgReplica.toFixed(2)} replica + ${c.pgPrimary.toFixed(2)} primary statements; CPU ${c.pgReplicaCpuMs.toFixed(3)} + ${c.pgPrimaryCpuMs.toFixed(3)} ms`,
+    `  ingress CPU       ${c.nginxCpuMs.toFixed(3)} ms      (${c.nginxMeasured ? "nginx, measured in the ramp shape" : "assumed: the bench has no ramp"})`,
+  );
+  const redisPerCoreS =
+    c.redisCpuMs > 0 ? `${n(c.redisCmds / (c.redisCpuMs / 1000))} commands per core-second measured` : null;
+  out(
+    `  Redis             ${c.redisCmds.toFixed(2)} commands  (login: ${c.login.redisCmds})  ${redisPerCoreS ? `Redis CPU ${c.redisCpuMs.toFixed(3)} ms -> ${redisPerCoreS}` : "Redis CPU not measured"}`,
+  );
+  out(
+    `  PostgreSQL        ${c.pgReplica.toFixed(2)} replica + ${c.pgPrimary.toFixed(2)} primary statements; CPU: reads ${c.pgReplicaCpuMs.toFixed(3)} ms, writes ${c.pgPrimaryCpuMs.toFixed(3)} ms (primary), replay ${c.pgReplayCpuMs.toFixed(3)} ms (each replica)` +
+      (c.assumedPg.length ? `; priced by PG_*_PER_CORE (assumed): ${c.assumedPg.join(", ")}` : ""),
+  );
+  out(
+    `  per statement     point read ${ms(k.pointReadMs)}, list ${ms(k.listMs)} (replica CPU); write ${ms(k.writeMs)} per statement (insert + WAL-position read, primary CPU); replay ${ms(k.replayMsPerWrite)} per item write on each replica`,
+  );
+  out(
+    `  replica poller    ${c.poller.primaryPerS.toFixed(1)} statements/s per pod on the primary, ${c.poller.replicaPerS.toFixed(1)} on each replica (${c.poller.measured ? "measured idle" : "assumed 0: not in this bench"}), priced like a point read (assumed)`,
+  );
+  out(
+    `  pinned reads      ${c.pinnedReads === null ? "0 (assumed: the bench has no ramp reads)" : `${(100 * c.pinnedReads).toFixed(1)} % of item reads went to the primary (read-your-writes), measured in the ramp with few sessions: an upper bound`}`,
   );
   out("");
-  out("assumptions (override with the variable):");
+  out(
+    "assumptions (override with the variable; basis: policy = a choice, assumed = not measured, set = from the environment):",
+  );
+  const basis = (a: Assumption) =>
+    a.key === "REDIS_OPS_PER_CORE" && a.basis === "assumed"
+      ? `assumed; ${redisPerCoreS ?? "Redis CPU not measured"}`
+      : a.basis;
   for (const a of Object.values(A))
-    out(`  ${a.key.padEnd(22)} ${String(a.value).padStart(8)} ${a.unit.padEnd(18)} ${a.why}`);
+    out(`  ${a.key.padEnd(22)} ${String(a.value).padStart(8)} ${a.unit.padEnd(18)} [${basis(a)}] ${a.why}`);
   out("");
   out("needs:");
   out(
@@ -269,10 +450,10 @@ function printPlan(p: Plan, A: Record<string, Assumption>, out: (s: string) => v
     `  Redis             ${n(p.redis.opsPerS)} ops/s -> ${p.redis.shards} shard(s) at ${n(p.redis.shardOps)} ops/s each`,
   );
   out(
-    `  PostgreSQL reads  ${n(p.pg.readsPerS)} statements/s -> ${n(p.pg.readCores, 1)} cores -> ${p.pg.replicas} replica(s) of ${A.PG_REPLICA_CORES?.value} cores`,
+    `  PostgreSQL reads  ${n(p.pg.readsPerS)} statements/s -> ${n(p.pg.readCores, 1)} cores -> ${Number.isFinite(p.pg.replicas) ? p.pg.replicas : "no number of"} replica(s) of ${A.PG_REPLICA_CORES?.value} cores (each also replays ${n(p.pg.replayCores, 2)} cores of WAL and answers ${n(p.pg.pollerStatementsPerS.eachReplica)} polls/s)`,
   );
   out(
-    `  PostgreSQL writes ${n(p.pg.writesPerS)} statements/s -> ${n(p.pg.primaryCores, 1)} primary cores${p.pg.primaryFits ? "" : ` (over PG_PRIMARY_MAX_CORES=${A.PG_PRIMARY_MAX_CORES?.value})`}`,
+    `  PostgreSQL writes ${n(p.pg.writesPerS)} statements/s + ${n(p.pg.pollerStatementsPerS.primary)} polls/s -> ${n(p.pg.primaryCores, 1)} primary cores${p.pg.primaryFits ? "" : ` (over PG_PRIMARY_MAX_CORES=${A.PG_PRIMARY_MAX_CORES?.value})`}`,
   );
   out(
     `  connections       ${n(p.pg.connectionsPerServer)} per PostgreSQL server at maxReplicas${p.pg.needsPooler ? ` (over max_connections ${A.PG_MAX_CONNECTIONS?.value}: PgBouncer)` : ""}`,

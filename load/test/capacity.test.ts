@@ -2,8 +2,11 @@
 // hand below, so that a wrong weight, rounding or threshold shows as a wrong number.
 //
 // Mix: item-read 3 : item-write 1. Per request, weighted: app 0.75*0.2 + 0.25*0.6 = 0.3 ms,
-// Redis 1.25 commands, 0.75 replica and 0.5 primary statements. Login: 100 ms, 4 commands,
-// 1 statement. nginx 0.05 ms (the ramp shape). Default assumptions.
+// Redis 1.25 commands, 0.75 replica and 0.5 primary statements; PostgreSQL CPU: replica reads
+// 0.75*0.05 = 0.0375 ms, primary writes 0.25*0.1 = 0.025 ms. Login: 100 ms, 4 commands,
+// 1 statement whose primary CPU was not measured: 1000/4000 = 0.25 ms (PG_WRITES_PER_CORE).
+// nginx 0.05 ms (the ramp shape). No operating point, poller or pinned reads: saturation
+// costs only. Default assumptions. `full` further down adds those.
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -11,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { assumptions, bottleneck, latestBench, main, mixCosts, plan, walls } from "../capacity.ts";
+import { assumptions, bottleneck, latestBench, main, mixCosts, pinnedReadFraction, plan, walls } from "../capacity.ts";
 
 const bench = {
   startedAt: "2026-01-01T00:00:00Z",
@@ -56,8 +59,30 @@ describe("mixCosts", () => {
     close(c.pgPrimary, 0.5, "primary statements");
     close(c.pgReplicaCpuMs, 0.0375, "replica CPU");
     close(c.pgPrimaryCpuMs, 0.025, "primary CPU");
-    assert.deepEqual(c.login, { appCpuMs: 100, redisCmds: 4, pgPrimary: 1 });
+    assert.equal(c.pgReplayCpuMs, 0, "no replica CPU measured during writes");
+    assert.equal(c.pinnedReads, null);
+    assert.deepEqual(c.assumedPg, []);
+    assert.deepEqual(c.login, { appCpuMs: 100, redisCmds: 4, pgPrimary: 1, pgPrimaryCpuMs: 0.25, measured: true });
     assert.equal(c.nginxCpuMs, 0.05);
+    assert.match(c.source, /^saturation \(closed loop\)/);
+    assert.deepEqual(c.statementClasses, { pointReadMs: 0.05, listMs: null, writeMs: 0.05, replayMsPerWrite: null });
+    assert.deepEqual(c.poller, { primaryPerS: 0, replicaPerS: 0, measured: false, msPerStatement: 0.05 });
+  });
+
+  it("prices an endpoint without PostgreSQL CPU by its statements, and says so", () => {
+    const bare = {
+      ...bench,
+      endpoints: bench.endpoints.map((e) => ({
+        ...e,
+        pgPrimaryCpuMsPerRequest: undefined,
+        pgReplicaCpuMsPerRequest: undefined,
+      })),
+    } as typeof bench;
+    const c = mixCosts(bare);
+    // 0.25 * 2 statements * 1000/4000 ms; 0.75 * 1 * 1000/10,000 ms
+    close(c.pgPrimaryCpuMs, 0.125, "primary CPU from PG_WRITES_PER_CORE");
+    close(c.pgReplicaCpuMs, 0.075, "replica CPU from PG_READS_PER_CORE");
+    assert.deepEqual(c.assumedPg, ["item-write primary", "item-read replica"]);
   });
 
   it("uses the given mix over the bench's, and names an endpoint the bench lacks", () => {
@@ -76,8 +101,9 @@ describe("mixCosts", () => {
       shapes: [],
     } as typeof bench;
     const c = mixCosts(bare);
-    assert.deepEqual(c.login, { appCpuMs: 200, redisCmds: 8, pgPrimary: 1 });
+    assert.deepEqual(c.login, { appCpuMs: 200, redisCmds: 8, pgPrimary: 1, pgPrimaryCpuMs: 0.25, measured: false });
     assert.equal(c.nginxCpuMs, 0.1);
+    assert.equal(c.nginxMeasured, false);
   });
 });
 
@@ -96,18 +122,22 @@ describe("plan", () => {
     assert.equal(p.ingress.pods, 2);
     assert.deepEqual(p.redis, { opsPerS: 12_540, shards: 1, shardOps: 50_000 });
     assert.equal(p.pg.readsPerS, 7500);
-    close(p.pg.readCores, 1.25, "replica cores");
+    // 10,000 x 0.0375 ms = 0.375 busy cores, at 60 %
+    close(p.pg.readCores, 0.625, "replica cores");
     assert.equal(p.pg.replicas, 1);
     assert.equal(p.pg.writesPerS, 5010);
-    close(p.pg.primaryCores, 5010 / 2400, "primary cores");
+    // (10,000 x 0.025 + 10 logins x 0.25) ms = 0.2525 busy cores, at 60 %
+    close(p.pg.primaryCores, 0.2525 / 0.6, "primary cores");
     assert.equal(p.pg.primaryFits, true);
+    assert.deepEqual([p.pg.replayCores, p.pg.replayFits, p.pg.pinnedReads], [0, true, 0]);
+    assert.deepEqual(p.pg.pollerStatementsPerS, { primary: 0, eachReplica: 0 });
     assert.equal(p.pg.connectionsPerServer, 100);
     assert.equal(p.pg.needsPooler, false);
     close(p.load["app pods (HPA)"], 7, "app load");
     close(p.load["ingress controller"], (0.05 * 10) / 0.6 / 2, "ingress load");
     close(p.load["Redis (one shard)"], 12_540 / 50_000, "Redis load");
-    close(p.load["PostgreSQL replica reads"], 1.25 / 8, "replica load");
-    close(p.load["PostgreSQL primary writes"], 5010 / 2400 / 64, "primary load");
+    close(p.load["PostgreSQL replica reads"], 0.625 / 8, "replica load");
+    close(p.load["PostgreSQL primary writes"], 0.2525 / 0.6 / 64, "primary load");
     close(p.load["PostgreSQL connections"], 100 / 500, "connection load");
   });
 
@@ -127,6 +157,7 @@ describe("plan", () => {
 
   it("finds every wall at 1,000,000 req/s, hardest to fix first", () => {
     const p = plan(bench, 1_000_000, assumptions({}));
+    // replicas: 1M x 0.0375 ms = 37.5 busy cores over 8 x 0.6 = 4.8 per replica -> 8
     assert.deepEqual(
       {
         pods: p.app.pods,
@@ -135,18 +166,19 @@ describe("plan", () => {
         shards: p.redis.shards,
         replicas: p.pg.replicas,
       },
-      { pods: 667, maxPods: 868, ingress: 42, shards: 26, replicas: 16 },
+      { pods: 667, maxPods: 868, ingress: 42, shards: 26, replicas: 8 },
     );
-    assert.equal(p.pg.primaryFits, false);
+    // (1M x 0.025 + 1,000 x 0.25) ms = 25.25 busy cores -> 42.08 at 60 %: one primary holds it
+    close(p.pg.primaryCores, 25.25 / 0.6, "primary cores");
+    assert.equal(p.pg.primaryFits, true);
     assert.equal(p.pg.needsPooler, true);
     const found = walls(p, assumptions({}));
     assert.deepEqual(
       found.map((w) => [w.name, Number(w.severity.toFixed(3))]),
       [
-        ["PostgreSQL primary (writes)", 3.262],
         ["Redis", 25.08],
         ["PostgreSQL connections", 17.36],
-        ["PostgreSQL reads", 15.625],
+        ["PostgreSQL reads", 7.813],
         ["ingress", 20.833],
         ["app CPU", 333.5],
       ],
@@ -154,15 +186,25 @@ describe("plan", () => {
     assert.deepEqual(
       found.map((w) => w.action),
       [
-        "209 cores of writes: more than one primary; shard writes (Citus) or batch them through a queue",
         "26 shards: Redis Cluster (the chart's Redis is one primary + replicas, Sentinel for failover)",
         "8,680 per server: PgBouncer (transaction pooling) in front of PostgreSQL, or a lower PG_POOL_MAX",
-        "postgresql.readReplicas.replicaCount=16; the app spreads reads over DATABASE_REPLICA_URLS",
+        "postgresql.readReplicas.replicaCount=8; the app spreads reads over DATABASE_REPLICA_URLS",
         "42 controller replicas",
         "HPA 67..868 pods (stateless: sessions in Redis)",
       ],
     );
-    assert.equal(bottleneck(p).name, "PostgreSQL primary (writes)");
+    assert.equal(bottleneck(p).name, "Redis");
+    // a primary of at most 40 cores does not hold 42.08
+    const small = walls(
+      plan(bench, 1_000_000, assumptions({ PG_PRIMARY_MAX_CORES: "40" })),
+      assumptions({ PG_PRIMARY_MAX_CORES: "40" }),
+    )[0];
+    assert.equal(small?.name, "PostgreSQL primary (writes)");
+    close(small?.severity ?? 0, 25.25 / 0.6 / 40, "primary severity");
+    assert.equal(
+      small?.action,
+      "42 cores of writes: more than one primary; shard writes (Citus) or batch them through a queue",
+    );
   });
 
   it("names the app's CPU as the only wall at 10,000 req/s, and nothing below two pods", () => {
@@ -193,8 +235,10 @@ describe("plan", () => {
     ]);
     const atLimit = plan(bench, 10_000, assumptions({ PG_MAX_CONNECTIONS: "100" }));
     assert.equal(atLimit.pg.needsPooler, false, "exactly max_connections still fits");
-    const atCores = plan(bench, 10_000, assumptions({ PG_PRIMARY_MAX_CORES: String(5010 / 2400) }));
+    const atCores = plan(bench, 10_000, assumptions({ PG_PRIMARY_MAX_CORES: String(p.pg.primaryCores) }));
     assert.equal(atCores.pg.primaryFits, true, "exactly the largest primary still fits");
+    const below = plan(bench, 10_000, assumptions({ PG_PRIMARY_MAX_CORES: String(p.pg.primaryCores * 0.999) }));
+    assert.equal(below.pg.primaryFits, false);
   });
 });
 
@@ -205,6 +249,10 @@ describe("assumptions", () => {
     assert.equal(A.HEADROOM?.value, 1.3);
     assert.equal(A.TARGET_UTILIZATION?.value, 0.6);
     assert.equal(Object.keys(A).length, 16);
+    assert.deepEqual(
+      [A.POD_CPU?.basis, A.HEADROOM?.basis, A.CPU_SPEED?.basis, A.PG_UTILIZATION?.basis],
+      ["set", "policy", "assumed", "policy"],
+    );
     for (const a of Object.values(A)) {
       assert.ok(a.unit.length > 0 && a.why.length > 0, `${a.key} says what it is`);
       assert.ok(a.value > 0);
@@ -286,7 +334,7 @@ describe("make capacity", () => {
       rows.map((l) => l.split("|")[1]?.trim()),
       ["100", "1,000", "10,000", "100,000", "1,000,000"],
     );
-    assert.match(rows[4] ?? "", /\| PostgreSQL primary \(writes\) \|.*; also: Redis, PostgreSQL connections/);
+    assert.match(rows[4] ?? "", /\| Redis \|.*; also: PostgreSQL connections, PostgreSQL reads, ingress, app CPU \|$/);
   });
 
   it("refuses a TARGET_RPS that is not a number of at least 1, in one line and before any output", () => {
@@ -314,5 +362,143 @@ describe("make capacity", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+// The same bench with what a current `make bench` adds: the endpoints again at the operating
+// point (open loop at 60 % of a core), the idle replica-lag polls of its 2 instances, and the
+// share of item reads read-your-writes sent to the primary in the ramp.
+//   app 0.75*0.4 + 0.25*0.8 = 0.5 ms; primary CPU 0.25*0.2 = 0.05 ms; replica reads
+//   0.75*0.08 = 0.06 ms; replay 0.25*0.04 = 0.01 ms on each replica; pinned 1 of 4 = 0.25;
+//   poller 8/2 = 4 statements/s per pod on the primary, 2/2 = 1 on each replica, priced like
+//   a point read (0.08 ms).
+const full = {
+  ...bench,
+  instances: 2,
+  background: { primaryPerS: 8, replicaPerS: 2 },
+  operatingPoint: {
+    utilization: 0.6,
+    endpoints: [
+      {
+        name: "item-read",
+        cpuMsPerRequest: 0.4,
+        redisCommandsPerRequest: 1,
+        pgReplicaStatementsPerRequest: 1,
+        pgReplicaCpuMsPerRequest: 0.08,
+        pgPrimaryCpuMsPerRequest: 0,
+      },
+      {
+        name: "item-write",
+        cpuMsPerRequest: 0.8,
+        redisCommandsPerRequest: 2,
+        pgPrimaryStatementsPerRequest: 2,
+        pgPrimaryCpuMsPerRequest: 0.2,
+        pgReplicaCpuMsPerRequest: 0.04,
+      },
+    ],
+  },
+  shapes: [
+    {
+      shape: "ramp",
+      cpuMsPerRequest: { nginx: 0.05 },
+      requests: 1,
+      routes: [
+        { route: "GET /api/items/:id", dbRoutes: { primary: 1, replica: 3 } },
+        { route: "POST /api/items", dbRoutes: { primary: 5 } },
+      ],
+    },
+  ],
+} as unknown as Parameters<typeof plan>[0];
+
+describe("the operating point, PostgreSQL by statement class, the poller and pinned reads", () => {
+  it("takes each endpoint's costs from the operating point, and prices each statement class", () => {
+    const c = mixCosts(full);
+    assert.equal(c.source, "operating point: open loop at 0.6 of a core");
+    close(c.appCpuMs, 0.5, "app CPU");
+    close(c.pgPrimaryCpuMs, 0.05, "primary CPU");
+    close(c.pgReplicaCpuMs, 0.06, "replica read CPU");
+    close(c.pgReplayCpuMs, 0.01, "replay CPU");
+    assert.equal(c.pinnedReads, 0.25);
+    assert.deepEqual(c.statementClasses, { pointReadMs: 0.08, listMs: null, writeMs: 0.1, replayMsPerWrite: 0.04 });
+    assert.deepEqual(c.poller, { primaryPerS: 4, replicaPerS: 1, measured: true, msPerStatement: 0.08 });
+    assert.equal(pinnedReadFraction({ ...full, shapes: [] } as typeof full), null);
+  });
+
+  it("sizes 100,000 req/s: pinned reads and polls on the primary, replay and polls on every replica", () => {
+    const p = plan(full, 100_000, assumptions({}));
+    // app (100,000 x 0.5 + 100 logins x 100) ms = 60 cores -> 100 pods, max 130
+    assert.deepEqual([p.app.pods, p.app.maxPods, p.app.minPods], [100, 130, 10]);
+    // primary: (100,000 x 0.05 + 100 x 0.25 + 100,000 x 0.06 x 0.25) ms = 6.525 cores,
+    // + 130 pods x 4 polls x 0.08 ms = 0.0416 -> 6.5666 busy, 10.944 at 60 %
+    close(p.pg.primaryCores, 6.5666 / 0.6, "primary cores");
+    // reads: 100,000 x 0.06 x 0.75 = 4.5 busy cores; a replica has 4.8 - 1.0 replay
+    // - 130 x 1 x 0.08 ms (0.0104) = 3.7896 for them -> 2 replicas
+    close(p.pg.readCores, 4.5 / 0.6, "read cores");
+    assert.equal(p.pg.replicas, 2);
+    close(p.pg.replayCores, 1, "replay cores");
+    assert.equal(p.pg.replayFits, true, "exactly one core of replay still fits");
+    assert.deepEqual(p.pg.pollerStatementsPerS, { primary: 520, eachReplica: 130 });
+  });
+
+  it("puts WAL replay first past one core, before Redis and the rest", () => {
+    const A = assumptions({});
+    const p = plan(full, 200_000, A);
+    const found = walls(p, A);
+    assert.deepEqual(
+      found.map((w) => w.name),
+      ["PostgreSQL WAL replay", "Redis", "PostgreSQL connections", "PostgreSQL reads", "ingress", "app CPU"],
+    );
+    close(found[0]?.severity ?? 0, 2, "replay severity");
+    assert.equal(
+      found[0]?.action,
+      "2.0 cores of replay on every replica, done by one process: no replica keeps up; fewer or smaller writes, or shard them",
+    );
+    // a replica has 4.8 - 2.0 - 260 x 0.08 ms (0.0208) = 2.7792 cores for 9 busy -> 4
+    assert.equal(p.pg.replicas, 4);
+  });
+
+  it("says when a replica has no room left for reads", () => {
+    const A = assumptions({ PG_REPLICA_CORES: "1" });
+    const p = plan(full, 100_000, A);
+    assert.equal(p.pg.replicas, Number.POSITIVE_INFINITY);
+    const reads = walls(p, A).find((w) => w.name === "PostgreSQL reads");
+    assert.equal(
+      reads?.action,
+      "a replica of 1 cores has no room for reads after replay and polls: bigger replicas (PG_REPLICA_CORES)",
+    );
+  });
+
+  it("prints where each cost comes from and each assumption's basis", () => {
+    const dir = mkdtempSync(join(tmpdir(), "capacity-cli-"));
+    const file = join(dir, "bench.json");
+    writeFileSync(file, JSON.stringify(full));
+    const lines: string[] = [];
+    try {
+      assert.equal(
+        main([], { BENCH_JSON: file, TARGET_RPS: "100000", CPU_SPEED: "1" }, (s) => lines.push(s), assert.fail),
+        0,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const out = lines.join("\n");
+    assert.match(
+      out,
+      /^measured per request \(bench, weighted by the mix; from the operating point: open loop at 0\.6 of a core\):$/m,
+    );
+    assert.match(
+      out,
+      /^ {2}per statement {5}point read 0\.080 ms, list not measured \(replica CPU\); write 0\.100 ms per statement/m,
+    );
+    assert.match(
+      out,
+      /^ {2}replica poller {4}4\.0 statements\/s per pod on the primary, 1\.0 on each replica \(measured idle\)/m,
+    );
+    assert.match(out, /^ {2}pinned reads {6}25\.0 % of item reads went to the primary/m);
+    assert.match(out, /^ {2}CPU_SPEED +1 x this machine +\[set\]/m);
+    assert.match(out, /^ {2}LOGIN_FRACTION +0\.001 logins per request \[assumed\]/m);
+    assert.match(out, /^ {2}POD_CPU +1 cores +\[policy\]/m);
+    assert.match(out, /^ {2}REDIS_OPS_PER_CORE +100000 ops\/s +\[assumed; Redis CPU not measured\]/m);
+    assert.match(out, /^ {2}Redis {13}1\.25 commands {2}\(login: 4\) {2}Redis CPU not measured$/m);
   });
 });
