@@ -318,6 +318,28 @@ ${s.errorSamples.length ? `<details><summary>error samples</summary><pre>${esc(s
 </section>`;
 }
 
+const flagCell = (x: Json) => esc((x.flags ?? []).join("; "));
+const coreCells = (x: Json) =>
+  x.serverCores === undefined ? "<td></td><td></td>" : `<td>${x.serverCores}</td><td>${x.clientCores}</td>`;
+
+/** Anchors and endpoints again, open loop at the HPA's target utilization, beside their saturated cost. */
+function operatingPointSection(r: Json): string {
+  const op = r.operatingPoint;
+  if (!op) return "";
+  const saturated = (name: string) =>
+    [...r.endpoints, ...r.anchors.runs].find((x: Json) => x.name === name)?.cpuMsPerRequest as number | undefined;
+  const rows = [...op.anchors, ...op.endpoints]
+    .map((x: Json) => {
+      const sat = saturated(x.name);
+      return `<tr><td>${esc(x.name)}</td><td>${x.offeredRps}</td><td>${x.rps.toFixed(0)}</td><td>${x.dropped ?? 0}</td><td>${x.cpuMsPerRequest.toFixed(3)}</td><td>${sat === undefined ? "" : sat.toFixed(3)}</td><td>${sat ? `${(x.cpuMsPerRequest / sat).toFixed(2)}×` : ""}</td><td>${x.pgPrimaryCpuMsPerRequest ?? ""}</td><td>${x.pgReplicaCpuMsPerRequest ?? ""}</td><td>${ms(x.latency.p99)}</td><td>${x.sendLagP99Ms ?? ""}</td><td>${x.serverCores}</td><td>${x.clientCores}</td><td>${esc((x.flags ?? []).join("; "))}</td></tr>`;
+    })
+    .join("\n");
+  return `<h3>At the operating point (${op.utilization} of a core)</h3>
+<p class="desc">${esc(op.method)}. The API mix costs ${op.mixCpuMs} CPU ms per request here against ${op.saturatedMixCpuMs} at saturation; <code>make capacity</code> sizes pods from this one.</p>
+<table><tr><th>name</th><th>offered req/s</th><th>served req/s</th><th>dropped</th><th>CPU ms/req</th><th>at saturation</th><th>× saturation</th><th>PG primary CPU ms/req</th><th>PG replica CPU ms/req</th><th>p99 from schedule</th><th>send lag p99 ms</th><th>server cores</th><th>client cores</th><th>flags</th></tr>
+${rows}</table>`;
+}
+
 function kneeSummary(r: Json): string {
   const k = r.knee;
   if (!k) return "";
@@ -330,13 +352,13 @@ export function renderReport(r: Json): string {
   const endpointRows = r.endpoints
     .map((e: Json) => {
       const ratio = r.ratios.find((x: Json) => x.name === e.name);
-      return `<tr><td>${esc(e.name)}</td><td>${esc(e.route)}</td><td>${e.rps.toFixed(0)}</td><td>${ratio.rpsVsNodeHttp.toFixed(3)}</td><td>${ratio.rpsVsExpress.toFixed(3)}</td><td>${e.cpuMsPerRequest.toFixed(3)}</td><td>${ratio.cpuVsNodeHttp.toFixed(1)}×</td><td>${ratio.cpuVsExpress.toFixed(1)}×</td><td>${e.redisCommandsPerRequest}</td><td>${e.pgPrimaryStatementsPerRequest}</td><td>${e.pgReplicaStatementsPerRequest}</td><td>${e.latency.p50} / ${e.latency.p99}</td><td>${e.errors}</td></tr>`;
+      return `<tr><td>${esc(e.name)}</td><td>${esc(e.route)}</td><td>${e.rps.toFixed(0)}</td><td>${ratio.rpsVsNodeHttp.toFixed(3)}</td><td>${ratio.rpsVsExpress.toFixed(3)}</td><td>${e.cpuMsPerRequest.toFixed(3)}</td><td>${ratio.cpuVsNodeHttp.toFixed(1)}×</td><td>${ratio.cpuVsExpress.toFixed(1)}×</td><td>${e.redisCommandsPerRequest}</td><td>${e.pgPrimaryStatementsPerRequest}</td><td>${e.pgReplicaStatementsPerRequest}</td><td>${e.latency.p50} / ${e.latency.p99}</td><td>${e.errors}</td>${coreCells(e)}<td>${flagCell(e)}</td></tr>`;
     })
     .join("\n");
   const anchorRows = a.runs
     .map(
       (x: Json) =>
-        `<tr><td>${esc(x.name)}</td><td>${esc(x.target)}</td><td>${x.rps.toFixed(0)}</td><td>${x.cpuMsPerRequest.toFixed(4)}</td><td>${x.latency.p50} / ${x.latency.p99}</td><td>${x.errors}</td></tr>`,
+        `<tr><td>${esc(x.name)}</td><td>${esc(x.target)}</td><td>${x.rps.toFixed(0)}</td><td>${x.cpuMsPerRequest.toFixed(4)}</td><td>${x.latency.p50} / ${x.latency.p99}</td><td>${x.errors}</td>${coreCells(x)}<td>${flagCell(x)}</td></tr>`,
     )
     .join("\n");
   const rpsBars = barChart({
@@ -404,11 +426,12 @@ section{background:#fff;border:1px solid #e5e7eb;border-radius:6px;padding:12px 
 ${esc(r.machine.note)}. Method: ${esc(r.method.client)}; CPU: ${esc(r.method.cpu)}; Redis: ${esc(r.method.redis)}; PostgreSQL: ${esc(r.method.postgres)}; app: ${esc(r.method.app)}.</p>
 
 <section><h2>Anchors and endpoints</h2>
-<p class="desc">Every endpoint straight to one app process, measured like the anchors: same client, same connections, ${r.method.measureSeconds} s after a ${r.method.warmupSeconds} s warm-up. Anchors ran before and after everything else (drift: node:http ×${a.nodeHttp.drift}, Express ×${a.express.drift}).</p>
+<p class="desc">Every endpoint straight to one app process, measured like the anchors: same client, same connections, ${r.method.measureSeconds} s after a ${r.method.warmupSeconds} s warm-up. The ratios use anchor pass 1, measured right before the endpoints; pass 2 ran after everything else and only shows the drift (node:http ×${a.nodeHttp.drift}, Express ×${a.express.drift}). A flag marks a run whose numbers are not the server's limit: the server below 0.9 of a core, or the load generator at 0.9 of a core or behind its schedule.</p>
 <div class="grid two">${rpsBars}${cpuBars}</div>
-<table><tr><th>anchor</th><th>pass</th><th>req/s</th><th>CPU ms/req</th><th>p50 / p99 ms</th><th>errors</th></tr>${anchorRows}</table>
-<table><tr><th>endpoint</th><th>route</th><th>req/s</th><th>÷ node:http</th><th>÷ Express</th><th>CPU ms/req</th><th>CPU × node:http</th><th>CPU × Express</th><th>Redis cmds/req</th><th>PG statements/req primary</th><th>PG statements/req replica</th><th>p50 / p99 ms</th><th>errors</th></tr>
+<table><tr><th>anchor</th><th>pass</th><th>req/s</th><th>CPU ms/req</th><th>p50 / p99 ms</th><th>errors</th><th>server cores</th><th>client cores</th><th>flags</th></tr>${anchorRows}</table>
+<table><tr><th>endpoint</th><th>route</th><th>req/s</th><th>÷ node:http</th><th>÷ Express</th><th>CPU ms/req</th><th>CPU × node:http</th><th>CPU × Express</th><th>Redis cmds/req</th><th>PG statements/req primary</th><th>PG statements/req replica</th><th>p50 / p99 ms</th><th>errors</th><th>server cores</th><th>client cores</th><th>flags</th></tr>
 ${endpointRows}</table>
+${operatingPointSection(r)}
 <p class="desc">The API mix (${r.mix.map((m: Json) => `${esc(m.endpoint)} ${m.weight}`).join(", ")}) would sustain about ${r.mixCapacityRps} req/s on one instance from these costs. Through nginx and both instances, the breakpoint climbs put the knee at <b>${r.kneeRps} req/s</b> (median; see the shapes); ramp, spike and soak then ran the cluster shapes (TARGET_RPS=${r.clusterTargetRps}) scaled to a ramp target of ${r.localTargetRps} req/s (80 % of the knee), so that they test behaviour below saturation.</p>
 </section>
 
