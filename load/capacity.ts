@@ -8,7 +8,8 @@
 //
 //   node load/capacity.ts                     TARGET_RPS from env (default 1,000,000)
 //   node load/capacity.ts --walk              100 -> 1M req/s in decades, the bottleneck at each
-//   BENCH_JSON=bench/results/<ts>.json ...    a given bench run instead of the latest
+//   BENCH_JSON=bench/results/<ts>.json ...    a given bench run (or a comma-separated list) instead of the latest
+//   BENCH_RUNS=3 (default)                    the newest N full runs: the median and range of each size
 
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
@@ -50,14 +51,50 @@ type Bench = {
   anchors: { express: { cpuMsPerRequest: number }; nodeHttp: { cpuMsPerRequest: number } };
 };
 
-export function latestBench(dir = join(REPO, "bench", "results")): string | null {
-  if (!existsSync(dir)) return null;
+/** The newest `n` full runs in `dir` (oldest first); the newest quick one only when there is no full run. */
+export function latestBenches(dir = join(REPO, "bench", "results"), n = 1): string[] {
+  if (!existsSync(dir)) return [];
   const files = readdirSync(dir)
     .filter((f) => f.endsWith(".json"))
     .sort();
   const full = files.filter((f) => !(JSON.parse(readFileSync(join(dir, f), "utf8")) as Bench).quick);
-  const pick = full.at(-1) ?? files.at(-1);
-  return pick ? join(dir, pick) : null;
+  const pick = full.length > 0 ? full.slice(-n) : files.slice(-1);
+  return pick.map((f) => join(dir, f));
+}
+
+export function latestBench(dir = join(REPO, "bench", "results")): string | null {
+  return latestBenches(dir, 1)[0] ?? null;
+}
+
+export type Spread = { median: number; low: number; high: number };
+
+/** Median (mean of the middle two for an even count), lowest and highest. */
+export function spreadOf(values: readonly number[]): Spread {
+  const v = [...values].sort((a, b) => (a === b ? 0 : a - b));
+  const n = v.length;
+  if (n === 0) return { median: 0, low: 0, high: 0 };
+  const median = n % 2 ? (v[(n - 1) / 2] as number) : ((v[n / 2 - 1] as number) + (v[n / 2] as number)) / 2;
+  return { median, low: v[0] as number, high: v[n - 1] as number };
+}
+
+/**
+ * The same target sized from several bench runs: how far one run's plan is to be trusted on
+ * a noisy machine. `median` is the run whose app pods are the median (the lower one of the
+ * middle two), the one to print in full.
+ */
+export function acrossRuns(benches: Bench[], targetRps: number, A = assumptions()) {
+  const plans = benches.map((b) => plan(b, targetRps, A));
+  const byPods = plans.map((p, i) => [p.app.pods, i] as const).sort((a, b) => a[0] - b[0]);
+  return {
+    runs: plans.length,
+    appCpuMs: spreadOf(plans.map((p) => p.costs.appCpuMs)),
+    pods: spreadOf(plans.map((p) => p.app.pods)),
+    primaryCores: spreadOf(plans.map((p) => p.pg.primaryCores)),
+    replicas: spreadOf(plans.map((p) => p.pg.replicas)),
+    knee: spreadOf(benches.map((b) => b.kneeRps ?? 0)),
+    bottlenecks: plans.map((p) => bottleneck(p).name),
+    median: (byPods[Math.floor((byPods.length - 1) / 2)] as readonly [number, number])[1],
+  };
 }
 
 /**
@@ -495,12 +532,20 @@ export function main(
   out: (s: string) => void,
   err: (s: string) => void,
 ): number {
-  const file = env.BENCH_JSON ? resolve(env.BENCH_JSON) : latestBench();
-  if (!file) {
+  // BENCH_JSON: one file or a comma-separated list; else the newest BENCH_RUNS full runs
+  const runs = Number(env.BENCH_RUNS || "3");
+  if (!Number.isInteger(runs) || runs < 1) {
+    err(`capacity: BENCH_RUNS=${env.BENCH_RUNS}: expected a whole number >= 1`);
+    return 2;
+  }
+  const files = env.BENCH_JSON
+    ? env.BENCH_JSON.split(",").map((f) => resolve(f.trim()))
+    : latestBenches(undefined, runs);
+  if (files.length === 0) {
     err("capacity: no bench result in bench/results/: run `make bench` first");
     return 1;
   }
-  const bench = JSON.parse(readFileSync(file, "utf8")) as Bench;
+  const benches = files.map((f) => JSON.parse(readFileSync(f, "utf8")) as Bench);
   const A = assumptions(env);
   let target = 0;
   if (!argv.includes("--walk")) {
@@ -510,6 +555,21 @@ export function main(
       err(`capacity: TARGET_RPS=${raw}: expected a number >= 1`);
       return 2;
     }
+  }
+  const across = acrossRuns(benches, target || 1_000_000, A);
+  const i = across.median;
+  const bench = benches[i] as Bench;
+  const file = files[i] as string;
+  if (benches.length > 1) {
+    const f = (s: Spread, digits = 0) => `${n(s.median, digits)} (${n(s.low, digits)}-${n(s.high, digits)})`;
+    out(
+      `over ${across.runs} bench runs (${files.map((x) => relative(REPO, x)).join(", ")}), at ${n(target || 1_000_000)} req/s, median (low-high):`,
+    );
+    out(
+      `  app CPU ${f(across.appCpuMs, 3)} ms/req; app pods ${f(across.pods)}; primary cores ${f(across.primaryCores, 1)}; replicas ${f(across.replicas)}; knee ${f(across.knee)} req/s`,
+    );
+    out(`  bottleneck in each run: ${across.bottlenecks.join(", ")}`);
+    out("the plan below is from the median run by app pods:");
   }
   out(`capacity from ${relative(REPO, file)} (bench of ${bench.startedAt}${bench.quick ? ", QUICK run" : ""})`);
   if (target === 0) walk(bench, A, out);

@@ -14,7 +14,19 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { assumptions, bottleneck, latestBench, main, mixCosts, pinnedReadFraction, plan, walls } from "../capacity.ts";
+import {
+  acrossRuns,
+  assumptions,
+  bottleneck,
+  latestBench,
+  latestBenches,
+  main,
+  mixCosts,
+  pinnedReadFraction,
+  plan,
+  spreadOf,
+  walls,
+} from "../capacity.ts";
 
 const bench = {
   startedAt: "2026-01-01T00:00:00Z",
@@ -500,5 +512,90 @@ describe("the operating point, PostgreSQL by statement class, the poller and pin
     assert.match(out, /^ {2}POD_CPU +1 cores +\[policy\]/m);
     assert.match(out, /^ {2}REDIS_OPS_PER_CORE +100000 ops\/s +\[assumed; Redis CPU not measured\]/m);
     assert.match(out, /^ {2}Redis {13}1\.25 commands {2}\(login: 4\) {2}Redis CPU not measured$/m);
+  });
+});
+
+describe("several bench runs", () => {
+  // the fixture with item-read at 0.2 (the base), 0.3 and 0.1 ms of app CPU: mix costs 0.3,
+  // 0.375 and 0.225 ms; at 10,000 req/s + 10 logins of 100 ms: 4, 4.75 and 3.25 cores,
+  // / 0.6 per pod -> 7, 8 and 6 pods
+  const withRead = (ms: number, knee: number) =>
+    ({
+      ...bench,
+      kneeRps: knee,
+      endpoints: bench.endpoints.map((e) => (e.name === "item-read" ? { ...e, cpuMsPerRequest: ms } : e)),
+    }) as typeof bench;
+  const runs = [withRead(0.2, 900), withRead(0.3, 800), withRead(0.1, 1200)];
+
+  it("spreadOf gives the median, the lowest and the highest", () => {
+    assert.deepEqual(spreadOf([8, 6, 7]), { median: 7, low: 6, high: 8 });
+    assert.deepEqual(spreadOf([4, 1, 3, 2]), { median: 2.5, low: 1, high: 4 });
+    assert.deepEqual(spreadOf([]), { median: 0, low: 0, high: 0 });
+  });
+
+  it("sizes the target from each run and names the median one", () => {
+    const a = acrossRuns(runs, 10_000, assumptions({}));
+    assert.equal(a.runs, 3);
+    assert.deepEqual(a.pods, { median: 7, low: 6, high: 8 });
+    close(a.appCpuMs.median, 0.3, "median app CPU");
+    close(a.appCpuMs.low, 0.225, "lowest app CPU");
+    close(a.appCpuMs.high, 0.375, "highest app CPU");
+    assert.deepEqual(a.knee, { median: 900, low: 800, high: 1200 });
+    assert.deepEqual(a.bottlenecks, ["app CPU", "app CPU", "app CPU"]);
+    assert.equal(a.median, 0, "the first run has the median pods");
+  });
+
+  it("prints the spread over the runs of a BENCH_JSON list, then the median run's plan", () => {
+    const dir = mkdtempSync(join(tmpdir(), "capacity-runs-"));
+    const files = runs.map((b, i) => {
+      const f = join(dir, `run-${i}.json`);
+      writeFileSync(f, JSON.stringify(b));
+      return f;
+    });
+    const lines: string[] = [];
+    try {
+      const status = main([], { BENCH_JSON: files.join(","), TARGET_RPS: "10000" }, (x) => lines.push(x), assert.fail);
+      assert.equal(status, 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const out = lines.join("\n");
+    assert.match(
+      out,
+      /^over 3 bench runs \(.*run-0\.json, .*run-1\.json, .*run-2\.json\), at 10,000 req\/s, median \(low-high\):$/m,
+    );
+    assert.match(
+      out,
+      /^ {2}app CPU 0\.300 \(0\.225-0\.375\) ms\/req; app pods 7 \(6-8\); primary cores 0\.4 \(0\.4-0\.4\); replicas 1 \(1-1\); knee 900 \(800-1,200\) req\/s$/m,
+    );
+    assert.match(out, /^capacity from .*run-0\.json/m);
+    assert.match(out, /^ {2}app {15}4\.0 cores busy -> 7 pods/m);
+  });
+
+  it("refuses a BENCH_RUNS that is not a whole number of at least 1", () => {
+    const errs: string[] = [];
+    assert.equal(
+      main([], { BENCH_RUNS: "0" }, assert.fail, (x) => errs.push(x)),
+      2,
+    );
+    assert.deepEqual(errs, ["capacity: BENCH_RUNS=0: expected a whole number >= 1"]);
+  });
+
+  it("latestBenches takes the newest full runs, oldest first", () => {
+    const dir = mkdtempSync(join(tmpdir(), "capacity-latest-"));
+    try {
+      for (const [name, quick] of [
+        ["2026-01-01", false],
+        ["2026-01-02", true],
+        ["2026-01-03", false],
+        ["2026-01-04", false],
+      ] as const)
+        writeFileSync(join(dir, `${name}.json`), JSON.stringify({ quick }));
+      assert.deepEqual(latestBenches(dir, 2), [join(dir, "2026-01-03.json"), join(dir, "2026-01-04.json")]);
+      assert.deepEqual(latestBenches(dir, 9).length, 3);
+      assert.deepEqual(latestBenches(join(dir, "missing"), 3), []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
