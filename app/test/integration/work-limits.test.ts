@@ -62,8 +62,19 @@ describe("POST /api/work limits", { timeout: 120_000 }, () => {
       headers: { "x-forwarded-for": "203.0.113.20" },
       timeoutMs: 60_000,
     });
-    // Give the heavy task time to be admitted (it is the only one the pool has room for).
-    await new Promise((r) => setTimeout(r, 300));
+    // Wait until the heavy task holds the pool's only place: a tiny probe is then refused. A
+    // probe that gets in first runs in no time and leaves; each comes from an address of its
+    // own, so the per-client limit never answers for the pool.
+    for (let probe = 0; ; probe++) {
+      assert.ok(probe < 2000, "the heavy task was admitted");
+      const reply = await busy.post(
+        "/api/work",
+        { text: "probe", iterations: 1 },
+        { headers: { "x-forwarded-for": `10.${Math.floor(probe / 250)}.0.${probe % 250}` } },
+      );
+      if (reply.status === 503) break;
+      assert.equal(reply.status, 200, `a probe while the pool is free: ${reply.status} ${reply.text}`);
+    }
 
     const total = 3 * 1024 * 1024 - 16;
     const first = Buffer.from(`{"text":"${"y".repeat(64 * 1024)}`);
