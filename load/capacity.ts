@@ -504,7 +504,7 @@ function printPlan(p: Plan, A: Record<string, Assumption>, out: (s: string) => v
   }
 }
 
-function walk(bench: Bench, A: Record<string, Assumption>, out: (s: string) => void) {
+export function walk(bench: Bench, A: Record<string, Assumption>, out: (s: string) => void) {
   out(
     "| req/s | app pods (HPA min..max) | app cores | ingress pods | Redis ops/s (shards) | PG reads/s (replicas) | PG writes/s (primary cores) | PG connections per server | bottleneck (hardest wall) | what to do; other walls |",
   );

@@ -1,8 +1,13 @@
 // The bench report: one self-contained HTML file (inline SVG charts, no scripts, no CDN) made
 // from a bench JSON. `make bench` writes it next to the JSON; to redo it from a JSON:
 //   node load/report.ts bench/results/<timestamp>.json   (writes <timestamp>.html beside it)
+//   node load/report.ts --readme bench/results/<timestamp>.json load/README.md
+//     rewrites the block between BEGIN and END below in that file with the run's tables
+//     (endpoints, knee, every phase, the capacity walk), so no number is copied by hand
 
 import { readFileSync, writeFileSync } from "node:fs";
+import { basename } from "node:path";
+import { assumptions, walk } from "./capacity.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: the report reads whatever bench.ts wrote
 type Json = any;
@@ -446,8 +451,88 @@ ${r.shapes.map((s: Json, i: number) => `<a id="shape-${i}"></a>${shapeSection(s)
 `;
 }
 
+export const BEGIN = "<!-- bench-tables:begin -->";
+export const END = "<!-- bench-tables:end -->";
+
+const cell = (v: unknown) => (typeof v === "number" ? String(v) : v === "Infinity" ? "∞ (drops)" : String(v ?? ""));
+
+/** The run's tables in Markdown, for a README: everything from this one JSON. */
+export function markdownTables(r: Json, name: string): string {
+  const out: string[] = [];
+  const a = r.anchors;
+  out.push(
+    `From one run, \`${name}\` (${r.startedAt}, ${r.machine.cores} cores, Node ${r.machine.node}${r.quick ? ", QUICK" : ""}), written by \`node load/report.ts --readme\`: edit the run, not these lines.`,
+  );
+  out.push("");
+  out.push(
+    `Anchors (pass 1, next to the endpoints): \`node:http\` ${a.nodeHttp.rps} req/s, ${a.nodeHttp.cpuMsPerRequest} CPU ms/req; Express 5 ${a.express.rps} req/s, ${a.express.cpuMsPerRequest} CPU ms/req (drift to pass 2: ×${a.nodeHttp.drift}, ×${a.express.drift}).`,
+  );
+  out.push("");
+  out.push(
+    "| Endpoint | req/s | ÷ node:http | ÷ Express | CPU ms/req at saturation | CPU ms/req at the operating point | × Express | Redis cmds/req | PG statements/req (primary + replica) | flags |",
+  );
+  out.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+  for (const e of r.endpoints) {
+    const ratio = r.ratios.find((x: Json) => x.name === e.name);
+    const op = r.operatingPoint?.endpoints.find((x: Json) => x.name === e.name);
+    out.push(
+      `| \`${e.route}\` | ${e.rps} | ${ratio.rpsVsNodeHttp} | ${ratio.rpsVsExpress} | ${e.cpuMsPerRequest} | ${op ? op.cpuMsPerRequest : "-"} | ${ratio.cpuVsExpress} | ${e.redisCommandsPerRequest} | ${e.pgPrimaryStatementsPerRequest} + ${e.pgReplicaStatementsPerRequest} | ${(e.flags ?? []).join("; ")} |`,
+    );
+  }
+  out.push("");
+  if (r.knee) {
+    const climbs = r.knee.climbs.map((c: Json) => (c.reached ? `${c.rps}` : `not reached (> ${c.rps})`)).join(", ");
+    out.push(
+      `Knee through nginx: **${r.knee.median} req/s**, median of ${r.knee.runs} climb(s) to ${2 * r.knee.estimateRps} req/s (${climbs}; range ${r.knee.low}-${r.knee.high}). Defined as ${r.knee.definition}.`,
+    );
+    out.push("");
+  }
+  out.push(
+    "| Phase | length (planned) | peak | offered | dropped | p95 | p99 | send lag p99 | cores: busiest app / generator | result | flags |",
+  );
+  out.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |");
+  for (const s of r.shapes) {
+    const result =
+      s.knee && s.aborted
+        ? s.knee.reached
+          ? `knee ${s.knee.rps}`
+          : `knee > ${s.knee.rps}`
+        : s.passed
+          ? "passed"
+          : "FAILED";
+    out.push(
+      `| ${s.shape} | ${s.durationS} s (${s.plannedS ?? "?"} s) | ${s.peakTarget ?? ""} ${s.executor === "ramping-vus" ? "VUs" : "req/s"} | ${s.offered ?? s.requests} | ${s.dropped} | ${cell(s.latency.p95)} | ${cell(s.latency.p99)} | ${s.sendLag ? s.sendLag.p99 : "-"} | ${s.cores ? `${s.cores.server} / ${s.cores.client}` : "-"} | ${result} | ${(s.flags ?? []).join("; ")} |`,
+    );
+  }
+  out.push("");
+  out.push("`make capacity` with the default assumptions, from this run:");
+  out.push("");
+  walk(r, assumptions({}), (line) => out.push(line));
+  return out.join("\n");
+}
+
+/** `text` with the block between BEGIN and END replaced by `tables`; throws when the markers are missing. */
+export function replaceBlock(text: string, tables: string): string {
+  const from = text.indexOf(BEGIN);
+  const to = text.indexOf(END);
+  if (from < 0 || to < from) throw new Error(`no ${BEGIN} ... ${END} block to rewrite`);
+  return `${text.slice(0, from + BEGIN.length)}\n${tables}\n${text.slice(to)}`;
+}
+
 if (import.meta.main) {
-  const file = process.argv[2];
+  const args = process.argv.slice(2);
+  if (args[0] === "--readme") {
+    const [, json, md] = args;
+    if (!json || !md) {
+      process.stderr.write("usage: node load/report.ts --readme bench/results/<timestamp>.json <file.md>\n");
+      process.exit(2);
+    }
+    const tables = markdownTables(JSON.parse(readFileSync(json, "utf8")), basename(json));
+    writeFileSync(md, replaceBlock(readFileSync(md, "utf8"), tables));
+    process.stdout.write(`${md}\n`);
+    process.exit(0);
+  }
+  const file = args[0];
   if (!file) {
     process.stderr.write("usage: node load/report.ts bench/results/<timestamp>.json\n");
     process.exit(2);
