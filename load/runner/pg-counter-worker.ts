@@ -4,8 +4,8 @@
 //
 // Counters per target, in a SharedArrayBuffer (Int32, Atomics): [statements, replica-lag
 // polls, WAL-position queries, connections]. The app's replica poller sends
-// `pg_last_wal_replay_lsn()` (replica) and `pg_current_wal_lsn()` (primary) a few times a
-// second whatever the load; writes also ask for `pg_current_wal_lsn()`. Counting those apart
+// `pg_last_wal_replay_lsn()` (replica) and `pg_current_wal_insert_lsn()` (primary) a few times a
+// second whatever the load; writes ask for the same position. Counting those apart
 // lets the bench subtract the poller exactly.
 
 import net from "node:net";

@@ -9,9 +9,12 @@
 /** 0: any statement; 1: the replica-lag poll (replica); 2: a WAL-position read (primary). */
 export type StatementClass = 0 | 1 | 2;
 
+/** The primary's WAL position: the insert position (what the app asks for) or the write position. */
+const WAL_POSITION = /pg_current_wal_(insert_)?lsn/;
+
 export function classify(sql: string): StatementClass {
   if (sql.includes("pg_last_wal_replay_lsn")) return 1;
-  if (sql.includes("pg_current_wal_lsn")) return 2;
+  if (WAL_POSITION.test(sql)) return 2;
   return 0;
 }
 

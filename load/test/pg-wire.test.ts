@@ -28,7 +28,7 @@ const session = Buffer.concat([
   startup,
   query("SELECT 1"),
   query("SELECT pg_last_wal_replay_lsn()"),
-  parse("SELECT pg_current_wal_lsn()"),
+  parse("select pg_current_wal_insert_lsn()::text as lsn"),
   bind,
   execute,
   sync,
@@ -76,6 +76,8 @@ describe("classify", () => {
   it("tells the replica poll and the WAL-position read from any other SQL", () => {
     assert.equal(classify("SELECT pg_last_wal_replay_lsn() AS lsn"), 1);
     assert.equal(classify("SELECT pg_current_wal_lsn()::text"), 2);
+    // what the app sends since it reads the insert position (app/src/items/store.ts)
+    assert.equal(classify("select pg_current_wal_insert_lsn()::text as lsn"), 2);
     assert.equal(classify("SELECT * FROM items WHERE id = $1"), 0);
   });
 });
