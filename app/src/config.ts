@@ -72,6 +72,10 @@ const envSchema = z.object({
   REDIS_URL: redisUrl.optional(),
   REDIS_SENTINELS: list(hostPort).optional(),
   REDIS_SENTINEL_MASTER: z.string().trim().min(1).optional(),
+  // A Redis Cluster's nodes (`host:port,...`; a few are enough, the client learns the rest from
+  // CLUSTER SLOTS). Selects ioredis's Cluster client instead of REDIS_URL or REDIS_SENTINELS,
+  // for when one primary cannot carry the load; REDIS_PASSWORD applies to every node.
+  REDIS_CLUSTER_NODES: list(hostPort).optional(),
   // Kept apart from REDIS_URL so that a Kubernetes Secret can supply it without URL-encoding.
   REDIS_PASSWORD: z.string().min(1).optional(),
   REDIS_COMMAND_TIMEOUT_MS: integer(10, 60_000).default(500),
@@ -139,8 +143,12 @@ function crossVariableProblems(env: Record<string, string>, command: Command): s
   const problems: string[] = [];
   // Migrations touch only the database, so the migrate initContainer needs no Redis or session secret.
   if (command === "migrate") return problems;
-  if (env.REDIS_URL === undefined && env.REDIS_SENTINELS === undefined) {
-    problems.push("REDIS_URL: required (or REDIS_SENTINELS)");
+  if (env.REDIS_URL === undefined && env.REDIS_SENTINELS === undefined && env.REDIS_CLUSTER_NODES === undefined) {
+    problems.push("REDIS_URL: required (or REDIS_SENTINELS, or REDIS_CLUSTER_NODES)");
+  }
+  const besideCluster = ["REDIS_URL", "REDIS_SENTINELS"].filter((name) => env[name] !== undefined);
+  if (env.REDIS_CLUSTER_NODES !== undefined && besideCluster.length > 0) {
+    problems.push(`REDIS_CLUSTER_NODES: set it alone, not with ${besideCluster.join(" or ")} (one Redis per app)`);
   }
   if (env.REDIS_SENTINELS !== undefined && env.REDIS_SENTINEL_MASTER === undefined) {
     problems.push("REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS");
@@ -160,6 +168,7 @@ type Env = z.infer<typeof envSchema>;
 
 export type RedisConfig =
   | { kind: "standalone"; url: string; password?: string; commandTimeoutMs: number }
+  | { kind: "cluster"; nodes: { host: string; port: number }[]; password?: string; commandTimeoutMs: number }
   | {
       kind: "sentinel";
       sentinels: { host: string; port: number }[];
@@ -172,20 +181,27 @@ export type Config = ReturnType<typeof toConfig>;
 
 function toConfig(env: Env) {
   const redis: RedisConfig =
-    env.REDIS_SENTINELS !== undefined && env.REDIS_SENTINEL_MASTER !== undefined
+    env.REDIS_CLUSTER_NODES !== undefined
       ? {
-          kind: "sentinel",
-          sentinels: env.REDIS_SENTINELS,
-          masterName: env.REDIS_SENTINEL_MASTER,
+          kind: "cluster",
+          nodes: env.REDIS_CLUSTER_NODES,
           password: env.REDIS_PASSWORD,
           commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
         }
-      : {
-          kind: "standalone",
-          url: env.REDIS_URL ?? "",
-          password: env.REDIS_PASSWORD,
-          commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
-        };
+      : env.REDIS_SENTINELS !== undefined && env.REDIS_SENTINEL_MASTER !== undefined
+        ? {
+            kind: "sentinel",
+            sentinels: env.REDIS_SENTINELS,
+            masterName: env.REDIS_SENTINEL_MASTER,
+            password: env.REDIS_PASSWORD,
+            commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
+          }
+        : {
+            kind: "standalone",
+            url: env.REDIS_URL ?? "",
+            password: env.REDIS_PASSWORD,
+            commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
+          };
   return {
     env: env.NODE_ENV,
     port: env.PORT,

@@ -1,6 +1,6 @@
-import type { Redis } from "ioredis";
 import type pg from "pg";
 import type { Database, NamedPool } from "./db/pools.ts";
+import { pingRedis, type RedisClient } from "./redis.ts";
 
 // What /readyz reports about Redis and each PostgreSQL pool, sampled in the background so
 // that the probe itself answers from memory: a readiness probe that waits on a dependency
@@ -73,18 +73,18 @@ async function probePool(pool: pg.Pool, timeoutMs: number): Promise<DependencySt
   return answer === "up" ? "up" : "down";
 }
 
-async function probeRedis(redis: Redis, timeoutMs: number): Promise<DependencyStatus> {
+async function probeRedis(redis: RedisClient, timeoutMs: number): Promise<DependencyStatus> {
   // A disconnected client fails commands at once (no offline queue); skip the round trip.
   if (redis.status !== "ready") return "down";
   const reply = await within(
-    redis.ping().catch(() => "failed"),
+    pingRedis(redis).catch(() => false),
     timeoutMs,
   );
-  return reply === "PONG" ? "up" : "down";
+  return reply === true ? "up" : "down";
 }
 
 export function createDependencyHealth(
-  deps: { redis: Redis; db: Database },
+  deps: { redis: RedisClient; db: Database },
   options: DependencyHealthOptions,
 ): DependencyHealth {
   const replicaNames = deps.db.replicas.map(({ name }) => name);

@@ -1,11 +1,15 @@
-import type { Redis } from "ioredis";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { AppError } from "../errors.ts";
-import { redisUnavailable } from "../redis.ts";
+import { type RedisClient, redisUnavailable } from "../redis.ts";
 
 // Rate limits counted in Redis (rate-limiter-flexible: one Lua INCR + PEXPIRE per call), so each
 // limit holds across every instance. Clients are told when to come back: 429 JSON with a code
 // and retry-after. Keys: `ratelimit:<name>:<client or username>`.
+//
+// On a Redis Cluster: rate-limiter-flexible (RateLimiterRedis, 11.x) touches one key per call
+// (the Lua INCR script with one KEYS entry, MULTI GET+PTTL or SET+PTTL of that same key, DEL),
+// so each call stays in one slot without a hash tag; the limits of one client or username
+// being in different slots is fine, since no call reads two of them.
 //
 // When Redis fails, login answers 503 (it cannot keep a session without Redis anyway, and
 // letting guesses through unlimited is what an attacker who can disturb Redis would want).
@@ -62,7 +66,7 @@ async function limited<T>(call: () => Promise<T>, code: string, message: string)
 }
 
 /** `windowSeconds` is a seam for tests, which cannot wait out a minute. */
-export function createLoginLimiter(redis: Redis, limits: LoginLimits, windowSeconds = 60): LoginLimiter {
+export function createLoginLimiter(redis: RedisClient, limits: LoginLimits, windowSeconds = 60): LoginLimiter {
   const attempts = new RateLimiterRedis({
     storeClient: redis,
     keyPrefix: "ratelimit:login",
@@ -117,7 +121,7 @@ export function createLoginLimiter(redis: Redis, limits: LoginLimits, windowSeco
  * counted in this process instead (see the top of this file).
  */
 export function createClientLimiter(
-  redis: Redis,
+  redis: RedisClient,
   options: { name: string; points: number; durationSeconds: number; code: string; message: string },
 ): ClientLimiter {
   const limiter = new RateLimiterRedis({
@@ -135,7 +139,7 @@ export function createClientLimiter(
 }
 
 export function createRateLimits(
-  redis: Redis,
+  redis: RedisClient,
   config: { login: LoginLimits; registerPerMinute: number; workPerMinute: number },
 ): RateLimits {
   return {

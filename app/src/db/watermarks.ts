@@ -1,6 +1,6 @@
-import type { Redis } from "ioredis";
 import { Counter } from "prom-client";
 import type { Metrics } from "../metrics.ts";
+import type { RedisClient } from "../redis.ts";
 import { isLsn } from "./lsn.ts";
 
 // Read-your-writes, per user: the primary's WAL position after a user's latest write, kept in
@@ -10,6 +10,10 @@ import { isLsn } from "./lsn.ts";
 // Two writes by one user can finish on two instances in either order. The position is only
 // ever raised, inside Redis, so the later-finishing but earlier write can never store the
 // older position over the newer one.
+//
+// On a Redis Cluster: the script declares its one key in KEYS (numberOfKeys 1), which is what
+// lets the Cluster client route it to the key's slot; it must never touch a key it was not
+// given. No hash tag: users' positions spread over the shards.
 
 /** What a read must see: nothing in particular, everything up to a WAL position, or unknown. */
 export type ReadNeed = { kind: "any" } | { kind: "after"; lsn: string } | { kind: "unknown" };
@@ -42,7 +46,7 @@ redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
 return 1
 `;
 
-type WithRaise = Redis & { nodescaleRaiseLsn(key: string, lsn: string, ttlMs: number): Promise<number> };
+type WithRaise = RedisClient & { nodescaleRaiseLsn(key: string, lsn: string, ttlMs: number): Promise<number> };
 
 export const watermarkKey = (userId: number) => `rw:user:${userId}`;
 
@@ -51,7 +55,7 @@ export const watermarkKey = (userId: number) => `rw:user:${userId}`;
  * primary it has everything committed longer ago than that, so a position older than the lag
  * bound (plus a margin for the poll) routes nothing and may go.
  */
-export function createWatermarks(redis: Redis, options: { ttlMs: number }, metrics: Metrics): Watermarks {
+export function createWatermarks(redis: RedisClient, options: { ttlMs: number }, metrics: Metrics): Watermarks {
   if (!("nodescaleRaiseLsn" in redis)) redis.defineCommand("nodescaleRaiseLsn", { numberOfKeys: 1, lua: raiseScript });
   const client = redis as WithRaise;
   const lostWrites = new Counter({

@@ -1,6 +1,5 @@
 import { type SessionData, Store } from "express-session";
-import type { Redis } from "ioredis";
-import { redisUnavailable } from "../redis.ts";
+import { type RedisClient, redisUnavailable } from "../redis.ts";
 
 // An express-session Store over ioredis. connect-redis 9+ supports only node-redis; keeping
 // one Redis client (ioredis, already used for the rate limit and Sentinel) is simpler than
@@ -9,15 +8,19 @@ import { redisUnavailable } from "../redis.ts";
 // There is deliberately no `touch`: express-session calls it on every request whose session
 // did not change, which would turn every read into a Redis write. A session therefore lives
 // `ttlSeconds` after its last change (its login).
+//
+// On a Redis Cluster: every call names one key (`sess:<sid>`), so no hash tag is needed, and
+// none is used: a tag would put every session in one slot, on one shard, which is the load a
+// cluster is there to spread.
 
 type Callback<T = void> = (error?: unknown, value?: T) => void;
 
 export class RedisSessionStore extends Store {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #prefix: string;
   readonly #ttlSeconds: number;
 
-  constructor(options: { redis: Redis; ttlSeconds: number; prefix?: string }) {
+  constructor(options: { redis: RedisClient; ttlSeconds: number; prefix?: string }) {
     super();
     this.#redis = options.redis;
     this.#ttlSeconds = options.ttlSeconds;

@@ -241,7 +241,7 @@ describe("loadConfig", () => {
 
   it("accepts Sentinel instead of a Redis URL, and needs the master name with it", () => {
     const { REDIS_URL: _, ...withoutRedis } = valid;
-    assert.deepEqual(problemsOf(withoutRedis), ["REDIS_URL: required (or REDIS_SENTINELS)"]);
+    assert.deepEqual(problemsOf(withoutRedis), ["REDIS_URL: required (or REDIS_SENTINELS, or REDIS_CLUSTER_NODES)"]);
     assert.deepEqual(problemsOf({ ...withoutRedis, REDIS_SENTINELS: "s1:26379" }), [
       "REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS",
     ]);
