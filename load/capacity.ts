@@ -42,11 +42,14 @@ type Bench = {
   instances?: number;
   mix?: MixEntry[];
   kneeRps?: number;
+  /** Logged-in users the arrival shapes spread their requests over. */
+  users?: number;
   shapes: {
     shape: string;
     cpuMsPerRequest: Record<string, number>;
     requests: number;
-    routes?: { route: string; dbRoutes: Record<string, number> }[];
+    durationS?: number;
+    routes?: { route: string; requests?: number; dbRoutes: Record<string, number> }[];
   }[];
   anchors: { express: { cpuMsPerRequest: number }; nodeHttp: { cpuMsPerRequest: number } };
 };
@@ -166,17 +169,28 @@ export function assumptions(env: NodeJS.ProcessEnv = process.env): Record<string
       "policy",
     ),
     a("PG_MAX_CONNECTIONS", 500, "connections", "max_connections per PostgreSQL server", "policy"),
+    a(
+      "USER_WRITES_PER_S",
+      0.01,
+      "writes/s per user",
+      "how often one active user writes (one item every 100 s): sets the share of reads read-your-writes pins to the primary",
+    ),
   ];
   return Object.fromEntries(list.map((x) => [x.key, x]));
 }
 
 const READ_ROUTES = ["GET /api/items/:id", "GET /api/items"];
+const WRITE_ROUTE = "POST /api/items";
 
 /**
- * Share of item reads the app sent to the primary (read-your-writes pinning) in the ramp
- * shape, from the x-db-route of each answer; null when the bench has no such reads.
+ * Read-your-writes: a read goes to the primary while its user's last write is newer than what
+ * the replica poll last saw. The ramp measures the share of item reads that did, with the
+ * bench's `users` writing `writesPerUserS` each. With writes as a Poisson process, a share p
+ * means a read stays pinned for a window T = -ln(1 - p) / rate after its user's write; at
+ * cluster scale, where a user writes USER_WRITES_PER_S (assumed), the share is
+ * 1 - exp(-USER_WRITES_PER_S * T). Null when the bench has no ramp reads.
  */
-export function pinnedReadFraction(bench: Bench): number | null {
+export function pinnedReads(bench: Bench, A = assumptions({})) {
   const ramp = bench.shapes.find((s) => s.shape === "ramp");
   let primary = 0;
   let all = 0;
@@ -185,7 +199,15 @@ export function pinnedReadFraction(bench: Bench): number | null {
     primary += r.dbRoutes.primary ?? 0;
     all += (r.dbRoutes.primary ?? 0) + (r.dbRoutes.replica ?? 0);
   }
-  return all > 0 ? primary / all : null;
+  if (!ramp || all === 0) return null;
+  const measured = primary / all;
+  const writes = ramp.routes?.find((r) => r.route === WRITE_ROUTE)?.requests ?? 0;
+  const users = bench.users ?? 8;
+  const writesPerUserS = ramp.durationS ? writes / ramp.durationS / users : 0;
+  // a share of 1 says only that the window is longer than the gap between writes
+  const windowS = writesPerUserS > 0 ? -Math.log(1 - Math.min(measured, 0.999)) / writesPerUserS : 0;
+  const atScale = 1 - Math.exp(-(A.USER_WRITES_PER_S as Assumption).value * windowS);
+  return { measured, users, writesPerUserS, windowS, atScale };
 }
 
 /**
@@ -248,8 +270,8 @@ export function mixCosts(bench: Bench, mix: MixEntry[] = bench.mix ?? API_MIX, A
     pgReplicaCpuMs: sum(replicaReadCpu),
     /** Replica CPU per request of WAL replay (paid on every replica, by one process each). */
     pgReplayCpuMs: sum((e) => (isWrite(e) && !isRead(e) ? (e.pgReplicaCpuMsPerRequest ?? 0) : 0)),
-    /** Share of the mix's replica reads' CPU that read-your-writes moves to the primary. */
-    pinnedReads: pinnedReadFraction(bench),
+    /** Read-your-writes: the share of reads measured on the primary, and that share at cluster scale. */
+    pinned: pinnedReads(bench, A),
     assumedPg,
     statementClasses: {
       pointReadMs,
@@ -302,7 +324,7 @@ export function plan(bench: Bench, targetRps: number, A = assumptions()) {
   const redisOps = targetRps * c.redisCmds + logins * c.login.redisCmds;
   const redisShardOps = v("REDIS_OPS_PER_CORE") * v("REDIS_UTILIZATION");
   const redisShards = Math.max(1, Math.ceil(redisOps / redisShardOps));
-  const pinned = c.pinnedReads ?? 0;
+  const pinned = c.pinned?.atScale ?? 0;
   // busy cores of PostgreSQL, before PG_UTILIZATION; the pollers run on every pod at maxReplicas
   const busy = (msPerS: number) => msPerS / 1000 / speed;
   const pollPrimary = busy(maxPods * c.poller.primaryPerS * c.poller.msPerStatement);
@@ -462,7 +484,11 @@ function printPlan(p: Plan, A: Record<string, Assumption>, out: (s: string) => v
     `  replica poller    ${c.poller.primaryPerS.toFixed(1)} statements/s per pod on the primary, ${c.poller.replicaPerS.toFixed(1)} on each replica (${c.poller.measured ? "measured idle" : "assumed 0: not in this bench"}), priced like a point read (assumed)`,
   );
   out(
-    `  pinned reads      ${c.pinnedReads === null ? "0 (assumed: the bench has no ramp reads)" : `${(100 * c.pinnedReads).toFixed(1)} % of item reads went to the primary (read-your-writes), measured in the ramp with few sessions: an upper bound`}`,
+    `  pinned reads      ${
+      c.pinned === null
+        ? "0 (assumed: the bench has no ramp reads)"
+        : `${(100 * c.pinned.measured).toFixed(1)} % of item reads went to the primary (read-your-writes) in the ramp, ${c.pinned.users} users writing ${c.pinned.writesPerUserS.toFixed(2)}/s each: pinned ${c.pinned.windowS.toFixed(2)} s after a write -> ${(100 * c.pinned.atScale).toFixed(2)} % at USER_WRITES_PER_S (assumed)`
+    }`,
   );
   out("");
   out(

@@ -22,7 +22,7 @@ import {
   latestBenches,
   main,
   mixCosts,
-  pinnedReadFraction,
+  pinnedReads,
   plan,
   spreadOf,
   walls,
@@ -72,7 +72,7 @@ describe("mixCosts", () => {
     close(c.pgReplicaCpuMs, 0.0375, "replica CPU");
     close(c.pgPrimaryCpuMs, 0.025, "primary CPU");
     assert.equal(c.pgReplayCpuMs, 0, "no replica CPU measured during writes");
-    assert.equal(c.pinnedReads, null);
+    assert.equal(c.pinned, null);
     assert.deepEqual(c.assumedPg, []);
     assert.deepEqual(c.login, { appCpuMs: 100, redisCmds: 4, pgPrimary: 1, pgPrimaryCpuMs: 0.25, measured: true });
     assert.equal(c.nginxCpuMs, 0.05);
@@ -260,7 +260,7 @@ describe("assumptions", () => {
     assert.equal(A.POD_CPU?.value, 2);
     assert.equal(A.HEADROOM?.value, 1.3);
     assert.equal(A.TARGET_UTILIZATION?.value, 0.6);
-    assert.equal(Object.keys(A).length, 16);
+    assert.equal(Object.keys(A).length, 17);
     assert.deepEqual(
       [A.POD_CPU?.basis, A.HEADROOM?.basis, A.CPU_SPEED?.basis, A.PG_UTILIZATION?.basis],
       ["set", "policy", "assumed", "policy"],
@@ -381,12 +381,16 @@ describe("make capacity", () => {
 // point (open loop at 60 % of a core), the idle replica-lag polls of its 2 instances, and the
 // share of item reads read-your-writes sent to the primary in the ramp.
 //   app 0.75*0.4 + 0.25*0.8 = 0.5 ms; primary CPU 0.25*0.2 = 0.05 ms; replica reads
-//   0.75*0.08 = 0.06 ms; replay 0.25*0.04 = 0.01 ms on each replica; pinned 1 of 4 = 0.25;
+//   0.75*0.08 = 0.06 ms; replay 0.25*0.04 = 0.01 ms on each replica; pinned 1 of 4 = 0.25 with
+//   25 users writing 50 items in the 10 s ramp (0.2 writes/s each): a window of
+//   T = -ln(0.75) / 0.2 s, so at USER_WRITES_PER_S 0.2 the share is 0.25 again, and at the
+//   default 0.01 it is 1 - exp(-0.01 T) = 1 - 0.75^0.05;
 //   poller 8/2 = 4 statements/s per pod on the primary, 2/2 = 1 on each replica, priced like
 //   a point read (0.08 ms).
 const full = {
   ...bench,
   instances: 2,
+  users: 25,
   background: { primaryPerS: 8, replicaPerS: 2 },
   operatingPoint: {
     utilization: 0.6,
@@ -414,9 +418,10 @@ const full = {
       shape: "ramp",
       cpuMsPerRequest: { nginx: 0.05 },
       requests: 1,
+      durationS: 10,
       routes: [
-        { route: "GET /api/items/:id", dbRoutes: { primary: 1, replica: 3 } },
-        { route: "POST /api/items", dbRoutes: { primary: 5 } },
+        { route: "GET /api/items/:id", requests: 4, dbRoutes: { primary: 1, replica: 3 } },
+        { route: "POST /api/items", requests: 50, dbRoutes: { primary: 50 } },
       ],
     },
   ],
@@ -430,14 +435,22 @@ describe("the operating point, PostgreSQL by statement class, the poller and pin
     close(c.pgPrimaryCpuMs, 0.05, "primary CPU");
     close(c.pgReplicaCpuMs, 0.06, "replica read CPU");
     close(c.pgReplayCpuMs, 0.01, "replay CPU");
-    assert.equal(c.pinnedReads, 0.25);
+    assert.equal(c.pinned?.measured, 0.25);
+    assert.equal(c.pinned?.users, 25);
+    assert.equal(c.pinned?.writesPerUserS, 0.2);
+    close(c.pinned?.windowS ?? 0, -Math.log(0.75) / 0.2, "pinned window");
+    close(c.pinned?.atScale ?? 0, 1 - 0.75 ** 0.05, "pinned share at 0.01 writes/s per user");
+    close(pinnedReads(full, assumptions({ USER_WRITES_PER_S: "0.2" }))?.atScale ?? 0, 0.25, "the bench's own rate");
     assert.deepEqual(c.statementClasses, { pointReadMs: 0.08, listMs: null, writeMs: 0.1, replayMsPerWrite: 0.04 });
     assert.deepEqual(c.poller, { primaryPerS: 4, replicaPerS: 1, measured: true, msPerStatement: 0.08 });
-    assert.equal(pinnedReadFraction({ ...full, shapes: [] } as typeof full), null);
+    assert.equal(pinnedReads({ ...full, shapes: [] } as typeof full), null);
   });
 
+  // users who write as often as the bench's: a quarter of the reads pinned, as measured
+  const asBench = () => assumptions({ USER_WRITES_PER_S: "0.2" });
+
   it("sizes 100,000 req/s: pinned reads and polls on the primary, replay and polls on every replica", () => {
-    const p = plan(full, 100_000, assumptions({}));
+    const p = plan(full, 100_000, asBench());
     // app (100,000 x 0.5 + 100 logins x 100) ms = 60 cores -> 100 pods, max 130
     assert.deepEqual([p.app.pods, p.app.maxPods, p.app.minPods], [100, 130, 10]);
     // primary: (100,000 x 0.05 + 100 x 0.25 + 100,000 x 0.06 x 0.25) ms = 6.525 cores,
@@ -450,10 +463,15 @@ describe("the operating point, PostgreSQL by statement class, the poller and pin
     close(p.pg.replayCores, 1, "replay cores");
     assert.equal(p.pg.replayFits, true, "exactly one core of replay still fits");
     assert.deepEqual(p.pg.pollerStatementsPerS, { primary: 520, eachReplica: 130 });
+    // at the default 0.01 writes/s per user, pinned = 1 - 0.75^0.05: fewer reads on the primary
+    const pinned = 1 - 0.75 ** 0.05;
+    const q = plan(full, 100_000, assumptions({}));
+    close(q.pg.primaryCores, (5.025 + 6 * pinned + 0.0416) / 0.6, "primary cores, few pinned");
+    close(q.pg.readCores, (6 * (1 - pinned)) / 0.6, "read cores, few pinned");
   });
 
   it("puts WAL replay first past one core, before Redis and the rest", () => {
-    const A = assumptions({});
+    const A = asBench();
     const p = plan(full, 200_000, A);
     const found = walls(p, A);
     assert.deepEqual(
@@ -506,7 +524,10 @@ describe("the operating point, PostgreSQL by statement class, the poller and pin
       out,
       /^ {2}replica poller {4}4\.0 statements\/s per pod on the primary, 1\.0 on each replica \(measured idle\)/m,
     );
-    assert.match(out, /^ {2}pinned reads {6}25\.0 % of item reads went to the primary/m);
+    assert.match(
+      out,
+      /^ {2}pinned reads {6}25\.0 % of item reads went to the primary \(read-your-writes\) in the ramp, 25 users writing 0\.20\/s each: pinned 1\.44 s after a write -> 1\.43 % at USER_WRITES_PER_S \(assumed\)$/m,
+    );
     assert.match(out, /^ {2}CPU_SPEED +1 x this machine +\[set\]/m);
     assert.match(out, /^ {2}LOGIN_FRACTION +0\.001 logins per request \[assumed\]/m);
     assert.match(out, /^ {2}POD_CPU +1 cores +\[policy\]/m);
