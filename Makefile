@@ -19,7 +19,7 @@ NODE_TEST := $(NODE) --test --test-reporter=spec
 # Local topology settings (see local/README.md); the Makefile only passes them through.
 INSTANCES ?= 2
 LB_PORT ?= 8080
-export INSTANCES LB_PORT STACK_NAME LB_ALGORITHM REDIS_PORT PG_PRIMARY_PORT PG_REPLICA_PORT APP_BASE_PORT \
+export INSTANCES LB_PORT STACK_NAME LB_ALGORITHM REDIS_PORT REDIS_CLUSTER PG_PRIMARY_PORT PG_REPLICA_PORT APP_BASE_PORT \
 	SHUTDOWN_DRAIN_MS REPLICA_APPLY_DELAY_MS
 
 ##@ Getting started
@@ -127,6 +127,10 @@ load-test: node-deps ## Shape unit tests and a 10 s sessions smoke through nginx
 load: node-deps ## Run one k6 (v2) scenario: make load SCENARIO=ramp [BASE_URL=http://127.0.0.1:8080] [TARGET_RPS=1000] [RESULTS_DIR=load/results]
 	@SCENARIO='$(SCENARIO)' BASE_URL='$(BASE_URL)' TARGET_RPS='$(TARGET_RPS)' $(NODE) load/k6.ts
 
+.PHONY: load-cluster
+load-cluster: node-deps ## Run one k6 scenario over N runners with the k6-operator: make load-cluster SCENARIO=ramp TARGET_RPS=50000 PARALLELISM=10 [DRY_RUN=1] (load/README.md)
+	@SCENARIO='$(SCENARIO)' TARGET_RPS='$(TARGET_RPS)' PARALLELISM='$(PARALLELISM)' BASE_URL='$(BASE_URL)' $(NODE) k8s-tests/load-cluster/run.ts
+
 .PHONY: bench
 bench: node-deps ## Anchors, every endpoint and every shape on the local topology -> bench/results/<time>.json + .html
 	@$(NODE) load/bench.ts
@@ -171,7 +175,7 @@ image-test: node-deps image ## Run the image and check it: uid 10001, read-only 
 ##@ Kubernetes
 
 .PHONY: kind-up
-kind-up: ## Create a kind cluster with the whole bundle (needs Docker; GATEWAY=1: Gateway API; DRY_RUN=1: print the commands)
+kind-up: ## Create a kind cluster with the whole bundle (needs Docker; GATEWAY=1: Gateway API; K6_OPERATOR=1: the k6-operator; DRY_RUN=1: print the commands)
 	@bash k8s-tests/kind/up.sh
 
 .PHONY: kind-down

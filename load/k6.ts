@@ -40,12 +40,13 @@ export const K6_MAJOR = 2;
 
 const REPO = resolve(import.meta.dirname, "..");
 
-function has(cmd: string, path: string | undefined): boolean {
+/** A command on PATH (also `make load-cluster`). */
+export function has(cmd: string, path: string | undefined): boolean {
   return spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore", env: { PATH: path } }).status === 0;
 }
 
 /** A docker CLI whose daemon answers (the CLI alone is not enough). */
-function dockerWorks(env: NodeJS.ProcessEnv): boolean {
+export function dockerWorks(env: NodeJS.ProcessEnv): boolean {
   return (
     has("docker", env.PATH) && spawnSync("docker", ["info"], { stdio: "ignore", timeout: 15_000, env }).status === 0
   );

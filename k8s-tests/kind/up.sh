@@ -4,6 +4,8 @@
 #   bash k8s-tests/kind/up.sh              ingress-nginx in front of the app (the default)
 #   GATEWAY=1 bash k8s-tests/kind/up.sh    Gateway API instead: the CRDs (standard channel),
 #                                          Envoy Gateway and the chart's HTTPRoute
+#   K6_OPERATOR=1 bash k8s-tests/kind/up.sh   also Grafana's k6-operator (TestRun), for
+#                                          `make load-cluster` (load/README.md)
 #   DRY_RUN=1 bash k8s-tests/kind/up.sh    print the exact, pinned commands and which kind,
 #                                          helm and kubectl they use; run or install nothing
 #   PREFLIGHT_ONLY=1 bash k8s-tests/kind/up.sh   only the checks below, then stop
@@ -33,6 +35,7 @@ KIND_DIR=k8s-tests/kind
 CHART=charts/nodescale
 IMAGE="$APP_IMAGE_REPOSITORY:$APP_IMAGE_TAG"
 GATEWAY="${GATEWAY:-0}"
+K6_OPERATOR="${K6_OPERATOR:-0}"
 DRY_RUN="${DRY_RUN:-0}"
 PREFLIGHT_ONLY="${PREFLIGHT_ONLY:-0}"
 
@@ -41,15 +44,17 @@ METRICS_SERVER_REPO=https://kubernetes-sigs.github.io/metrics-server/
 GATEWAY_API_CRDS_URL="https://github.com/kubernetes-sigs/gateway-api/releases/download/$GATEWAY_API_CRDS_VERSION/standard-install.yaml"
 ENVOY_GATEWAY_CHART=oci://docker.io/envoyproxy/gateway-helm
 ENVOY_GATEWAY_CRDS_CHART=oci://docker.io/envoyproxy/gateway-crds-helm
+GRAFANA_REPO=https://grafana.github.io/helm-charts
 
 [[ "$GATEWAY" == 0 || "$GATEWAY" == 1 ]] || { echo "kind-up: GATEWAY must be 0 or 1, not '$GATEWAY'" >&2; exit 2; }
+[[ "$K6_OPERATOR" == 0 || "$K6_OPERATOR" == 1 ]] || { echo "kind-up: K6_OPERATOR must be 0 or 1, not '$K6_OPERATOR'" >&2; exit 2; }
 [[ "$DRY_RUN" == 0 || "$DRY_RUN" == 1 ]] || { echo "kind-up: DRY_RUN must be 0 or 1, not '$DRY_RUN'" >&2; exit 2; }
 [[ "$PREFLIGHT_ONLY" == 0 || "$PREFLIGHT_ONLY" == 1 ]] || { echo "kind-up: PREFLIGHT_ONLY must be 0 or 1, not '$PREFLIGHT_ONLY'" >&2; exit 2; }
 fail() { echo "kind-up: $*" >&2; exit 1; }
 
 # ---- output ------------------------------------------------------------------------------
 STEP=0
-STEPS=7
+STEPS=$((7 + K6_OPERATOR))
 STARTED=$SECONDS
 STEP_STARTED=$SECONDS
 step() { # step TITLE: what the next commands do
@@ -142,7 +147,7 @@ preflight() {
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 if [[ "$DRY_RUN" == 1 ]]; then
-  printf '# make kind-up (GATEWAY=%s): the commands it runs, in order, from the repository root.\n' "$GATEWAY"
+  printf '# make kind-up (GATEWAY=%s K6_OPERATOR=%s): the commands it runs, in order, from the repository root.\n' "$GATEWAY" "$K6_OPERATOR"
   printf '# Pins from tools/versions.env. Needs a Docker engine.\n'
 else
   preflight
@@ -241,6 +246,15 @@ run "$HELM" upgrade --install "$RELEASE" "$CHART" --namespace "$NAMESPACE" --cre
   --kube-context "$CONTEXT" "${values[@]}" --set "image.tag=$APP_IMAGE_TAG" \
   --set-string "podAnnotations.nodescale-image-id=$image_id" --wait --timeout 10m
 
+# ---- k6-operator (K6_OPERATOR=1) ------------------------------------------------------------------
+if [[ "$K6_OPERATOR" == 1 ]]; then
+  step "k6-operator $K6_OPERATOR_VERSION (chart $K6_OPERATOR_CHART_VERSION, its CRDs included): TestRun for make load-cluster"
+  run "$HELM" upgrade --install k6-operator k6-operator --repo "$GRAFANA_REPO" \
+    --version "$K6_OPERATOR_CHART_VERSION" --namespace k6-operator-system --create-namespace --kube-context "$CONTEXT" \
+    --wait --timeout 5m
+  run "$KUBECTL" --context "$CONTEXT" wait crd/testruns.k6.io --for=condition=Established --timeout=60s
+fi
+
 # ---- 7. ready ------------------------------------------------------------------------------------
 step "ready: the rollout, the metrics API, and GET /readyz through the front door"
 run "$KUBECTL" --context "$CONTEXT" -n "$NAMESPACE" rollout status "deployment/$RELEASE" --timeout=5m
@@ -260,5 +274,6 @@ nodescale is up in $((SECONDS - STARTED))s at $URL (kubectl context $CONTEXT)
   make e2e                                   # the end-to-end checks on this cluster
   $HELM test $RELEASE -n $NAMESPACE --kube-context $CONTEXT --logs
   make load SCENARIO=ramp BASE_URL=$URL      # or: k6 run -e BASE_URL=$URL load/scenarios/ramp.ts
+$([[ "$K6_OPERATOR" == 1 ]] && echo "  make load-cluster SCENARIO=ramp TARGET_RPS=2000 PARALLELISM=2 KUBE_CONTEXT=$CONTEXT   # k6 runners in the cluster")
   make kind-down                             # remove the cluster
 EOF

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The checks of the kind setup and the e2e suite that need no cluster (part of `make test`):
+# The checks of the kind setup, the e2e suite and `make load-cluster` that need no cluster (part of `make test`):
 # ShellCheck on every shell script of the repository, the kind config and every manifest and
 # values file kind-up applies validated strictly, the pins agreeing, the dry run of kind-up
 # (both paths) printing the full pinned sequence, and kind-up, kind-down and make e2e failing
@@ -389,6 +389,55 @@ dry_run() { # dry_run MODE
 }
 check "dry run: DRY_RUN=1 make kind-up prints the full pinned sequence (ingress-nginx path); every version from versions.env, no latest" dry_run ingress
 check "dry run: DRY_RUN=1 GATEWAY=1 make kind-up prints the full pinned sequence (Gateway API path)" dry_run gateway
+dry_run_k6_operator() {
+  local out="$WORK/dry-k6op.txt" plain="$WORK/dry-plain.txt" op ready
+  DRY_RUN=1 K6_OPERATOR=1 bash "$KIND_DIR/up.sh" >"$out" || { cat "$out"; return 1; }
+  cat "$out"
+  "$NODE" "${ASSERT[@]}" dry-run "$out" ingress tools/versions.env || return 1
+  grep -qE "^\S+ upgrade --install k6-operator k6-operator --repo https://grafana\.github\.io/helm-charts --version $K6_OPERATOR_CHART_VERSION .*--kube-context kind-nodescale" "$out" ||
+    { echo "the k6-operator chart is not installed at K6_OPERATOR_CHART_VERSION=$K6_OPERATOR_CHART_VERSION"; return 1; }
+  grep -q "k6-operator $K6_OPERATOR_VERSION" "$out" || { echo "the step does not name K6_OPERATOR_VERSION=$K6_OPERATOR_VERSION"; return 1; }
+  op=$(grep -n 'upgrade --install k6-operator' "$out" | cut -d: -f1)
+  ready=$(grep -n 'rollout status deployment/' "$out" | cut -d: -f1)
+  [[ $op -lt $ready ]] || { echo "the operator is installed after the ready checks"; return 1; }
+  DRY_RUN=1 bash "$KIND_DIR/up.sh" >"$plain" || return 1
+  if grep -n 'k6-operator' "$plain"; then echo "the k6-operator is installed without K6_OPERATOR=1"; return 1; fi
+}
+check "dry run: DRY_RUN=1 K6_OPERATOR=1 make kind-up adds the k6-operator chart at its pin (and only with the flag)" dry_run_k6_operator
+
+# ---------------------------------------------------------------------------------------
+# make load-cluster (k6-operator TestRun; issue 16): the manifests, checked without a cluster
+# ---------------------------------------------------------------------------------------
+LC="$WORK/load-cluster"
+load_cluster_render() { # load_cluster_render: DRY_RUN=1 ramp at 50000 over 10 into $LC; prints its folder
+  rm -rf "$LC"
+  DRY_RUN=1 SCENARIO=ramp TARGET_RPS=50000 PARALLELISM=10 RESULTS_DIR="$LC" "$NODE" --no-warnings k8s-tests/load-cluster/run.ts >"$LC.out" 2>&1 || { cat "$LC.out"; return 1; }
+  compgen -G "$LC/cluster/nodescale-ramp-*" | head -n1
+}
+load_cluster_testrun() {
+  local d
+  d=$(load_cluster_render) && [[ -n "$d" ]] || return 1
+  cat "$LC.out"
+  "$NODE" --no-warnings k8s-tests/load-cluster/check.ts "$d" ramp 50000 10 || return 1
+  "$KV" "$d/configmap.json" "$d/core-pod.json" || return 1
+  # the field list says which operator it was written from: the pinned one
+  grep -q "grafana/k6-operator at tag $K6_OPERATOR_VERSION " k8s-tests/load-cluster/testrun-fields.ts ||
+    { echo "k8s-tests/load-cluster/testrun-fields.ts is not written from K6_OPERATOR_VERSION=$K6_OPERATOR_VERSION"; return 1; }
+}
+check "load-cluster: DRY_RUN=1 make load-cluster SCENARIO=ramp TARGET_RPS=50000 PARALLELISM=10 renders a TestRun valid against the k6-operator $K6_OPERATOR_VERSION fields, the rate split evenly over 10 runners; ConfigMap and runner core/v1 values decode strictly" \
+  load_cluster_testrun
+load_cluster_typo() {
+  local d
+  d=$(load_cluster_render) && [[ -n "$d" ]] || return 1
+  "$NODE" -e 'const f = process.argv[1], t = JSON.parse(require("fs").readFileSync(f, "utf8"));
+t.spec.paralelism = t.spec.parallelism; delete t.spec.parallelism; require("fs").writeFileSync(f, JSON.stringify(t));' "$d/testrun.json"
+  if "$NODE" --no-warnings k8s-tests/load-cluster/check.ts "$d" ramp 50000 10 >"$LC.typo" 2>&1; then cat "$LC.typo"; echo "a misspelt field passed"; return 1; fi
+  cat "$LC.typo"
+  grep -q 'spec.paralelism: unknown field' "$LC.typo" && grep -q 'spec.parallelism: required' "$LC.typo"
+}
+check "load-cluster typo: a TestRun with spec.paralelism fails, naming it" load_cluster_typo
+check "load-cluster: unit tests (field list, k6's striping, summaries from runner logs, combined percentiles)" \
+  "$NODE" --no-warnings --test --test-reporter=spec k8s-tests/load-cluster/load-cluster.test.ts
 chart_deps_once() {
   # A chart whose one dependency lives in an unreachable registry (127.0.0.1:9 refuses at once):
   # with the dependency's archive in charts/, chart-deps.sh asks no registry; without it, it runs
@@ -441,6 +490,11 @@ fails_fast() { # fails_fast PATTERN SECONDS COMMAND...: exits non-zero within SE
 }
 check "no Docker: kind-up says so in one line and exits 1 at once" fails_fast "kind-up: no Docker engine" 5 bash "$KIND_DIR/up.sh"
 check "no Docker: kind-down says so in one line and exits 1 at once" fails_fast "kind-down: no Docker engine" 5 bash "$KIND_DIR/down.sh"
+load_cluster_no_k6() {
+  if command -v k6 >/dev/null; then echo "a k6 is on PATH here ($(command -v k6)): nothing to check"; return 0; fi
+  fails_fast "^make load-cluster: k6 is missing: .*DRY_RUN=1" 20 env SCENARIO=smoke RESULTS_DIR="$WORK/lc-no-k6" "$NODE" --no-warnings k8s-tests/load-cluster/run.ts
+}
+check "load-cluster no k6: without k6 or a Docker engine, make load-cluster says so in one line and exits 1" load_cluster_no_k6
 # ---------------------------------------------------------------------------------------
 # kind-up's preflight (issue 13): one clear line before anything is installed or created
 # ---------------------------------------------------------------------------------------
