@@ -12,6 +12,8 @@
 //   PG_REPLICA_PORT (15433), APP_BASE_PORT (3001), SHUTDOWN_DRAIN_MS (1000),
 //   REPLICA_APPLY_DELAY_MS (0), NGINX_WORKERS (1), APP_ENTRY (app/src/main.ts), APP_NODE,
 //   SKIP_MIGRATE=1, and for the app itself LOG_LEVEL, WORKER_THREADS, PG_POOL_MAX.
+//   REDIS_CLUSTER=1 runs Redis as a Cluster (3 primaries + 3 replicas, local/redis-cluster.ts)
+//   on REDIS_PORT + 0..5, and the app gets REDIS_CLUSTER_NODES instead of REDIS_URL.
 //   INSTANCES=0 starts the backing services only; EXPOSE_ADDRESS and EXPOSE_CLIENTS make Redis
 //   and PostgreSQL listen on that host address too and admit that CIDR (a local node's pods).
 
@@ -55,6 +57,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): TopologyOp
     instances: intEnv(env, "INSTANCES"),
     lbPort: intEnv(env, "LB_PORT") ?? DEFAULT_PORTS.lb,
     redisPort: intEnv(env, "REDIS_PORT"),
+    redisCluster: env.REDIS_CLUSTER === "1",
     pgPrimaryPort: intEnv(env, "PG_PRIMARY_PORT"),
     pgReplicaPort: intEnv(env, "PG_REPLICA_PORT"),
     appBasePort: intEnv(env, "APP_BASE_PORT"),
@@ -141,6 +144,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         "PORT",
         "INSTANCE_NAME",
         "REDIS_URL",
+        "REDIS_CLUSTER_NODES",
         "DATABASE_URL",
         "DATABASE_REPLICA_URLS",
         "PGPASSWORD",

@@ -41,6 +41,13 @@ import {
 } from "./postgres.ts";
 import { type ExitInfo, isRunning, type ProcessRecord, stopProcess } from "./process.ts";
 import { findRedisServer, redisUrl, startRedis as startRedisServer } from "./redis.ts";
+import {
+  type ClusterNodeState,
+  clusterNodesEnv,
+  clusterPorts,
+  startClusterNode,
+  startRedisCluster,
+} from "./redis-cluster.ts";
 
 export type { LbAlgorithm } from "./nginx.ts";
 export type { ExitInfo, ProcessRecord } from "./process.ts";
@@ -71,6 +78,12 @@ export interface TopologyOptions {
   redisPort?: number;
   pgPrimaryPort?: number;
   pgReplicaPort?: number;
+  /**
+   * Redis as a Cluster (local/redis-cluster.ts: 3 primaries + 3 replicas) instead of one
+   * redis-server; the app gets REDIS_CLUSTER_NODES. Its nodes listen on redisPort + 0..5 (bus
+   * ports 10000 above), or on leased ports with freePorts. Default false.
+   */
+  redisCluster?: boolean;
   /** Instance i (0-based) listens on appBasePort + i, unless appPorts is given. */
   appBasePort?: number;
   appPorts?: number[];
@@ -123,6 +136,8 @@ export interface StackState {
   startedAt: string;
   lbUrl: string;
   redis: ComponentState;
+  /** The Redis Cluster's nodes when the stack runs one (then `redis` is not started). */
+  redisCluster?: ClusterNodeState[];
   pgPrimary: ComponentState;
   pgReplica: ComponentState;
   nginx: ComponentState;
@@ -255,7 +270,9 @@ export class Topology {
   get pids(): number[] {
     this.#refresh();
     const s = this.#state;
-    return [s.redis, s.pgPrimary, s.pgReplica, s.nginx, ...s.apps].flatMap((c) => (c.process ? [c.process.pid] : []));
+    return [s.redis, ...(s.redisCluster ?? []), s.pgPrimary, s.pgReplica, s.nginx, ...s.apps].flatMap((c) =>
+      c.process ? [c.process.pid] : [],
+    );
   }
   /** A copy of the state as recorded in state.json. */
   get state(): StackState {
@@ -281,6 +298,9 @@ export class Topology {
       NODE_ENV: "production",
       // The image's V8 young-generation cap (see app/Dockerfile), so memory behaves alike.
       NODE_OPTIONS: "--max-semi-space-size=16",
+      ...(s.redisCluster
+        ? { REDIS_URL: undefined, REDIS_CLUSTER_NODES: clusterNodesEnv(s.redisCluster.map((n) => n.port)) }
+        : {}),
       LOG_LEVEL: "info",
       SHUTDOWN_DRAIN_MS: String(s.shutdownDrainMs),
       WORKER_THREADS: "1",
@@ -307,7 +327,7 @@ export class Topology {
       running: isRunning(c.process),
     });
     return [
-      row("redis", s.redis),
+      ...(s.redisCluster ? s.redisCluster.map((n, i) => row(`redis-node-${i + 1}`, n)) : [row("redis", s.redis)]),
       row("pg-primary", s.pgPrimary),
       row("pg-replica", s.pgReplica),
       ...s.apps.map((a) => row(a.name, a)),
@@ -332,6 +352,7 @@ export class Topology {
     await this.#stopComponent("pgReplica", "SIGINT", 30_000);
     await this.#stopComponent("pgPrimary", "SIGINT", 30_000);
     await this.#stopComponent("redis", "SIGTERM", 10_000);
+    await Promise.all((s.redisCluster ?? []).map((_, i) => this.stopRedisClusterNode(i)));
     this.#log(`stack '${s.name}' stopped in ${Date.now() - started} ms`);
   }
 
@@ -452,6 +473,37 @@ export class Topology {
     );
   }
 
+  /** Stops node i of the Redis Cluster (SIGKILL: a primary that dies without a word). */
+  async stopRedisClusterNode(index: number, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    this.#refresh();
+    const node = this.#state.redisCluster?.[index];
+    if (!node) throw new Error(`no redis cluster node ${index}`);
+    const exit = await stopProcess(node.process, signal, 10_000);
+    if (exit) this.#line(`redis-node-${index + 1}`, `stopped (pid ${node.process?.pid}, ${signal})`, exit.ms);
+    this.#update((st) => {
+      (st.redisCluster?.[index] as ClusterNodeState).process = null;
+    });
+  }
+
+  /** Starts node i of the Redis Cluster again; it rejoins from its nodes.conf. */
+  async startRedisClusterNode(index: number): Promise<void> {
+    this.#refresh();
+    const node = this.#state.redisCluster?.[index];
+    if (!node) throw new Error(`no redis cluster node ${index}`);
+    if (isRunning(node.process)) return;
+    const t = Date.now();
+    const record = await startClusterNode({
+      bin: findRedisServer(),
+      ...node,
+      dir: join(this.#state.stateDir, "redis-cluster"),
+      logDir: this.logDir,
+    });
+    this.#update((st) => {
+      (st.redisCluster?.[index] as ClusterNodeState).process = record;
+    });
+    this.#line(`redis-node-${index + 1}`, `${HOST}:${node.port}  pid ${record.pid}`, Date.now() - t);
+  }
+
   async stopReplica(): Promise<void> {
     await this.#stopComponent("pgReplica", "SIGINT", 30_000);
   }
@@ -546,6 +598,18 @@ export class Topology {
       // Redis and the primary start in parallel.
       const redis = (async () => {
         const t = Date.now();
+        const cluster = s.redisCluster;
+        if (cluster) {
+          await startRedisCluster(
+            { bin: redisBin, nodes: cluster, dir: join(s.stateDir, "redis-cluster"), logDir: this.logDir },
+            (record, i) =>
+              this.#update((st) => {
+                (st.redisCluster?.[i] as ClusterNodeState).process = record;
+              }),
+          );
+          this.#line("redis-cluster", `${clusterNodesEnv(cluster.map((n) => n.port))}`, Date.now() - t);
+          return;
+        }
         const record = await startRedisServer({
           bin: redisBin,
           port: s.redis.port,
@@ -767,6 +831,11 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
   findNginx();
 
   const ports = await resolvePorts(options, instances);
+  if (options.redisCluster && options.expose)
+    throw new Error("REDIS_CLUSTER=1 with EXPOSE_ADDRESS: the cluster's nodes announce loopback addresses only");
+  const redisCluster = options.redisCluster
+    ? (await clusterPorts(options.freePorts ? null : ports.redis)).map((n) => ({ ...n, process: null }))
+    : undefined;
   mkdirSync(join(stateDir, "logs"), { recursive: true });
   const secrets: Secrets = loadSecrets(stateDir) ?? {
     superuserPassword: secret(),
@@ -796,6 +865,7 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
     startedAt: new Date().toISOString(),
     lbUrl: `http://${HOST}:${ports.lb}`,
     redis: { port: ports.redis, process: null },
+    redisCluster,
     pgPrimary: { port: ports.pgPrimary, process: null },
     pgReplica: { port: ports.pgReplica, process: null },
     nginx: { port: ports.lb, process: null },
