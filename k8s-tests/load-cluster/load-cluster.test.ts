@@ -4,7 +4,18 @@
 // Run by `make k8s-static` (k8s-tests/static/run.sh).
 
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { clusterShape } from "../../load/shapes.ts";
@@ -308,5 +319,98 @@ describe("make load-cluster's settings", () => {
     assert.ok(env.some((e) => e.name === "K6_OUT" && e.value === "experimental-prometheus-rw"));
     assert.ok(!env.some((e) => e.name === "K6_IMAGE"));
     assert.ok(env.some((e) => e.name === "SUMMARY_TO_STDOUT" && e.value === "1"));
+  });
+});
+
+describe("make load-cluster against stand-ins for k6 and kubectl", () => {
+  it("archives, creates the ConfigMap and the TestRun, collects both runners' summaries, combines them and exits 99 on a runner's failed threshold", () => {
+    const dir = mkdtempSync(join(tmpdir(), "load-cluster-"));
+    const bin = join(dir, "bin");
+    mkdirSync(bin);
+    const stub = (name: string, body: string) => {
+      writeFileSync(join(bin, name), `#!/bin/sh\necho "${name} $*" >>"${dir}/calls"\n${body}\n`);
+      chmodSync(join(bin, name), 0o755);
+    };
+    stub(
+      "k6",
+      `case "$1" in version) echo "k6 v2.3.0 (go1.26.8, linux/amd64)" ;; archive) while [ $# -gt 1 ]; do [ "$1" = -O ] && printf 'TAR' >"$2"; shift; done ;; esac`,
+    );
+    for (const [i, fails] of [
+      [1, 10],
+      [2, 90],
+    ] as const) {
+      const s = summaryOf(samples(1000, 20 * i, i), 1000, fails, i === 1);
+      writeFileSync(join(dir, `log-${i}`), `k6 says hello\n${SUMMARY_BEGIN}\n${JSON.stringify(s)}\n${SUMMARY_END}\n`);
+    }
+    const pods = {
+      items: [1, 2].map((i) => ({
+        metadata: { name: `pod-${i}`, labels: { "job-name": `nodescale-ramp-x-${i}` } },
+        status: {
+          phase: i === 1 ? "Succeeded" : "Failed",
+          containerStatuses: [{ name: "k6", state: { terminated: { exitCode: i === 1 ? 0 : 99 } } }],
+        },
+      })),
+    };
+    writeFileSync(join(dir, "pods.json"), JSON.stringify(pods));
+    stub(
+      "kubectl",
+      `n=$(wc -l <"${dir}/calls")
+case "$*" in
+  *"get crd testruns.k6.io"*) echo customresourcedefinition.apiextensions.k8s.io/testruns.k6.io ;;
+  *"get namespace"*) echo namespace/nodescale-load ;;
+  *"create -f -"*) cat >"${dir}/created-$n.json" ;;
+  *"get testrun"*) echo finished ;;
+  *"get pods"*) cat "${dir}/pods.json" ;;
+  *"logs pod-1"*) cat "${dir}/log-1" ;;
+  *"logs pod-2"*) cat "${dir}/log-2" ;;
+  *delete*) ;;
+  *) exit 1 ;;
+esac`,
+    );
+    const r = spawnSync(process.execPath, ["--no-warnings", join(import.meta.dirname, "run.ts")], {
+      encoding: "utf8",
+      env: {
+        PATH: `${bin}:/usr/bin:/bin`,
+        HOME: dir,
+        SCENARIO: "ramp",
+        TARGET_RPS: "2000",
+        PARALLELISM: "2",
+        RESULTS_DIR: join(dir, "results"),
+      },
+    });
+    assert.equal(r.status, 99, `${r.stdout}\n${r.stderr}`);
+    const calls = readFileSync(join(dir, "calls"), "utf8");
+    assert.match(
+      calls,
+      /^k6 archive -e TARGET_RPS=2000 --summary-trend-stats=count,.*p\(99\.9\) -O \S+archive\.tar load\/scenarios\/ramp\.ts$/m,
+    );
+    const created = readdirSync(dir)
+      .filter((f) => f.startsWith("created-"))
+      .map((f) => JSON.parse(readFileSync(join(dir, f), "utf8")));
+    const cm = created.find((o) => o.kind === "ConfigMap");
+    const tr = created.find((o) => o.kind === "TestRun");
+    assert.equal(
+      Buffer.from(cm.binaryData["archive.tar"], "base64").toString(),
+      "TAR",
+      "the archive k6 wrote is in the ConfigMap",
+    );
+    assert.equal(tr.spec.parallelism, 2);
+    assert.deepEqual(testRunProblems(tr).problems, []);
+    assert.match(calls, /kubectl -n nodescale-load delete testrun nodescale-ramp-/);
+    assert.match(r.stdout, /combined over 2 runners/);
+    assert.match(r.stdout, /http_req_failed rate<=0\.01: FAILED on runners 2; FAILS combined/);
+    const out = join(dir, "results", "cluster", tr.metadata.name);
+    const combined = JSON.parse(readFileSync(join(out, "combined.json"), "utf8"));
+    assert.equal(combined.metrics.http_reqs.values.count, 2000);
+    for (const f of [
+      "runner-1.log",
+      "runner-2.log",
+      "runner-1-summary.json",
+      "runner-2-summary.json",
+      "testrun.json",
+      "configmap.json",
+    ])
+      assert.ok(existsSync(join(out, f)), f);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
