@@ -6,17 +6,24 @@
 //   2. measures the anchors and then every endpoint of the app with the same client and the
 //      same settings (closed loop, fixed connections), straight to one process each: req/s,
 //      CPU time per request (from /proc/<pid>/stat of the server), Redis commands per request
-//      (INFO commandstats deltas) and PostgreSQL transactions per request (pg_stat_database
-//      xact_commit + xact_rollback deltas on the primary and on the replica; each statement
-//      the app sends outside a transaction is one transaction there);
-//   3. runs every shape of load/shapes.ts through nginx, scaled to this machine;
-//   4. measures the anchors again (the machine is shared: the two measurements show drift);
-//   5. writes bench/results/<timestamp>.json and .html, and stops what it started.
+//      (INFO commandstats deltas) and PostgreSQL statements per request (counted on the wire
+//      by proxies in front of the primary and the replica);
+//   3. measures the anchors and endpoints again at the operating point: open loop at the rate
+//      that keeps UTILIZATION of a core busy (the HPA's target), the cost capacity.ts uses;
+//   4. runs every shape of load/shapes.ts through nginx, scaled to this machine: the
+//      breakpoint BENCH_CLIMBS times to twice the estimate for the knee (runner/knee.ts),
+//      then the others at 80 % of the knee;
+//   every phase records the load generator's own CPU and is flagged where its numbers are
+//   the client's, or not the server's, limit (runner/flags.ts);
+//   then measures the anchors again (the machine is shared: the two passes show drift) and
+//   writes bench/results/<timestamp>.json and .html, and stops what it started.
 //
 // Ratios, not absolute numbers, are the result: everything is measured in the same run.
 // Settings (env): BENCH_TARGET_RPS (the local ramp target; default: derived from the
 // endpoint measurements), BENCH_CONNECTIONS (32), BENCH_QUICK=1 (shorter phases, for trying
-// the bench itself), BENCH_OUT (bench/results), BENCH_KEEP=1 (keep the stack's logs).
+// the bench itself), BENCH_OUT (bench/results), BENCH_KEEP=1 (keep the stack's logs),
+// BENCH_CLIMBS (breakpoint climbs, 3; QUICK 1), BENCH_USERS (64; QUICK 16),
+// BENCH_UTILIZATION (the operating point, 0.6 of a core).
 
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -46,6 +53,7 @@ import { PgCounter, type PgCounts } from "./runner/pg-counter.ts";
 import { CpuMeter } from "./runner/procstat.ts";
 import {
   API_MIX,
+  type ArrivalShape,
   clusterShape,
   durationOf,
   type EndpointName,
@@ -74,8 +82,17 @@ const MEASURE_S = QUICK ? 2 : 5;
 const UTILIZATION = Number(process.env.BENCH_UTILIZATION ?? 0.6);
 /** The open-loop client keeps its schedule up to about this rate (higher: the client is the limit). */
 const MAX_OPEN_RPS = 4000;
+/** BENCH_FIXED_RPS: the one rate anchors and endpoints all run at (0: skip; default: the costliest endpoint's operating point). */
+const FIXED_RPS = process.env.BENCH_FIXED_RPS ? Number(process.env.BENCH_FIXED_RPS) : undefined;
 /** One log level for every app process the bench starts (topology instances and PM2 alike). */
 const LOG_LEVEL = "info";
+/**
+ * Logged-in users the requests are spread over. Read-your-writes pins a user's reads to the
+ * primary for a while after each of their writes: with 8 users each wrote several times a
+ * second and most reads were pinned. More users, each writing less, give the window that
+ * capacity.ts scales to real users. Each costs a register and a login (scrypt).
+ */
+const USERS = Math.max(1, Number(process.env.BENCH_USERS ?? (QUICK ? 16 : 64)));
 /** Breakpoint climbs: the knee is their median, their range its spread. */
 const CLIMBS = Math.max(1, Number(process.env.BENCH_CLIMBS ?? (QUICK ? 1 : 3)));
 const WARMUP_S = 1;
@@ -104,7 +121,13 @@ async function counters(stack: Topology): Promise<Counters> {
   return { at: Date.now(), redis, pg: (pgCounter as PgCounter).read() };
 }
 
-type Background = { redisPerS: number; primaryPerS: number; replicaPerS: number };
+type Background = {
+  redisPerS: number;
+  primaryPerS: number;
+  replicaPerS: number;
+  /** Cores each backing server uses idle (the pollers, checkpoints, WAL receiver...). */
+  cpu: { redis: number; primary: number; replica: number };
+};
 
 const sumRedis = (r: Record<string, number>) =>
   Object.entries(r).reduce((s, [cmd, n]) => (cmd === "info" ? s : s + n), 0);
@@ -323,8 +346,17 @@ async function measureEndpoint(
     primary: state.pgPrimary.process?.pid ?? 0,
     replica: state.pgReplica.process?.pid ?? 0,
   });
+  const t0 = performance.now();
   const r = await drive(app.url, next, mode, plan.durationS);
-  const cpu = meter.delta();
+  const raw = meter.delta();
+  const wallS = (performance.now() - t0) / 1000;
+  // what the backing servers do idle is not the requests' cost (the pollers are priced apart)
+  const cpu = {
+    app: raw.app,
+    redis: Math.max(0, (raw.redis ?? 0) - bg.cpu.redis * wallS),
+    primary: Math.max(0, (raw.primary ?? 0) - bg.cpu.primary * wallS),
+    replica: Math.max(0, (raw.replica ?? 0) - bg.cpu.replica * wallS),
+  };
   const ops = opsBetween(before, await counters(stack), bg);
   const n = Math.max(1, r.requests);
   const ms = (s: number | undefined) => round(((s ?? 0) * 1000) / n, 4);
@@ -501,24 +533,36 @@ async function main(): Promise<void> {
     anchors.push(await startAnchor("node:http hello-world", "node-http.ts"));
     anchors.push(await startAnchor("Express 5 hello-world", "express.ts"));
 
-    log("setup: 8 users logged in, 200 items seeded (through nginx)");
-    const fixture = await setupFixture(stack.lbUrl, 8);
+    log(`setup: ${USERS} users logged in, 200 items seeded (through nginx)`);
+    const fixture = await setupFixture(stack.lbUrl, USERS);
 
     if ((pgCounter.read().primary as PgCounts).statements === 0)
       throw new Error("the PostgreSQL counting proxy saw no statement: the app does not use it");
     log("idle background (replica lag polls) over 4 s");
+    const idleMeter = new CpuMeter({
+      redis: stack.state.redis.process?.pid ?? 0,
+      primary: stack.state.pgPrimary.process?.pid ?? 0,
+      replica: stack.state.pgReplica.process?.pid ?? 0,
+    });
     const idle0 = await counters(stack);
     await sleep(4000);
     const idle1 = await counters(stack);
+    const idleCpu = idleMeter.delta();
     const idleS = (idle1.at - idle0.at) / 1000;
     const bg: Background = {
+      cpu: {
+        redis: round((idleCpu.redis ?? 0) / idleS, 4),
+        primary: round((idleCpu.primary ?? 0) / idleS, 4),
+        replica: round((idleCpu.replica ?? 0) / idleS, 4),
+      },
       redisPerS: (sumRedis(idle1.redis) - sumRedis(idle0.redis)) / idleS,
       // all of the idle primary's statements are the poller's WAL-position queries
       primaryPerS: (pgStatements(idle1, "primary") - pgStatements(idle0, "primary")) / idleS,
       replicaPerS: (pgStatements(idle1, "replica") - pgStatements(idle0, "replica")) / idleS,
     };
     log(
-      `  background: redis ${bg.redisPerS.toFixed(1)}/s, pg primary ${bg.primaryPerS.toFixed(1)}/s, replica ${bg.replicaPerS.toFixed(1)}/s`,
+      `  background: redis ${bg.redisPerS.toFixed(1)}/s, pg primary ${bg.primaryPerS.toFixed(1)}/s, replica ${bg.replicaPerS.toFixed(1)}/s; ` +
+        `idle cores: redis ${bg.cpu.redis}, primary ${bg.cpu.primary}, replica ${bg.cpu.replica} (subtracted from each endpoint's)`,
     );
 
     log(`anchors, pass 1 (closed loop, ${CONNECTIONS} connections, ${MEASURE_S} s each)`);
@@ -547,6 +591,19 @@ async function main(): Promise<void> {
     for (const plan of ENDPOINTS.filter((p) => p.endpoint !== "login" && p.endpoint !== "register")) {
       const sat = endpoints.find((x) => x.name === plan.name) as Measurement;
       opEndpoints.push(await measureEndpoint(stack, fixture, plan, bg, seq, opRate(sat.cpuMsPerRequest)));
+    }
+
+    // One rate for all: the operating point of the costliest endpoint, so that none passes
+    // UTILIZATION there; the anchors' and endpoints' CPU per request at the same offered load.
+    const fixedRps = FIXED_RPS ?? Math.round(Math.min(...opEndpoints.map((m) => m.offeredRps ?? MAX_OPEN_RPS)));
+    const fixedAnchors: Measurement[] = [];
+    const fixedEndpoints: Measurement[] = [];
+    if (fixedRps > 0) {
+      log(`one fixed rate for anchors and endpoints: open loop at ${fixedRps} req/s`);
+      const fixedMode: Mode = { open: fixedRps, connections: 4 * CONNECTIONS };
+      for (const a of anchors) fixedAnchors.push(await measureAnchor(a, 1, fixedMode));
+      for (const plan of ENDPOINTS.filter((p) => p.endpoint !== "login" && p.endpoint !== "register"))
+        fixedEndpoints.push(await measureEndpoint(stack, fixture, plan, bg, seq, fixedRps));
     }
 
     log(`PM2 cluster mode (item reads): 1 worker, then ${cpus().length} (one per core)`);
@@ -636,7 +693,15 @@ async function main(): Promise<void> {
     const knees = climbs.map((c) => c.knee ?? { rps: 0, reached: false });
     const spread = kneeSpread(knees);
     const knee = spread.median;
-    const localTarget = fixed ?? Math.max(10, Math.round((0.8 * knee) / 10) * 10);
+    // No window held even at the climb's start: the knee is below it, and the other shapes run
+    // at 80 % of that start rather than at a meaningless 10 req/s.
+    const climbStart = (byName(first, "breakpoint") as ArrivalShape).startRate;
+    const below = knee === 0;
+    if (below)
+      log(
+        `no climb held a ${KNEE_WINDOW_S} s window, even from its start at ${climbStart} req/s: the knee is below it`,
+      );
+    const localTarget = fixed ?? Math.max(10, Math.round((0.8 * (below ? climbStart : knee)) / 10) * 10);
     log(
       `knee: ${knees.map(kneeLabel).join(", ")} -> median ${knee} req/s, range ${spread.low}-${spread.high} ` +
         `(spread ${(100 * spread.spread).toFixed(0)} %; ${spread.reached} of ${spread.runs} climbs reached it) ` +
@@ -693,7 +758,7 @@ async function main(): Promise<void> {
       method: {
         client: `one Node process: undici Pool, keep-alive, closed loop with ${CONNECTIONS} connections for anchors and endpoints at saturation (4 for login/register); open loop (latency from each arrival's scheduled time, drops as failures of infinite latency) for the operating point and the arrival shapes; its own CPU recorded in every phase`,
         logLevel: LOG_LEVEL,
-        cpu: "utime+stime (+ reaped children) of each server's process tree from /proc/<pid>/stat",
+        cpu: "utime+stime (+ reaped children) of each server's process tree from /proc/<pid>/stat; for Redis and PostgreSQL in the endpoint runs, minus their idle rate (measured with the background)",
         redis: "INFO commandstats deltas, minus the idle background",
         postgres:
           "statements on the wire (simple Query + Execute messages) counted by a TCP proxy in front of the primary and of the replica; the replica lag polls are told apart by their SQL and removed, the primary's idle rate (the poller's WAL-position query) subtracted; pg_stat_statements is not loaded and pg_stat_database publishes late",
@@ -706,6 +771,8 @@ async function main(): Promise<void> {
       background: bg,
       /** App instances in the topology (the background's pollers are theirs). */
       instances: stack.instances.length,
+      /** Logged-in users the arrival shapes spread their requests over. */
+      users: fixture.cookies.length,
       anchors: { runs: anchorRuns, nodeHttp: nodeAnchor, express: expressAnchor },
       endpoints,
       ratios,
@@ -717,6 +784,7 @@ async function main(): Promise<void> {
         mixCpuMs: round(mixCpu(opEndpoints), 4),
         saturatedMixCpuMs: round(mixCpu(endpoints), 4),
       },
+      fixedRate: { rps: fixedRps, anchors: fixedAnchors, endpoints: fixedEndpoints },
       mix: API_MIX,
       mixCapacityRps: round(mixCapacity(endpoints), 1),
       pm2: {
@@ -728,6 +796,8 @@ async function main(): Promise<void> {
         definition: `the highest offered rate held for a ${KNEE_WINDOW_S} s window with served/offered >= ${MIN_SERVED_RATIO} and every threshold met (p95, p99, failed share; drops count as failures of infinite latency); "not reached (> X)" when no window above X failed`,
         ...spread,
         climbs: climbs.map((c) => ({ ...c.knee, aborted: c.aborted, peakTarget: c.peakTarget })),
+        /** Every climb failed from its first window: the knee is below this start rate. */
+        belowRps: below ? climbStart : undefined,
         estimateRps: estimate,
       },
       localTargetRps: localTarget,

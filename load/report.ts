@@ -345,10 +345,28 @@ function operatingPointSection(r: Json): string {
 ${rows}</table>`;
 }
 
+/** Anchors and endpoints at one offered rate: CPU per request where the load is the same for all. */
+function fixedRateSection(r: Json): string {
+  const f = r.fixedRate;
+  if (!f?.rps) return "";
+  const express = f.anchors.find((x: Json) => x.name.startsWith("Express"))?.cpuMsPerRequest as number | undefined;
+  const rows = [...f.anchors, ...f.endpoints]
+    .map(
+      (x: Json) =>
+        `<tr><td>${esc(x.name)}</td><td>${x.rps.toFixed(0)}</td><td>${x.dropped ?? 0}</td><td>${x.cpuMsPerRequest.toFixed(3)}</td><td>${express ? `${(x.cpuMsPerRequest / express).toFixed(1)}×` : ""}</td><td>${ms(x.latency.p99)}</td><td>${x.serverCores}</td><td>${x.clientCores}</td><td>${esc((x.flags ?? []).join("; "))}</td></tr>`,
+    )
+    .join("\n");
+  return `<h3>At one fixed rate (${f.rps} req/s offered to each)</h3>
+<table><tr><th>name</th><th>served req/s</th><th>dropped</th><th>CPU ms/req</th><th>× Express</th><th>p99 from schedule</th><th>server cores</th><th>client cores</th><th>flags</th></tr>
+${rows}</table>`;
+}
+
 function kneeSummary(r: Json): string {
   const k = r.knee;
   if (!k) return "";
   const climbs = k.climbs.map((c: Json) => (c.reached ? `${c.rps}` : `not reached (&gt; ${c.rps})`)).join(", ");
+  if (k.belowRps !== undefined)
+    return `Knee: <b>below ${k.belowRps} req/s</b>: no climb held a window even from its start (${k.runs} climb${k.runs === 1 ? "" : "s"}). Defined as ${esc(k.definition)}.`;
   return `Knee: <b>${k.median} req/s</b> (median of ${k.runs} climb${k.runs === 1 ? "" : "s"} to ${2 * k.estimateRps} req/s: ${climbs}; range ${k.low}-${k.high}, spread ${(100 * k.spread).toFixed(0)} %; ${k.reached} of ${k.runs} reached a failing window). Defined as ${esc(k.definition)}.`;
 }
 
@@ -437,6 +455,7 @@ ${esc(r.machine.note)}. Method: ${esc(r.method.client)}; CPU: ${esc(r.method.cpu
 <table><tr><th>endpoint</th><th>route</th><th>req/s</th><th>÷ node:http</th><th>÷ Express</th><th>CPU ms/req</th><th>CPU × node:http</th><th>CPU × Express</th><th>Redis cmds/req</th><th>PG statements/req primary</th><th>PG statements/req replica</th><th>p50 / p99 ms</th><th>errors</th><th>server cores</th><th>client cores</th><th>flags</th></tr>
 ${endpointRows}</table>
 ${operatingPointSection(r)}
+${fixedRateSection(r)}
 <p class="desc">The API mix (${r.mix.map((m: Json) => `${esc(m.endpoint)} ${m.weight}`).join(", ")}) would sustain about ${r.mixCapacityRps} req/s on one instance from these costs. Through nginx and both instances, the breakpoint climbs put the knee at <b>${r.kneeRps} req/s</b> (median; see the shapes); ramp, spike and soak then ran the cluster shapes (TARGET_RPS=${r.clusterTargetRps}) scaled to a ramp target of ${r.localTargetRps} req/s (80 % of the knee), so that they test behaviour below saturation.</p>
 </section>
 
@@ -480,7 +499,12 @@ export function markdownTables(r: Json, name: string): string {
     );
   }
   out.push("");
-  if (r.knee) {
+  if (r.knee?.belowRps !== undefined) {
+    out.push(
+      `Knee through nginx: **below ${r.knee.belowRps} req/s**: no climb held a window even from its start. Defined as ${r.knee.definition}.`,
+    );
+    out.push("");
+  } else if (r.knee) {
     const climbs = r.knee.climbs.map((c: Json) => (c.reached ? `${c.rps}` : `not reached (> ${c.rps})`)).join(", ");
     out.push(
       `Knee through nginx: **${r.knee.median} req/s**, median of ${r.knee.runs} climb(s) to ${2 * r.knee.estimateRps} req/s (${climbs}; range ${r.knee.low}-${r.knee.high}). Defined as ${r.knee.definition}.`,
