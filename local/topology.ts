@@ -266,6 +266,15 @@ export class Topology {
       url: `http://${HOST}:${a.port}`,
     }));
   }
+  /**
+   * The Redis servers the app uses: the one redis-server, or every node of the Redis Cluster
+   * (primaries and replicas; a replica also executes its primary's writes, so count commands on
+   * the primaries only).
+   */
+  get redisServers(): ComponentState[] {
+    this.#refresh();
+    return structuredClone(this.#state.redisCluster ?? [this.#state.redis]);
+  }
   /** Every pid recorded for this stack (running or not), for leak checks. */
   get pids(): number[] {
     this.#refresh();
