@@ -488,14 +488,20 @@ export function markdownTables(r: Json, name: string): string {
   );
   out.push("");
   out.push(
-    "| Endpoint | req/s | ÷ node:http | ÷ Express | CPU ms/req at saturation | CPU ms/req at the operating point | × Express | Redis cmds/req | PG statements/req (primary + replica) | flags |",
+    `| Endpoint | req/s | ÷ node:http | ÷ Express | CPU ms/req at saturation | CPU ms/req at the operating point | CPU ms/req at ${r.fixedRate?.rps ?? "-"} req/s | × Express | Redis cmds/req | PG statements/req (primary + replica) | flags |`,
   );
-  out.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+  out.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+  const fixed = (name: string) =>
+    [...(r.fixedRate?.anchors ?? []), ...(r.fixedRate?.endpoints ?? [])].find((x: Json) => x.name === name)
+      ?.cpuMsPerRequest ?? "-";
+  out.push(
+    `| anchors: \`node:http\` / Express 5 | ${a.nodeHttp.rps} / ${a.express.rps} | | | ${a.nodeHttp.cpuMsPerRequest} / ${a.express.cpuMsPerRequest} | | ${fixed("node:http hello-world")} / ${fixed("Express 5 hello-world")} | | | | ${[...(a.nodeHttp.flags ?? []), ...(a.express.flags ?? [])].join("; ")} |`,
+  );
   for (const e of r.endpoints) {
     const ratio = r.ratios.find((x: Json) => x.name === e.name);
     const op = r.operatingPoint?.endpoints.find((x: Json) => x.name === e.name);
     out.push(
-      `| \`${e.route}\` | ${e.rps} | ${ratio.rpsVsNodeHttp} | ${ratio.rpsVsExpress} | ${e.cpuMsPerRequest} | ${op ? op.cpuMsPerRequest : "-"} | ${ratio.cpuVsExpress} | ${e.redisCommandsPerRequest} | ${e.pgPrimaryStatementsPerRequest} + ${e.pgReplicaStatementsPerRequest} | ${(e.flags ?? []).join("; ")} |`,
+      `| \`${e.route}\` | ${e.rps} | ${ratio.rpsVsNodeHttp} | ${ratio.rpsVsExpress} | ${e.cpuMsPerRequest} | ${op ? op.cpuMsPerRequest : "-"} | ${fixed(e.name)} | ${ratio.cpuVsExpress} | ${e.redisCommandsPerRequest} | ${e.pgPrimaryStatementsPerRequest} + ${e.pgReplicaStatementsPerRequest} | ${(e.flags ?? []).join("; ")} |`,
     );
   }
   out.push("");

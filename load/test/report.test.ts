@@ -26,6 +26,14 @@ const run = {
   ],
   ratios: [{ name: "item-read", rpsVsNodeHttp: 0.05, rpsVsExpress: 0.1, cpuVsExpress: 7.5 }],
   operatingPoint: { utilization: 0.6, endpoints: [{ name: "item-read", cpuMsPerRequest: 0.45 }] },
+  fixedRate: {
+    rps: 500,
+    anchors: [
+      { name: "node:http hello-world", cpuMsPerRequest: 0.09 },
+      { name: "Express 5 hello-world", cpuMsPerRequest: 0.14 },
+    ],
+    endpoints: [{ name: "item-read", cpuMsPerRequest: 0.5 }],
+  },
   mix: [{ endpoint: "item-read", weight: 1 }],
   knee: {
     median: 900,
@@ -73,7 +81,7 @@ describe("markdownTables", () => {
     );
     assert.ok(
       lines.includes(
-        "| `GET /api/items/:id` | 1000 | 0.05 | 0.1 | 0.3 | 0.45 | 7.5 | 2 | 0 + 1 | server not saturated: 0.50 of a core (< 0.9) |",
+        "| `GET /api/items/:id` | 1000 | 0.05 | 0.1 | 0.3 | 0.45 | 0.5 | 7.5 | 2 | 0 + 1 | server not saturated: 0.50 of a core (< 0.9) |",
       ),
     );
     assert.ok(
@@ -86,6 +94,13 @@ describe("markdownTables", () => {
         "| breakpoint | 31.2 s (60 s) | 1400 req/s | 20000 | 1000 | 120 | ∞ (drops) | 3 | 0.95 / 0.4 | knee 900 |  |",
       ),
     );
+  });
+
+  it("puts the anchors first, at saturation and at the fixed rate", () => {
+    assert.ok(
+      lines.includes("| anchors: `node:http` / Express 5 | 20000 / 10000 | | | 0.02 / 0.04 | | 0.09 / 0.14 | | | |  |"),
+    );
+    assert.ok(md.includes("| CPU ms/req at 500 req/s |"));
   });
 
   it("ends with the capacity walk of the same run", () => {
