@@ -23,6 +23,8 @@ type Endpoint = {
   redisCpuMsPerRequest?: number;
   pgPrimaryCpuMsPerRequest?: number;
   pgReplicaCpuMsPerRequest?: number;
+  /** The replica's startup process alone: WAL replay, one process. */
+  pgReplayCpuMsPerRequest?: number;
   redisCommandsPerRequest?: number;
   pgPrimaryStatementsPerRequest?: number;
   pgReplicaStatementsPerRequest?: number;
@@ -180,6 +182,8 @@ export function assumptions(env: NodeJS.ProcessEnv = process.env): Record<string
 }
 
 const READ_ROUTES = ["GET /api/items/:id", "GET /api/items"];
+/** Statements per request below which an endpoint does not use that server (stray polls, rounding). */
+const NO_STATEMENTS = 0.05;
 const WRITE_ROUTE = "POST /api/items";
 
 /**
@@ -233,14 +237,19 @@ export function mixCosts(bench: Bench, mix: MixEntry[] = bench.mix ?? API_MIX, A
     mix.reduce((s, m) => s + (m.weight / total) * (f(endpointOf(m.endpoint)) ?? 0), 0);
   const isRead = (e: Endpoint) => (e.pgReplicaStatementsPerRequest ?? 0) >= 0.5;
   const isWrite = (e: Endpoint) => (e.pgPrimaryStatementsPerRequest ?? 0) >= 0.5;
+  // An endpoint that sends the primary (next to) nothing is charged nothing there: what the
+  // primary did meanwhile (autovacuum after the write phase, checkpoints) is not its cost.
+  // One that does, but whose CPU was too small to see (a few logins), is priced by statements.
   const primaryCpu = (e: Endpoint) => {
-    if (e.pgPrimaryCpuMsPerRequest !== undefined) return e.pgPrimaryCpuMsPerRequest;
-    if ((e.pgPrimaryStatementsPerRequest ?? 0) > 0) assumedPg.push(`${e.name} primary`);
-    return ((e.pgPrimaryStatementsPerRequest ?? 0) * 1000) / v("PG_WRITES_PER_CORE");
+    const statements = e.pgPrimaryStatementsPerRequest ?? 0;
+    if (statements < NO_STATEMENTS) return 0;
+    if (e.pgPrimaryCpuMsPerRequest) return e.pgPrimaryCpuMsPerRequest;
+    assumedPg.push(`${e.name} primary`);
+    return (statements * 1000) / v("PG_WRITES_PER_CORE");
   };
   const replicaReadCpu = (e: Endpoint) => {
     if (!isRead(e)) return 0;
-    if (e.pgReplicaCpuMsPerRequest !== undefined) return e.pgReplicaCpuMsPerRequest;
+    if (e.pgReplicaCpuMsPerRequest) return e.pgReplicaCpuMsPerRequest;
     assumedPg.push(`${e.name} replica`);
     return ((e.pgReplicaStatementsPerRequest ?? 0) * 1000) / v("PG_READS_PER_CORE");
   };
@@ -269,7 +278,11 @@ export function mixCosts(bench: Bench, mix: MixEntry[] = bench.mix ?? API_MIX, A
     /** Replica CPU per request of the reads (split over the replicas). */
     pgReplicaCpuMs: sum(replicaReadCpu),
     /** Replica CPU per request of WAL replay (paid on every replica, by one process each). */
-    pgReplayCpuMs: sum((e) => (isWrite(e) && !isRead(e) ? (e.pgReplicaCpuMsPerRequest ?? 0) : 0)),
+    pgReplayCpuMs: sum((e) =>
+      isWrite(e) && !isRead(e) ? (e.pgReplayCpuMsPerRequest ?? e.pgReplicaCpuMsPerRequest ?? 0) : 0,
+    ),
+    /** Replica CPU per request while writes arrive (WAL receiver and replay), on every replica. */
+    pgReplicaWriteCpuMs: sum((e) => (isWrite(e) && !isRead(e) ? (e.pgReplicaCpuMsPerRequest ?? 0) : 0)),
     /** Read-your-writes: the share of reads measured on the primary, and that share at cluster scale. */
     pinned: pinnedReads(bench, A),
     assumedPg,
@@ -280,7 +293,7 @@ export function mixCosts(bench: Bench, mix: MixEntry[] = bench.mix ?? API_MIX, A
       replayMsPerWrite: (() => {
         const e =
           opEndpoints.find((x) => x.name === "item-write") ?? bench.endpoints.find((x) => x.name === "item-write");
-        return e?.pgReplicaCpuMsPerRequest ?? null;
+        return e?.pgReplayCpuMsPerRequest ?? e?.pgReplicaCpuMsPerRequest ?? null;
       })(),
     },
     /** The replica-lag poller of one pod: statements/s on the primary and on each replica. */
@@ -295,9 +308,11 @@ export function mixCosts(bench: Bench, mix: MixEntry[] = bench.mix ?? API_MIX, A
       appCpuMs: login?.cpuMsPerRequest ?? 200,
       redisCmds: login?.redisCommandsPerRequest ?? 8,
       pgPrimary: login?.pgPrimaryStatementsPerRequest ?? 1,
+      // a few logins a second cost too little primary CPU to see in ticks: priced by statements then
       pgPrimaryCpuMs:
-        login?.pgPrimaryCpuMsPerRequest ??
+        login?.pgPrimaryCpuMsPerRequest ||
         ((login?.pgPrimaryStatementsPerRequest ?? 1) * 1000) / v("PG_WRITES_PER_CORE"),
+      pgPrimaryCpuMeasured: Boolean(login?.pgPrimaryCpuMsPerRequest),
       measured: login !== undefined,
     },
     nginxCpuMs: ramp?.cpuMsPerRequest.nginx ?? 0.1,
@@ -331,12 +346,13 @@ export function plan(bench: Bench, targetRps: number, A = assumptions()) {
   const pollReplica = busy(maxPods * c.poller.replicaPerS * c.poller.msPerStatement);
   const readBusy = busy(targetRps * c.pgReplicaCpuMs * (1 - pinned));
   const replayBusy = busy(targetRps * c.pgReplayCpuMs);
+  const replicaWriteBusy = busy(targetRps * c.pgReplicaWriteCpuMs);
   const primaryBusy =
     busy(targetRps * c.pgPrimaryCpuMs + logins * c.login.pgPrimaryCpuMs + targetRps * c.pgReplicaCpuMs * pinned) +
     pollPrimary;
   const readsPerS = targetRps * c.pgReplica;
   // each replica replays every write and answers every pod's poller before it serves a read
-  const perReplica = v("PG_REPLICA_CORES") * v("PG_UTILIZATION") - replayBusy - pollReplica;
+  const perReplica = v("PG_REPLICA_CORES") * v("PG_UTILIZATION") - replicaWriteBusy - pollReplica;
   const readCores = readBusy / v("PG_UTILIZATION");
   const replicas = perReplica > 0 ? Math.max(1, Math.ceil(readBusy / perReplica)) : Number.POSITIVE_INFINITY;
   const writesPerS = targetRps * c.pgPrimary + logins * c.login.pgPrimary;
@@ -367,6 +383,8 @@ export function plan(bench: Bench, targetRps: number, A = assumptions()) {
       primaryFits: primaryCores <= v("PG_PRIMARY_MAX_CORES"),
       /** Cores of WAL replay on each replica: one process, so past 1 no replica keeps up. */
       replayCores: replayBusy,
+      /** Cores each replica spends taking the writes in (WAL receiver and replay). */
+      replicaWriteCores: replicaWriteBusy,
       replayFits: replayBusy <= 1,
       pollerStatementsPerS: { primary: maxPods * c.poller.primaryPerS, eachReplica: maxPods * c.poller.replicaPerS },
       pinnedReads: pinned,
@@ -474,11 +492,12 @@ function printPlan(p: Plan, A: Record<string, Assumption>, out: (s: string) => v
     `  Redis             ${c.redisCmds.toFixed(2)} commands  (login: ${c.login.redisCmds})  ${redisPerCoreS ? `Redis CPU ${c.redisCpuMs.toFixed(3)} ms -> ${redisPerCoreS}` : "Redis CPU not measured"}`,
   );
   out(
-    `  PostgreSQL        ${c.pgReplica.toFixed(2)} replica + ${c.pgPrimary.toFixed(2)} primary statements; CPU: reads ${c.pgReplicaCpuMs.toFixed(3)} ms, writes ${c.pgPrimaryCpuMs.toFixed(3)} ms (primary), replay ${c.pgReplayCpuMs.toFixed(3)} ms (each replica)` +
-      (c.assumedPg.length ? `; priced by PG_*_PER_CORE (assumed): ${c.assumedPg.join(", ")}` : ""),
+    `  PostgreSQL        ${c.pgReplica.toFixed(2)} replica + ${c.pgPrimary.toFixed(2)} primary statements; CPU: reads ${c.pgReplicaCpuMs.toFixed(3)} ms, writes ${c.pgPrimaryCpuMs.toFixed(3)} ms (primary), ${c.pgReplicaWriteCpuMs.toFixed(3)} ms on each replica for the writes, ${c.pgReplayCpuMs.toFixed(3)} ms of it replay (one process)` +
+      (c.assumedPg.length ? `; priced by PG_*_PER_CORE (assumed): ${c.assumedPg.join(", ")}` : "") +
+      `; login ${c.login.pgPrimaryCpuMs.toFixed(3)} ms on the primary (${c.login.pgPrimaryCpuMeasured ? "measured" : "assumed: PG_WRITES_PER_CORE x its statements"})`,
   );
   out(
-    `  per statement     point read ${ms(k.pointReadMs)}, list ${ms(k.listMs)} (replica CPU); write ${ms(k.writeMs)} per statement (insert + WAL-position read, primary CPU); replay ${ms(k.replayMsPerWrite)} per item write on each replica`,
+    `  per statement     point read ${ms(k.pointReadMs)}, list ${ms(k.listMs)} (replica CPU); write ${ms(k.writeMs)} per statement (insert + WAL-position read, primary CPU); replay ${ms(k.replayMsPerWrite)} per item write (the startup process of each replica)`,
   );
   out(
     `  replica poller    ${c.poller.primaryPerS.toFixed(1)} statements/s per pod on the primary, ${c.poller.replicaPerS.toFixed(1)} on each replica (${c.poller.measured ? "measured idle" : "assumed 0: not in this bench"}), priced like a point read (assumed)`,
@@ -513,7 +532,7 @@ function printPlan(p: Plan, A: Record<string, Assumption>, out: (s: string) => v
     `  Redis             ${n(p.redis.opsPerS)} ops/s -> ${p.redis.shards} shard(s) at ${n(p.redis.shardOps)} ops/s each`,
   );
   out(
-    `  PostgreSQL reads  ${n(p.pg.readsPerS)} statements/s -> ${n(p.pg.readCores, 1)} cores -> ${Number.isFinite(p.pg.replicas) ? p.pg.replicas : "no number of"} replica(s) of ${A.PG_REPLICA_CORES?.value} cores (each also replays ${n(p.pg.replayCores, 2)} cores of WAL and answers ${n(p.pg.pollerStatementsPerS.eachReplica)} polls/s)`,
+    `  PostgreSQL reads  ${n(p.pg.readsPerS)} statements/s -> ${n(p.pg.readCores, 1)} cores -> ${Number.isFinite(p.pg.replicas) ? p.pg.replicas : "no number of"} replica(s) of ${A.PG_REPLICA_CORES?.value} cores (each also spends ${n(p.pg.replicaWriteCores, 2)} cores taking the WAL in, ${n(p.pg.replayCores, 2)} of them replaying it in one process, and answers ${n(p.pg.pollerStatementsPerS.eachReplica)} polls/s)`,
   );
   out(
     `  PostgreSQL writes ${n(p.pg.writesPerS)} statements/s + ${n(p.pg.pollerStatementsPerS.primary)} polls/s -> ${n(p.pg.primaryCores, 1)} primary cores${p.pg.primaryFits ? "" : ` (over PG_PRIMARY_MAX_CORES=${A.PG_PRIMARY_MAX_CORES?.value})`}`,
@@ -526,7 +545,10 @@ function printPlan(p: Plan, A: Record<string, Assumption>, out: (s: string) => v
   if (all.length === 0) out(`bottleneck: ${bottleneck(p).name}: ${bottleneck(p).action}`);
   else {
     out("walls, hardest to fix first (x = demand over what one unit takes); the first is the bottleneck:");
-    for (const w of all) out(`  ${w.name.padEnd(28)} x${w.severity.toFixed(1).padEnd(6)} ${w.action}`);
+    for (const w of all)
+      out(
+        `  ${w.name.padEnd(28)} x${(Number.isFinite(w.severity) ? w.severity.toFixed(1) : "∞").padEnd(6)} ${w.action}`,
+      );
   }
 }
 

@@ -76,6 +76,25 @@ export function treeTicks(stats: readonly Stat[], roots: readonly number[]): num
   });
 }
 
+/**
+ * The children of `ppid` whose command line matches `pattern`: a PostgreSQL replica's
+ * startup process ("postgres: startup recovering ..."), the one process that replays WAL.
+ */
+export function childrenMatching(ppid: number, pattern: RegExp): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const s = readStat(Number(name));
+    if (s?.ppid !== ppid) continue;
+    try {
+      if (pattern.test(readFileSync(`/proc/${name}/cmdline`, "utf8").replaceAll("\0", " "))) out.push(s.pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
 /** A named set of process trees whose CPU can be sampled as deltas. */
 export class CpuMeter {
   readonly #names: string[];

@@ -74,7 +74,14 @@ describe("mixCosts", () => {
     assert.equal(c.pgReplayCpuMs, 0, "no replica CPU measured during writes");
     assert.equal(c.pinned, null);
     assert.deepEqual(c.assumedPg, []);
-    assert.deepEqual(c.login, { appCpuMs: 100, redisCmds: 4, pgPrimary: 1, pgPrimaryCpuMs: 0.25, measured: true });
+    assert.deepEqual(c.login, {
+      appCpuMs: 100,
+      redisCmds: 4,
+      pgPrimary: 1,
+      pgPrimaryCpuMs: 0.25,
+      pgPrimaryCpuMeasured: false,
+      measured: true,
+    });
     assert.equal(c.nginxCpuMs, 0.05);
     assert.match(c.source, /^saturation \(closed loop\)/);
     assert.deepEqual(c.statementClasses, { pointReadMs: 0.05, listMs: null, writeMs: 0.05, replayMsPerWrite: null });
@@ -97,6 +104,30 @@ describe("mixCosts", () => {
     assert.deepEqual(c.assumedPg, ["item-write primary", "item-read replica"]);
   });
 
+  it("charges no server CPU to an endpoint that sends it no statement, and prices one whose CPU was too small to see", () => {
+    const noisy = {
+      ...bench,
+      endpoints: bench.endpoints.map((e) =>
+        e.name === "item-read"
+          ? { ...e, pgPrimaryStatementsPerRequest: 0.01, pgPrimaryCpuMsPerRequest: 0.06 }
+          : e.name === "login"
+            ? { ...e, pgPrimaryStatementsPerRequest: 2, pgPrimaryCpuMsPerRequest: 0 }
+            : e,
+      ),
+    } as typeof bench;
+    const c = mixCosts(noisy);
+    // item-read's 0.06 ms on the primary was autovacuum or a checkpoint, not its 0.01 statements
+    close(c.pgPrimaryCpuMs, 0.025, "primary CPU: item-write's only");
+    // 2 statements at 1000/4000 ms each
+    assert.equal(c.login.pgPrimaryCpuMs, 0.5);
+    assert.equal(c.login.pgPrimaryCpuMeasured, false);
+    const measured = mixCosts({
+      ...bench,
+      endpoints: bench.endpoints.map((e) => (e.name === "login" ? { ...e, pgPrimaryCpuMsPerRequest: 0.3 } : e)),
+    } as typeof bench);
+    assert.deepEqual([measured.login.pgPrimaryCpuMs, measured.login.pgPrimaryCpuMeasured], [0.3, true]);
+  });
+
   it("uses the given mix over the bench's, and names an endpoint the bench lacks", () => {
     close(mixCosts(bench, [{ endpoint: "item-write", weight: 7 }]).appCpuMs, 0.6, "write-only mix");
     assert.throws(() => mixCosts(bench, [{ endpoint: "work", weight: 1 }]), {
@@ -113,7 +144,14 @@ describe("mixCosts", () => {
       shapes: [],
     } as typeof bench;
     const c = mixCosts(bare);
-    assert.deepEqual(c.login, { appCpuMs: 200, redisCmds: 8, pgPrimary: 1, pgPrimaryCpuMs: 0.25, measured: false });
+    assert.deepEqual(c.login, {
+      appCpuMs: 200,
+      redisCmds: 8,
+      pgPrimary: 1,
+      pgPrimaryCpuMs: 0.25,
+      pgPrimaryCpuMeasured: false,
+      measured: false,
+    });
     assert.equal(c.nginxCpuMs, 0.1);
     assert.equal(c.nginxMeasured, false);
   });
@@ -468,6 +506,24 @@ describe("the operating point, PostgreSQL by statement class, the poller and pin
     const q = plan(full, 100_000, assumptions({}));
     close(q.pg.primaryCores, (5.025 + 6 * pinned + 0.0416) / 0.6, "primary cores, few pinned");
     close(q.pg.readCores, (6 * (1 - pinned)) / 0.6, "read cores, few pinned");
+  });
+
+  it("takes replay from the replica's startup process where the bench measured it apart", () => {
+    const apart = {
+      ...full,
+      operatingPoint: {
+        ...full.operatingPoint,
+        endpoints: full.operatingPoint?.endpoints.map((e) =>
+          e.name === "item-write" ? { ...e, pgReplayCpuMsPerRequest: 0.03 } : e,
+        ),
+      },
+    } as typeof full;
+    const p = plan(apart, 100_000, asBench());
+    // replay: 100,000 x 0.25 x 0.03 ms = 0.75 cores; taking the writes in: 0.04 ms -> 1.0
+    close(p.pg.replayCores, 0.75, "replay cores");
+    close(p.pg.replicaWriteCores, 1, "write cores per replica");
+    assert.equal(p.pg.replicas, 2);
+    assert.equal(mixCosts(apart).statementClasses.replayMsPerWrite, 0.03);
   });
 
   it("puts WAL replay first past one core, before Redis and the rest", () => {

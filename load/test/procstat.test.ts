@@ -1,9 +1,10 @@
 // /proc/<pid>/stat parsing and process-tree sums on fixed inputs (fields from proc(5)).
 
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { parseStat, type Stat, treeTicks } from "../runner/procstat.ts";
+import { childrenMatching, parseStat, type Stat, treeTicks } from "../runner/procstat.ts";
 
 describe("parseStat", () => {
   it("takes ppid and utime + stime + cutime + cstime (fields 4, 14-17 of proc(5))", () => {
@@ -41,5 +42,24 @@ describe("treeTicks", () => {
 
   it("gives 0 for pid 0, init and a pid that is gone, never the whole machine", () => {
     assert.deepEqual(treeTicks(stats, [0, 1, 99]), [0, 0, 0]);
+  });
+});
+
+describe("childrenMatching", () => {
+  it("finds a child by its command line, as the bench finds a replica's startup process", async () => {
+    const child = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)", "replay-marker"], { stdio: "ignore" });
+    try {
+      // until the child has exec'd (its command line is node's until then), at most 10 s
+      let found: number[] = [];
+      for (let i = 0; i < 200 && found.length === 0; i++) {
+        found = childrenMatching(process.pid, /replay-marker/);
+        if (found.length === 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual(found, [child.pid]);
+      assert.deepEqual(childrenMatching(process.pid, /no-such-marker/), []);
+      assert.deepEqual(childrenMatching(child.pid as number, /replay-marker/), [], "not its own child");
+    } finally {
+      child.kill();
+    }
   });
 });
