@@ -22,7 +22,6 @@ type ReplicaState = {
   healthy: boolean;
   replayLsn: bigint | null;
   lagMs: number;
-  lastError: string;
 };
 
 export type ReadRouter = {
@@ -45,7 +44,6 @@ export function createReadRouter(
     healthy: false,
     replayLsn: null,
     lagMs: Number.POSITIVE_INFINITY,
-    lastError: "",
   }));
   let next = 0;
 
@@ -80,7 +78,6 @@ export function createReadRouter(
       else log.warn({ replica: state.replica.name, reason }, "replica taken out of the read rotation");
     }
     state.healthy = healthy;
-    state.lastError = healthy ? "" : reason;
   }
 
   // Where the primary's WAL stood at each poll. A replica that has replayed up to R is behind

@@ -274,6 +274,22 @@ describe("read router", () => {
     router.close();
   });
 
+  it("logs a replica's leaving and its return once each, however many polls it stays out", async () => {
+    const { state, lines, start } = fixture(1);
+    const router = start();
+    await router.poll();
+    const before = lines.length;
+    state.replicas[0] = new Error("connection refused");
+    for (let i = 0; i < 3; i++) await router.poll();
+    state.replicas[0] = { replay: "0/1000", idleMs: 0 };
+    for (let i = 0; i < 3; i++) await router.poll();
+    assert.deepEqual(
+      lines.slice(before).map((l) => `${l.level} ${l.message}`),
+      ["warn replica taken out of the read rotation", "info replica back in the read rotation"],
+    );
+    router.close();
+  });
+
   it("sends a read whose position is unknown to the primary, however healthy the replicas", async () => {
     const { metrics, start } = fixture(2);
     const router = start();
