@@ -21,7 +21,9 @@ function standIn(answer: () => unknown): pg.Pool & { queries: number } {
     queries: 0,
     async query() {
       pool.queries++;
-      const value = answer();
+      // A promise holds the poll until the test settles it.
+      const raw = answer();
+      const value = raw instanceof Promise ? await raw : raw;
       if (value instanceof Error) throw value;
       return { rows: [value] };
     },
@@ -358,5 +360,35 @@ describe("read router", () => {
     mock.timers.tick(1000);
     for (let j = 0; j < 10; j++) await Promise.resolve();
     assert.equal(replica.queries, 4, "no poll after close()");
+  });
+
+  it("does not poll again when closed while a poll is still waiting for its answer", async () => {
+    let answer!: () => void;
+    const held = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    let hold = false;
+    const replica = standIn(() =>
+      hold ? held.then(() => ({ replay: "0/1", idle_ms: 0 })) : { replay: "0/1", idle_ms: 0 },
+    );
+    const primary = standIn(() => ({ lsn: "0/1" }));
+    const db: Database = {
+      primary: { name: "primary", pool: primary },
+      replicas: [{ name: "replica-1", pool: replica }],
+      close: async () => undefined,
+    };
+    const log = { info() {}, warn() {} } as unknown as Logger;
+    const router = createReadRouter(db, { maxLagMs: 1000, pollIntervalMs: 250 }, log, createMetrics());
+    for (let j = 0; j < 10; j++) await Promise.resolve();
+    hold = true;
+    mock.timers.tick(250);
+    for (let j = 0; j < 10; j++) await Promise.resolve();
+    assert.equal(replica.queries, 2, "the second poll is waiting for the replica");
+    router.close();
+    answer();
+    for (let j = 0; j < 10; j++) await Promise.resolve();
+    mock.timers.tick(1000);
+    for (let j = 0; j < 10; j++) await Promise.resolve();
+    assert.equal(replica.queries, 2, "no poll after close(), even one whose round was in flight");
   });
 });
