@@ -86,6 +86,19 @@ const envSchema = z.object({
   PG_CONNECT_TIMEOUT_MS: integer(100, 60_000).default(2000),
   PG_STATEMENT_TIMEOUT_MS: integer(100, 3_600_000).default(15_000),
   PG_IDLE_TIMEOUT_MS: integer(1000, 3_600_000).default(30_000),
+  // The primary itself, for `migrate` only (default DATABASE_URL): migrations hold a
+  // session-level advisory lock, which a transaction-mode pooler cannot keep on one session.
+  DATABASE_MIGRATE_URL: postgresUrl.optional(),
+  // "on" when DATABASE_URL and the replicas lead to a transaction-mode pooler (PgBouncer). The
+  // app then sends no statement_timeout at connect (PgBouncer refuses startup parameters it
+  // does not know); the pooler sets it on its server connections instead (PgBouncer's
+  // connect_query, as local/pgbouncer.ts does).
+  PG_TRANSACTION_POOLING: z.enum(["off", "on"]).default("off"),
+  // "on" names every parameterised query, so that each connection parses and plans it once.
+  // Off by default: under a transaction-mode pooler the next transaction may run on another
+  // server connection, where that name does not exist; PgBouncer before 1.21 (Debian 12 ships
+  // 1.18) cannot follow them, 1.21+ can with max_prepared_statements set.
+  PG_PREPARED_STATEMENTS: z.enum(["off", "on"]).default("off"),
   // A replica further behind than this is skipped for reads (they go to the primary).
   REPLICA_MAX_LAG_MS: integer(0, 3_600_000).default(5000),
   REPLICA_POLL_INTERVAL_MS: integer(50, 60_000).default(250),
@@ -141,6 +154,10 @@ const envSchema = z.object({
 // every other problem rather than after them.
 function crossVariableProblems(env: Record<string, string>, command: Command): string[] {
   const problems: string[] = [];
+  // A session-level advisory lock through a transaction-mode pooler would not guard anything.
+  if (command === "migrate" && env.PG_TRANSACTION_POOLING === "on" && env.DATABASE_MIGRATE_URL === undefined) {
+    problems.push("DATABASE_MIGRATE_URL: required with PG_TRANSACTION_POOLING=on (migrate needs the primary itself)");
+  }
   // Migrations touch only the database, so the migrate initContainer needs no Redis or session secret.
   if (command === "migrate") return problems;
   if (env.REDIS_URL === undefined && env.REDIS_SENTINELS === undefined && env.REDIS_CLUSTER_NODES === undefined) {
@@ -219,6 +236,9 @@ function toConfig(env: Env) {
       connectTimeoutMs: env.PG_CONNECT_TIMEOUT_MS,
       statementTimeoutMs: env.PG_STATEMENT_TIMEOUT_MS,
       idleTimeoutMs: env.PG_IDLE_TIMEOUT_MS,
+      migrateUrl: env.DATABASE_MIGRATE_URL ?? env.DATABASE_URL,
+      transactionPooling: env.PG_TRANSACTION_POOLING === "on",
+      preparedStatements: env.PG_PREPARED_STATEMENTS === "on",
       replicaMaxLagMs: env.REPLICA_MAX_LAG_MS,
       replicaPollIntervalMs: env.REPLICA_POLL_INTERVAL_MS,
     },

@@ -107,7 +107,12 @@ function listen(server: Server, port: number, host: string | undefined): Promise
 }
 
 async function runMigrations(config: Config, log: Logger): Promise<void> {
-  const db = createDatabase({ ...config.database, replicaUrls: [] }, log, createMetrics());
+  const db = createDatabase(
+    // The primary itself (config.ts requires it when the other URLs lead to a pooler).
+    { ...config.database, primaryUrl: config.database.migrateUrl, replicaUrls: [], transactionPooling: false },
+    log,
+    createMetrics(),
+  );
   try {
     const applied = await migrate(db.primary.pool, log);
     log.info({ applied }, applied.length > 0 ? "migrations applied" : "schema already up to date");

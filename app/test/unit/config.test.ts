@@ -49,6 +49,9 @@ describe("loadConfig", () => {
         connectTimeoutMs: 2000,
         statementTimeoutMs: 15_000,
         idleTimeoutMs: 30_000,
+        migrateUrl: valid.DATABASE_URL,
+        transactionPooling: false,
+        preparedStatements: false,
         replicaMaxLagMs: 5000,
         replicaPollIntervalMs: 250,
       },
@@ -99,6 +102,9 @@ describe("loadConfig", () => {
       PG_IDLE_TIMEOUT_MS: "1500",
       REPLICA_MAX_LAG_MS: "0",
       REPLICA_POLL_INTERVAL_MS: "50",
+      DATABASE_MIGRATE_URL: "postgres://direct:5432/a",
+      PG_TRANSACTION_POOLING: "on",
+      PG_PREPARED_STATEMENTS: "on",
       IMPORT_MAX_BYTES: "2048",
       STREAMS_MAX: "3",
       STREAM_STALL_TIMEOUT_MS: "250",
@@ -136,6 +142,9 @@ describe("loadConfig", () => {
       connectTimeoutMs: 300,
       statementTimeoutMs: 900,
       idleTimeoutMs: 1500,
+      migrateUrl: "postgres://direct:5432/a",
+      transactionPooling: true,
+      preparedStatements: true,
       replicaMaxLagMs: 0,
       replicaPollIntervalMs: 50,
     });
@@ -265,6 +274,17 @@ describe("loadConfig for migrate", () => {
       'PORT: expected a whole number from 1 to 65535 (got "x")',
       "DATABASE_URL: required",
     ]);
+  });
+
+  it("needs the primary itself when the database URL leads to a transaction-mode pooler", () => {
+    const pooled = { DATABASE_URL: valid.DATABASE_URL, PG_TRANSACTION_POOLING: "on" };
+    assert.deepEqual(problemsOf(pooled, "migrate"), [
+      "DATABASE_MIGRATE_URL: required with PG_TRANSACTION_POOLING=on (migrate needs the primary itself)",
+    ]);
+    const direct = "postgres://direct:5432/a";
+    const config = loadConfig({ ...pooled, DATABASE_MIGRATE_URL: direct }, "migrate");
+    assert.equal(config.database.migrateUrl, direct);
+    assert.equal(config.database.primaryUrl, valid.DATABASE_URL);
   });
 });
 
