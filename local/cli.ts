@@ -14,6 +14,8 @@
 //   SKIP_MIGRATE=1, and for the app itself LOG_LEVEL, WORKER_THREADS, PG_POOL_MAX.
 //   REDIS_CLUSTER=1 runs Redis as a Cluster (3 primaries + 3 replicas, local/redis-cluster.ts)
 //   on REDIS_PORT + 0..5, and the app gets REDIS_CLUSTER_NODES instead of REDIS_URL.
+//   PGBOUNCER=1 puts PgBouncer (transaction mode, local/pgbouncer.ts) on PGBOUNCER_PORT (16432)
+//   between the app and PostgreSQL; migrations still go to the primary directly.
 //   INSTANCES=0 starts the backing services only; EXPOSE_ADDRESS and EXPOSE_CLIENTS make Redis
 //   and PostgreSQL listen on that host address too and admit that CIDR (a local node's pods).
 
@@ -40,6 +42,8 @@ const APP_VARIABLES = [
   "LOG_LEVEL",
   "WORKER_THREADS",
   "PG_POOL_MAX",
+  "PG_PREPARED_STATEMENTS",
+  "PGBOUNCER_POOL_SIZE",
   "LOGIN_RATE_LIMIT_PER_MINUTE",
   "REGISTER_RATE_LIMIT_PER_MINUTE",
   "WORK_RATE_LIMIT_PER_MINUTE",
@@ -58,6 +62,8 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): TopologyOp
     lbPort: intEnv(env, "LB_PORT") ?? DEFAULT_PORTS.lb,
     redisPort: intEnv(env, "REDIS_PORT"),
     redisCluster: env.REDIS_CLUSTER === "1",
+    pgbouncer: env.PGBOUNCER === "1",
+    pgbouncerPort: intEnv(env, "PGBOUNCER_PORT"),
     pgPrimaryPort: intEnv(env, "PG_PRIMARY_PORT"),
     pgReplicaPort: intEnv(env, "PG_REPLICA_PORT"),
     appBasePort: intEnv(env, "APP_BASE_PORT"),

@@ -1,5 +1,6 @@
 #!/bin/sh
-# System packages the local topology needs: redis-server, nginx, PostgreSQL server binaries.
+# System packages the local topology needs: redis-server, nginx, PostgreSQL server binaries,
+# pgbouncer.
 # Quick and silent-ish when everything is present. As root on Debian/Ubuntu, installs what is
 # missing with apt-get (services are not started: the stack runs its own processes). Elsewhere
 # prints exactly what to install and exits 1.
@@ -41,6 +42,14 @@ if bindir=$(pg_bindir) && [ -x "$bindir/pg_basebackup" ] && [ -x "$bindir/psql" 
   found="$found postgresql($("$bindir/postgres" --version | awk '{print $3}'))"
 else
   missing_apt="$missing_apt postgresql"; missing_brew="$missing_brew postgresql@15"
+fi
+
+# PgBouncer for PGBOUNCER=1 (transaction pooling in front of PostgreSQL); Debian 12 ships 1.18.
+if have pgbouncer || [ -x /usr/sbin/pgbouncer ]; then
+  pgb=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
+  found="$found pgbouncer($("$pgb" --version | sed -n '1s/^PgBouncer //p'))"
+else
+  missing_apt="$missing_apt pgbouncer"; missing_brew="$missing_brew pgbouncer"
 fi
 
 if [ -z "$missing_apt" ]; then

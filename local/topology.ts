@@ -24,6 +24,7 @@ import {
   reloadNginx,
   startNginx,
 } from "./nginx.ts";
+import { DEFAULT_PGBOUNCER_PORT, findPgBouncer, pgBouncerPort, pgBouncerUrls, startPgBouncer } from "./pgbouncer.ts";
 import {
   APP_ROLE,
   DATABASE,
@@ -84,6 +85,14 @@ export interface TopologyOptions {
    * ports 10000 above), or on leased ports with freePorts. Default false.
    */
   redisCluster?: boolean;
+  /**
+   * PgBouncer in transaction mode in front of the primary and the replica (local/pgbouncer.ts);
+   * the app's DATABASE_URL and DATABASE_REPLICA_URLS point at it, migrations go to the primary
+   * directly (DATABASE_MIGRATE_URL). Default false.
+   */
+  pgbouncer?: boolean;
+  /** PgBouncer's port. Default 16432, or a leased one with freePorts. */
+  pgbouncerPort?: number;
   /** Instance i (0-based) listens on appBasePort + i, unless appPorts is given. */
   appBasePort?: number;
   appPorts?: number[];
@@ -140,6 +149,8 @@ export interface StackState {
   redisCluster?: ClusterNodeState[];
   pgPrimary: ComponentState;
   pgReplica: ComponentState;
+  /** PgBouncer when the stack runs one. */
+  pgbouncer?: ComponentState;
   nginx: ComponentState;
   apps: (ComponentState & { name: string })[];
 }
@@ -235,6 +246,11 @@ export class Topology {
   get replicaUrls(): string[] {
     return [pgUrl(APP_ROLE, this.#secrets.appPassword, this.#state.pgReplica.port, DATABASE)];
   }
+  /** The app's database URLs through PgBouncer, or null when the stack runs none. */
+  get pgbouncerUrls(): { primary: string; replicas: string[] } | null {
+    const b = this.#state.pgbouncer;
+    return b ? pgBouncerUrls(b.port, this.#secrets.appPassword) : null;
+  }
   /** Superuser URL of the primary or the replica (for checks such as pg_stat_replication). */
   adminUrl(target: "primary" | "replica" = "primary"): string {
     const port = target === "primary" ? this.#state.pgPrimary.port : this.#state.pgReplica.port;
@@ -279,9 +295,15 @@ export class Topology {
   get pids(): number[] {
     this.#refresh();
     const s = this.#state;
-    return [s.redis, ...(s.redisCluster ?? []), s.pgPrimary, s.pgReplica, s.nginx, ...s.apps].flatMap((c) =>
-      c.process ? [c.process.pid] : [],
-    );
+    return [
+      s.redis,
+      ...(s.redisCluster ?? []),
+      s.pgPrimary,
+      s.pgReplica,
+      ...(s.pgbouncer ? [s.pgbouncer] : []),
+      s.nginx,
+      ...s.apps,
+    ].flatMap((c) => (c.process ? [c.process.pid] : []));
   }
   /** A copy of the state as recorded in state.json. */
   get state(): StackState {
@@ -309,6 +331,14 @@ export class Topology {
       NODE_OPTIONS: "--max-semi-space-size=16",
       ...(s.redisCluster
         ? { REDIS_URL: undefined, REDIS_CLUSTER_NODES: clusterNodesEnv(s.redisCluster.map((n) => n.port)) }
+        : {}),
+      ...(this.pgbouncerUrls
+        ? {
+            DATABASE_URL: this.pgbouncerUrls.primary,
+            DATABASE_REPLICA_URLS: this.pgbouncerUrls.replicas.join(","),
+            DATABASE_MIGRATE_URL: this.databaseUrl,
+            PG_TRANSACTION_POOLING: "on",
+          }
         : {}),
       LOG_LEVEL: "info",
       SHUTDOWN_DRAIN_MS: String(s.shutdownDrainMs),
@@ -339,6 +369,7 @@ export class Topology {
       ...(s.redisCluster ? s.redisCluster.map((n, i) => row(`redis-node-${i + 1}`, n)) : [row("redis", s.redis)]),
       row("pg-primary", s.pgPrimary),
       row("pg-replica", s.pgReplica),
+      ...(s.pgbouncer ? [row("pgbouncer", s.pgbouncer)] : []),
       ...s.apps.map((a) => row(a.name, a)),
       row("nginx", s.nginx),
     ];
@@ -358,6 +389,7 @@ export class Topology {
     const s = this.#state;
     await this.#stopComponent("nginx", "SIGTERM", 10_000);
     await Promise.all(s.apps.map((_, i) => this.stopInstance(i)));
+    await this.stopPgBouncer();
     await this.#stopComponent("pgReplica", "SIGINT", 30_000);
     await this.#stopComponent("pgPrimary", "SIGINT", 30_000);
     await this.#stopComponent("redis", "SIGTERM", 10_000);
@@ -549,6 +581,49 @@ export class Topology {
       });
   }
 
+  /** Stop PgBouncer (SIGINT: its safe shutdown, which waits for transactions to end). */
+  async stopPgBouncer(): Promise<void> {
+    this.#refresh();
+    const record = this.#state.pgbouncer?.process ?? null;
+    const exit = await stopProcess(record, "SIGINT", 10_000);
+    if (exit) this.#line("pgbouncer", `stopped (pid ${record?.pid}${exit.killed ? ", SIGKILLed" : ""})`, exit.ms);
+    if (this.#state.pgbouncer)
+      this.#update((st) => {
+        if (st.pgbouncer) st.pgbouncer.process = null;
+      });
+  }
+
+  /** Start PgBouncer again (a running one is left alone); its config is written anew. */
+  async startPgBouncer(): Promise<void> {
+    this.#refresh();
+    const s = this.#state;
+    const b = s.pgbouncer;
+    if (!b) throw new Error(`stack '${s.name}' runs no PgBouncer (start it with pgbouncer: true, PGBOUNCER=1)`);
+    if (isRunning(b.process)) return;
+    const t = Date.now();
+    // The app's own default statement timeout, unless the stack passes it another.
+    const timeout = Number(s.appEnv.PG_STATEMENT_TIMEOUT_MS ?? 15_000);
+    const { record } = await startPgBouncer({
+      bin: findPgBouncer(),
+      port: b.port,
+      primaryPort: s.pgPrimary.port,
+      replicaPort: s.pgReplica.port,
+      poolSize: Number(s.appEnv.PGBOUNCER_POOL_SIZE ?? 20),
+      maxClientConnections: 5000,
+      statementTimeoutMs: Number.isInteger(timeout) ? timeout : 15_000,
+      dir: join(s.stateDir, "pgbouncer"),
+      fallbackDir: join(s.pgRoot, "pgbouncer"),
+      logFile: join(this.logDir, "pgbouncer.log"),
+      as: pgRunAs(),
+      pgBinDir: s.pgBinDir,
+      adminUrl: this.adminUrl("primary"),
+    });
+    this.#update((st) => {
+      if (st.pgbouncer) st.pgbouncer.process = record;
+    });
+    this.#line("pgbouncer", `${HOST}:${b.port}  pid ${record.pid}  transaction pooling`, Date.now() - t);
+  }
+
   async stopPrimary(): Promise<void> {
     await this.#stopComponent("pgPrimary", "SIGINT", 30_000);
   }
@@ -666,6 +741,7 @@ export class Topology {
       })();
       const results = await Promise.allSettled([redis, postgres]);
       for (const r of results) if (r.status === "rejected") throw r.reason;
+      if (s.pgbouncer) await this.startPgBouncer();
 
       // With no app instances the schema is left to whoever runs the app (a cluster's chart).
       if (options.migrate && s.apps.length > 0) {
@@ -838,8 +914,15 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
   const pgBinDir = findPgBinDir();
   findRedisServer();
   findNginx();
+  if (options.pgbouncer) findPgBouncer();
 
   const ports = await resolvePorts(options, instances);
+  const pgbouncer = options.pgbouncer
+    ? {
+        port: await pgBouncerPort(options.pgbouncerPort ?? (options.freePorts ? null : DEFAULT_PGBOUNCER_PORT)),
+        process: null,
+      }
+    : undefined;
   if (options.redisCluster && options.expose)
     throw new Error("REDIS_CLUSTER=1 with EXPOSE_ADDRESS: the cluster's nodes announce loopback addresses only");
   const redisCluster = options.redisCluster
@@ -877,6 +960,7 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
     redisCluster,
     pgPrimary: { port: ports.pgPrimary, process: null },
     pgReplica: { port: ports.pgReplica, process: null },
+    pgbouncer,
     nginx: { port: ports.lb, process: null },
     apps: ports.apps.map((port, i) => ({ name: `app-${i + 1}`, port, process: null })),
   };
