@@ -50,7 +50,7 @@ import {
 import { coresOf, phaseFlags } from "./runner/flags.ts";
 import { KNEE_WINDOW_S, kneeLabel, kneeSpread, MIN_SERVED_RATIO } from "./runner/knee.ts";
 import { PgCounter, type PgCounts } from "./runner/pg-counter.ts";
-import { CpuMeter } from "./runner/procstat.ts";
+import { CpuMeter, childrenMatching } from "./runner/procstat.ts";
 import {
   API_MIX,
   type ArrivalShape,
@@ -212,6 +212,8 @@ export type Measurement = {
   redisCpuMsPerRequest?: number;
   pgPrimaryCpuMsPerRequest?: number;
   pgReplicaCpuMsPerRequest?: number;
+  /** Of the replica's: its startup process, which replays the WAL (one process, one core at most). */
+  pgReplayCpuMsPerRequest?: number;
   redisCommandsPerRequest?: number;
   redisCommands?: Record<string, number>;
   /** Statements sent to each PostgreSQL server per request (replica lag polls excluded). */
@@ -340,11 +342,14 @@ async function measureEndpoint(
   const mode: Mode = open === undefined ? { connections: plan.connections } : { open, connections: 4 * CONNECTIONS };
   await drive(app.url, next, mode, WARMUP_S);
   const before = await counters(stack);
+  const replicaPid = state.pgReplica.process?.pid ?? 0;
   const meter = new CpuMeter({
     app: app.pid,
     redis: state.redis.process?.pid ?? 0,
     primary: state.pgPrimary.process?.pid ?? 0,
-    replica: state.pgReplica.process?.pid ?? 0,
+    replica: replicaPid,
+    // the replica's startup process: the one process that replays the WAL
+    replay: childrenMatching(replicaPid, /startup/)[0] ?? 0,
   });
   const t0 = performance.now();
   const r = await drive(app.url, next, mode, plan.durationS);
@@ -356,6 +361,7 @@ async function measureEndpoint(
     redis: Math.max(0, (raw.redis ?? 0) - bg.cpu.redis * wallS),
     primary: Math.max(0, (raw.primary ?? 0) - bg.cpu.primary * wallS),
     replica: Math.max(0, (raw.replica ?? 0) - bg.cpu.replica * wallS),
+    replay: raw.replay ?? 0,
   };
   const ops = opsBetween(before, await counters(stack), bg);
   const n = Math.max(1, r.requests);
@@ -373,6 +379,7 @@ async function measureEndpoint(
     redisCpuMsPerRequest: ms(cpu.redis),
     pgPrimaryCpuMsPerRequest: ms(cpu.primary),
     pgReplicaCpuMsPerRequest: ms(cpu.replica),
+    pgReplayCpuMsPerRequest: ms(cpu.replay),
     redisCommandsPerRequest: round(ops.redis / n, 2),
     redisCommands: Object.fromEntries(Object.entries(ops.redisByCommand).map(([k, v]) => [k, round(v / n, 2)])),
     pgPrimaryStatementsPerRequest: round(ops.primary / n, 2),
