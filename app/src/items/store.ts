@@ -61,12 +61,24 @@ export async function listItems(
 /**
  * Streams every item through a server-side cursor, `batchSize` rows at a time; the caller
  * pulls the next batch only when it is ready, so memory stays bounded by one batch.
+ *
+ * The cursor runs in an explicit transaction: a cursor lives only as long as its transaction,
+ * and behind a transaction-mode pooler (PgBouncer) the server connection holding it stays this
+ * client's only while a transaction is open. pg-cursor alone happens to keep it (it sends no
+ * Sync until it closes, so PgBouncer 1.18 never sees the server idle), but that is a detail of
+ * its protocol use; the transaction makes it a guarantee.
  */
 export async function* streamItems(
   pool: pg.Pool,
   options: { ownerId?: number; batchSize: number },
 ): AsyncGenerator<Item[]> {
   const client = await pool.connect();
+  try {
+    await client.query("begin read only");
+  } catch (error) {
+    client.release(true);
+    throw error;
+  }
   const cursor = client.query(
     new Cursor<ItemRow>(`select ${columns} from items where ($1::bigint is null or owner_id = $1) order by id`, [
       options.ownerId ?? null,
@@ -84,7 +96,9 @@ export async function* streamItems(
     throw error;
   } finally {
     await cursor.close().catch(() => undefined);
-    // A connection whose cursor failed mid-stream is not trusted back into the pool.
+    if (!failed) await client.query("commit").catch(() => (failed = true));
+    // A connection whose cursor failed mid-stream is not trusted back into the pool (closing
+    // it also ends its transaction).
     client.release(failed);
   }
 }
