@@ -98,6 +98,8 @@ unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = ${join(dir, "userlist.txt")}
 pool_mode = transaction
+; The app role may read SHOW POOLS / SHOW CLIENTS on the admin database "pgbouncer" (tests).
+stats_users = ${APP_ROLE}
 default_pool_size = ${settings.poolSize}
 max_client_conn = ${settings.maxClientConnections}
 ; The app's pools open and close connections as load changes; keep server connections warm.
