@@ -39,9 +39,12 @@ import { LOAD_TEST_APP_ENV } from "./app-env.ts";
 import { renderReport } from "./report.ts";
 import {
   type ClosedResult,
+  endpointRequest,
   type Fixture,
+  type Job,
   type OpenResult,
   runClosed,
+  runClosedThreads,
   runOpen,
   runShape,
   type ShapeResult,
@@ -64,8 +67,6 @@ import {
   type ShapeName,
   scale,
   scaleTo,
-  USER_PASSWORD,
-  username,
 } from "./shapes.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
@@ -84,6 +85,15 @@ const UTILIZATION = Number(process.env.BENCH_UTILIZATION ?? 0.6);
 const MAX_OPEN_RPS = 4000;
 /** BENCH_FIXED_RPS: the one rate anchors and endpoints all run at (0: skip; default: the costliest endpoint's operating point). */
 const FIXED_RPS = process.env.BENCH_FIXED_RPS ? Number(process.env.BENCH_FIXED_RPS) : undefined;
+/**
+ * Threads of the closed-loop load generator (anchors and endpoints at saturation). One where
+ * the machine has 2 cores or fewer (another would take the server's core; the flags say where
+ * the single client was the limit); else up to 4, leaving 2 cores to the server side.
+ */
+const CLIENT_THREADS = Math.max(
+  1,
+  Number(process.env.BENCH_CLIENT_THREADS ?? (cpus().length > 2 ? Math.min(4, cpus().length - 2) : 1)),
+);
 /** One log level for every app process the bench starts (topology instances and PM2 alike). */
 const LOG_LEVEL = "info";
 /**
@@ -239,10 +249,12 @@ async function drive(
   next: (i: number) => { spec: RequestSpec; cookie?: string },
   mode: Mode,
   durationS: number,
+  job?: Job,
 ): Promise<ClosedResult & Partial<OpenResult>> {
-  return mode.open === undefined
-    ? runClosed(base, next, { connections: mode.connections, durationS })
-    : runOpen(base, next, { rps: mode.open, durationS, maxInFlight: mode.connections });
+  if (mode.open !== undefined) return runOpen(base, next, { rps: mode.open, durationS, maxInFlight: mode.connections });
+  if (job && CLIENT_THREADS > 1)
+    return runClosedThreads(base, job, { connections: mode.connections, durationS, threads: CLIENT_THREADS });
+  return runClosed(base, next, { connections: mode.connections, durationS });
 }
 
 /** The numbers every measurement shares: cores, flags, and the open-loop extras. */
@@ -269,9 +281,10 @@ const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** di
 async function measureAnchor(a: Anchor, pass: number, mode: Mode = { connections: CONNECTIONS }): Promise<Measurement> {
   const spec: RequestSpec = { method: "GET", path: "/", auth: false, ok: [200], route: "GET /" };
   const base = `http://127.0.0.1:${a.port}`;
-  await drive(base, () => ({ spec }), mode, WARMUP_S);
+  const job: Job = { kind: "fixed", spec };
+  await drive(base, () => ({ spec }), mode, WARMUP_S, job);
   const meter = new CpuMeter({ server: a.child.pid as number });
-  const r = await drive(base, () => ({ spec }), mode, MEASURE_S);
+  const r = await drive(base, () => ({ spec }), mode, MEASURE_S, job);
   const cpu = meter.delta();
   const m: Measurement = {
     name: a.name,
@@ -315,32 +328,15 @@ async function measureEndpoint(
   const app = stack.instances[0];
   if (!app?.pid) throw new Error("app-1 is not running");
   const state = stack.state;
-  const next = () => {
-    const seq = seqStart.n++;
-    const itemId = fixture.itemIds[seq % fixture.itemIds.length] as number;
-    if (plan.endpoint === "register")
-      return {
-        spec: requestFor("register", {
-          itemId,
-          seq,
-          username: username(fixture.run, 9999, seq),
-          password: USER_PASSWORD,
-        }),
-      };
-    if (plan.endpoint === "login")
-      return {
-        spec: requestFor("login", {
-          itemId,
-          seq,
-          username: username(fixture.run, seq % fixture.cookies.length),
-          password: USER_PASSWORD,
-        }),
-      };
-    const spec = requestFor(plan.endpoint, { itemId, seq });
-    return { spec, cookie: spec.auth ? fixture.cookies[seq % fixture.cookies.length] : undefined };
+  const next = () => endpointRequest(plan.endpoint, fixture, seqStart.n++);
+  // for client threads: each takes every CLIENT_THREADS-th number from here; then skip past them all
+  const jobFrom = (): Job => {
+    const job: Job = { kind: "endpoint", endpoint: plan.endpoint, fixture, seqStart: seqStart.n };
+    seqStart.n += 10_000_000;
+    return job;
   };
   const mode: Mode = open === undefined ? { connections: plan.connections } : { open, connections: 4 * CONNECTIONS };
-  await drive(app.url, next, mode, WARMUP_S);
+  await drive(app.url, next, mode, WARMUP_S, jobFrom());
   const before = await counters(stack);
   const replicaPid = state.pgReplica.process?.pid ?? 0;
   const meter = new CpuMeter({
@@ -352,7 +348,7 @@ async function measureEndpoint(
     replay: childrenMatching(replicaPid, /startup/)[0] ?? 0,
   });
   const t0 = performance.now();
-  const r = await drive(app.url, next, mode, plan.durationS);
+  const r = await drive(app.url, next, mode, plan.durationS, jobFrom());
   const raw = meter.delta();
   const wallS = (performance.now() - t0) / 1000;
   // what the backing servers do idle is not the requests' cost (the pollers are priced apart)
@@ -765,6 +761,7 @@ async function main(): Promise<void> {
       method: {
         client: `one Node process: undici Pool, keep-alive, closed loop with ${CONNECTIONS} connections for anchors and endpoints at saturation (4 for login/register); open loop (latency from each arrival's scheduled time, drops as failures of infinite latency) for the operating point and the arrival shapes; its own CPU recorded in every phase`,
         logLevel: LOG_LEVEL,
+        clientThreads: CLIENT_THREADS,
         cpu: "utime+stime (+ reaped children) of each server's process tree from /proc/<pid>/stat; for Redis and PostgreSQL in the endpoint runs, minus their idle rate (measured with the background)",
         redis: "INFO commandstats deltas, minus the idle background",
         postgres:

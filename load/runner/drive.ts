@@ -33,7 +33,7 @@ import {
 import { Client, type Reply } from "./http.ts";
 import { type Knee, kneeOf, windowVerdict } from "./knee.ts";
 import { arrivalTime } from "./schedule.ts";
-import { type Percentiles, Recorder, type RouteStats, type SecondStats } from "./stats.ts";
+import { type Percentiles, percentiles, Recorder, type RouteStats, type SecondStats } from "./stats.ts";
 
 export type ShapeResult = {
   shape: string;
@@ -88,6 +88,47 @@ export async function registerAndLogin(client: Client, name: string): Promise<st
   if (login.status !== 200 || !cookie)
     throw new Error(`login ${name}: ${login.status} ${login.body} (is LOGIN_RATE_LIMIT_PER_MINUTE raised?)`);
   return cookie;
+}
+
+/**
+ * Request number `seq` of a one-endpoint run against a fixture: each register a new user,
+ * each login one of the fixture's users, anything else with a session where it needs one.
+ */
+export function endpointRequest(
+  endpoint: EndpointName,
+  fixture: Fixture,
+  seq: number,
+): { spec: RequestSpec; cookie?: string } {
+  const itemId = fixture.itemIds[seq % fixture.itemIds.length] as number;
+  if (endpoint === "register")
+    return {
+      spec: requestFor("register", {
+        itemId,
+        seq,
+        username: username(fixture.run, 9999, seq),
+        password: USER_PASSWORD,
+      }),
+    };
+  if (endpoint === "login")
+    return {
+      spec: requestFor("login", {
+        itemId,
+        seq,
+        username: username(fixture.run, seq % fixture.cookies.length),
+        password: USER_PASSWORD,
+      }),
+    };
+  const spec = requestFor(endpoint, { itemId, seq });
+  return { spec, cookie: spec.auth ? fixture.cookies[seq % fixture.cookies.length] : undefined };
+}
+
+/** What a closed-loop run sends, in a form a worker thread can rebuild (no closures). */
+export type Job =
+  | { kind: "fixed"; spec: RequestSpec }
+  | { kind: "endpoint"; endpoint: EndpointName; fixture: Fixture; seqStart: number };
+
+export function jobRequest(job: Job, seq: number): { spec: RequestSpec; cookie?: string } {
+  return job.kind === "fixed" ? { spec: job.spec } : endpointRequest(job.endpoint, job.fixture, job.seqStart + seq);
 }
 
 /** What k6's setup() does: log `users` users in and seed items to read. */
@@ -416,6 +457,91 @@ export async function runClosed(
   const cpu = process.cpuUsage(cpuStart);
   await client.close();
   return summary(rec, durationS, cpu);
+}
+
+/** One thread's closed-loop run, raw: what runClosedThreads merges. */
+export type ClosedPart = {
+  requests: number;
+  errors: number;
+  durationS: number;
+  latencies: number[];
+  errorSamples: string[];
+  instances: Record<string, number>;
+};
+
+/** `connections` loops back to back, returning the raw latencies (for a worker thread to post). */
+export async function runClosedPart(
+  base: string,
+  next: (i: number) => { spec: RequestSpec; cookie?: string },
+  options: { connections: number; durationS: number },
+): Promise<ClosedPart> {
+  const client = new Client(base, { connections: options.connections });
+  const rec = new Recorder();
+  const deadline = performance.now() + options.durationS * 1000;
+  let sent = 0;
+  const loop = async () => {
+    while (performance.now() < deadline) {
+      const { spec, cookie } = next(sent++);
+      rec.record(await client.send(spec, cookie));
+    }
+  };
+  await Promise.all(Array.from({ length: options.connections }, loop));
+  const durationS = rec.elapsedS();
+  await client.close();
+  const instances: Record<string, number> = {};
+  for (const x of rec.seconds())
+    for (const [k, v] of Object.entries(x.instances)) instances[k] = (instances[k] ?? 0) + v;
+  return {
+    requests: rec.requests,
+    errors: rec.errors,
+    durationS,
+    latencies: rec.allLatencies(),
+    errorSamples: rec.errorSamples,
+    instances,
+  };
+}
+
+/**
+ * A closed-loop run split over `threads` worker threads, `connections` in all: the load
+ * generator on more than one core, where the machine has cores to spare for it. Each thread
+ * takes every threads-th request number of the job.
+ */
+export async function runClosedThreads(
+  base: string,
+  job: Job,
+  options: { connections: number; durationS: number; threads: number },
+): Promise<ClosedResult> {
+  const { Worker } = await import("node:worker_threads");
+  const cpuStart = process.cpuUsage();
+  const started = performance.now();
+  const parts = await Promise.all(
+    Array.from({ length: options.threads }, (_, index) => {
+      const connections = Math.max(1, Math.round(options.connections / options.threads));
+      const worker = new Worker(new URL("./closed-worker.ts", import.meta.url), {
+        workerData: { base, job, index, threads: options.threads, connections, durationS: options.durationS },
+      });
+      return new Promise<ClosedPart>((resolve, reject) => {
+        worker.once("message", (m: ClosedPart) => resolve(m));
+        worker.once("error", reject);
+        worker.once("exit", (code) => reject(new Error(`client thread ${index} exited (${code}) before reporting`)));
+      }).finally(() => worker.terminate());
+    }),
+  );
+  const cpu = process.cpuUsage(cpuStart);
+  const durationS = Math.max((performance.now() - started) / 1000, ...parts.map((x) => x.durationS));
+  const instances: Record<string, number> = {};
+  for (const x of parts) for (const [k, v] of Object.entries(x.instances)) instances[k] = (instances[k] ?? 0) + v;
+  const requests = parts.reduce((n, x) => n + x.requests, 0);
+  return {
+    requests,
+    errors: parts.reduce((n, x) => n + x.errors, 0),
+    rps: requests / Math.max(...parts.map((x) => x.durationS)),
+    latency: percentiles(parts.flatMap((x) => x.latencies)),
+    durationS,
+    errorSamples: parts.flatMap((x) => x.errorSamples).slice(0, 20),
+    instances,
+    clientCpuS: (cpu.user + cpu.system) / 1e6,
+  };
 }
 
 function summary(rec: Recorder, durationS: number, cpu: NodeJS.CpuUsage): ClosedResult {

@@ -247,6 +247,11 @@ export class Recorder {
     }));
   }
 
+  /** The raw latencies behind overall() (drops as Infinity), to merge runs of several threads. */
+  allLatencies(): number[] {
+    return [...this.#all];
+  }
+
   /** Latency of every request but the auth routes. */
   overall(): Percentiles {
     return percentiles(this.#all);
