@@ -170,7 +170,8 @@ export function evaluate(t: Thresholds, rec: Recorder): ShapeResult["thresholdRe
   const rate = offered === 0 ? 0 : (rec.errors + rec.dropped) / offered;
   const lat = rec.overall();
   const auth = rec.auth();
-  const maxDropped = (t as Thresholds & { maxDropped?: number }).maxDropped ?? 0;
+  // shared with k6 (shapes.ts: dropped_iterations)
+  const maxDropped = t.maxDropped ?? 0;
   const rules = [
     { rule: `http_req_failed (drops included) rate<=${t.maxErrorRate}`, value: rate, ok: rate <= t.maxErrorRate },
     { rule: `http_req_duration{kind:api} p(95)<${t.p95Ms}`, value: lat.p95, ok: lat.p95 < t.p95Ms },
