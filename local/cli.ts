@@ -153,6 +153,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         "REDIS_CLUSTER_NODES",
         "DATABASE_URL",
         "DATABASE_REPLICA_URLS",
+        "DATABASE_MIGRATE_URL",
+        "PG_TRANSACTION_POOLING",
         "PGPASSWORD",
         "SESSION_SECRETS",
         "NODE_ENV",
