@@ -23,7 +23,9 @@
 // endpoint measurements), BENCH_CONNECTIONS (32), BENCH_QUICK=1 (shorter phases, for trying
 // the bench itself), BENCH_OUT (bench/results), BENCH_KEEP=1 (keep the stack's logs),
 // BENCH_CLIMBS (breakpoint climbs, 3; QUICK 1), BENCH_USERS (64; QUICK 16),
-// BENCH_UTILIZATION (the operating point, 0.6 of a core).
+// BENCH_UTILIZATION (the operating point, 0.6 of a core), PROFILE=1 (after the endpoints, a
+// CPU profile of app-1 per endpoint: top self-time functions and a flame graph in the report,
+// the .cpuprofile files in bench/results/<timestamp>-profiles/; runner/profile-inspector.ts).
 
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -54,6 +56,8 @@ import { coresOf, phaseFlags } from "./runner/flags.ts";
 import { KNEE_WINDOW_S, kneeLabel, kneeSpread, MIN_SERVED_RATIO } from "./runner/knee.ts";
 import { PgCounter, type PgCounts } from "./runner/pg-counter.ts";
 import { CpuMeter, childrenMatching } from "./runner/procstat.ts";
+import { type EndpointProfile, summarize } from "./runner/profile.ts";
+import { type Inspector, openInspector, profileWhile } from "./runner/profile-inspector.ts";
 import {
   API_MIX,
   type ArrivalShape,
@@ -77,6 +81,10 @@ const log = (line: string) =>
   process.stdout.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${line}\n`);
 
 const QUICK = process.env.BENCH_QUICK === "1";
+/** PROFILE=1: one CPU profile of app-1 per endpoint, in a pass of its own (the profiler costs CPU). */
+const PROFILE = process.env.PROFILE === "1";
+/** The profiler's sampling interval in µs: 0.5 ms gives a few thousand samples per endpoint. */
+const PROFILE_INTERVAL_US = 500;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const MEASURE_S = QUICK ? 2 : 5;
 /** The HPA's target utilization (capacity's TARGET_UTILIZATION): the operating point's load on one core. */
@@ -387,6 +395,39 @@ async function measureEndpoint(
   return m;
 }
 
+/** One endpoint against app-1 with the profiler on: its .cpuprofile written, its summary returned. */
+async function profileEndpoint(
+  stack: Topology,
+  fixture: Fixture,
+  plan: EndpointPlan,
+  seq: { n: number },
+  inspector: Inspector,
+  dir: string,
+): Promise<EndpointProfile> {
+  const url = stack.instances[0]?.url as string;
+  const next = () => endpointRequest(plan.endpoint, fixture, seq.n++);
+  const mode: Mode = { connections: plan.connections };
+  await drive(url, next, mode, WARMUP_S);
+  const { profile, result } = await profileWhile(
+    inspector,
+    () => drive(url, next, mode, plan.durationS),
+    PROFILE_INTERVAL_US,
+  );
+  const file = join(dir, `${plan.name}.cpuprofile`);
+  writeFileSync(file, JSON.stringify(profile));
+  const p = summarize(profile, {
+    name: plan.name,
+    route: requestFor(plan.endpoint, { itemId: 1, seq: 0 }).route,
+    file: relative(REPO, file),
+    requests: result.requests,
+    rps: result.rps,
+    root: REPO,
+  });
+  const head = p.top.slice(0, 3).map((t) => `${t.name} ${(100 * t.share).toFixed(0)} %`);
+  log(`  ${plan.name.padEnd(12)} ${p.busyMsPerRequest} busy ms/req (main thread); top self: ${head.join(", ")}`);
+  return p;
+}
+
 export type Pm2Run = {
   workers: number;
   rps: number;
@@ -497,6 +538,7 @@ async function main(): Promise<void> {
   try {
     log("starting the local topology (2 instances behind nginx), the PostgreSQL counters and the anchors");
     const name = `bench-${process.pid}`;
+    const inspectPort = PROFILE ? await freePort() : undefined;
     const [pgPrimaryPort, pgReplicaPort, countPrimary, countReplica] = (await freePorts(4)) as [
       number,
       number,
@@ -530,6 +572,11 @@ async function main(): Promise<void> {
         // Everything here comes from 127.0.0.1.
         ...LOAD_TEST_APP_ENV,
         LOG_LEVEL,
+        // PROFILE=1: the inspector's port, left off until the bench sends app-1 SIGUSR1 (app-2
+        // and the migration never open it); the topology's own NODE_OPTIONS is kept.
+        ...(inspectPort === undefined
+          ? {}
+          : { NODE_OPTIONS: `--max-semi-space-size=16 --inspect-port=127.0.0.1:${inspectPort}` }),
       },
       log: (line) => log(line.trim()),
     });
@@ -576,6 +623,27 @@ async function main(): Promise<void> {
     const seq = { n: 0 };
     const endpoints: Measurement[] = [];
     for (const plan of ENDPOINTS) endpoints.push(await measureEndpoint(stack, fixture, plan, bg, seq));
+
+    // After the measured runs, so that the profiler's own cost is in none of their numbers.
+    let profiles: { method: string; samplingIntervalUs: number; dir: string; endpoints: EndpointProfile[] } | undefined;
+    if (inspectPort !== undefined) {
+      const dir = join(outDir, `${stamp}-profiles`);
+      mkdirSync(dir, { recursive: true });
+      log(`profiles: app-1's CPU, one endpoint at a time (closed loop, ${MEASURE_S} s each) -> ${relative(REPO, dir)}`);
+      const inspector = await openInspector(stack.instances[0]?.pid ?? 0, inspectPort);
+      const list: EndpointProfile[] = [];
+      try {
+        for (const plan of ENDPOINTS) list.push(await profileEndpoint(stack, fixture, plan, seq, inspector, dir));
+      } finally {
+        inspector.close();
+      }
+      profiles = {
+        method: `V8 sampling profiler on app-1's main thread (inspector Profiler domain, ${PROFILE_INTERVAL_US} µs interval), started after a ${WARMUP_S} s warm-up and stopped after ${MEASURE_S} s of the endpoint alone, closed loop, one client thread; a pass of its own after the measured runs. Worker threads and libuv's pool (scrypt) are not in it.`,
+        samplingIntervalUs: PROFILE_INTERVAL_US,
+        dir: relative(REPO, dir),
+        endpoints: list,
+      };
+    }
 
     // The cost at the load an HPA holds a pod at, not at saturation: each endpoint (and each
     // anchor) open loop at the rate that would keep one core UTILIZATION busy by its
@@ -789,6 +857,7 @@ async function main(): Promise<void> {
         saturatedMixCpuMs: round(mixCpu(endpoints), 4),
       },
       fixedRate: { rps: fixedRps, anchors: fixedAnchors, endpoints: fixedEndpoints },
+      ...(profiles ? { profiles } : {}),
       mix: API_MIX,
       mixCapacityRps: round(mixCapacity(endpoints), 1),
       pm2: {

@@ -243,3 +243,39 @@ export function flameGraph(
   parts.push("</svg>");
   return parts.join("");
 }
+
+/** What the bench keeps of one endpoint's profile: the table, the stacks for the flame graph. */
+export type EndpointProfile = {
+  name: string;
+  route: string;
+  /** The .cpuprofile written (open it in Chrome DevTools or speedscope for the full detail). */
+  file: string;
+  requests: number;
+  rps: number;
+  /** Sampled time, the part of it idle, and the busy part per request (main thread only). */
+  totalMs: number;
+  idleMs: number;
+  busyMsPerRequest: number;
+  top: SelfTime[];
+  folded: FoldedStack[];
+};
+
+export function summarize(
+  p: CpuProfile,
+  o: { name: string; route: string; file: string; requests: number; rps: number; root?: string; limit?: number },
+): EndpointProfile {
+  const { totalMs, idleMs } = totals(p);
+  const r = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
+  return {
+    name: o.name,
+    route: o.route,
+    file: o.file,
+    requests: o.requests,
+    rps: r(o.rps, 1),
+    totalMs: r(totalMs, 1),
+    idleMs: r(idleMs, 1),
+    busyMsPerRequest: r((totalMs - idleMs) / Math.max(1, o.requests), 4),
+    top: topSelf(p, { root: o.root, limit: o.limit ?? 15 }),
+    folded: pruneFolded(fold(p, { root: o.root })),
+  };
+}
