@@ -8,6 +8,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
 import { assumptions, walk } from "./capacity.ts";
+import { flameGraph } from "./runner/profile.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: the report reads whatever bench.ts wrote
 type Json = any;
@@ -361,6 +362,28 @@ function fixedRateSection(r: Json): string {
 ${rows}</table>`;
 }
 
+/** PROFILE=1: per endpoint, the top self-time functions and a flame graph of app-1's main thread. */
+export function profileSection(r: Json): string {
+  if (!r.profiles) return "";
+  const one = (p: Json) => {
+    const rows = p.top
+      .map(
+        (t: Json) =>
+          `<tr><td>${esc(t.name)}</td><td>${esc(t.file ? `${t.file}:${t.line}` : "")}</td><td>${t.selfMs.toFixed(1)}</td><td>${(100 * t.share).toFixed(1)} %</td></tr>`,
+      )
+      .join("");
+    return `<h3 id="profile-${esc(p.name)}">${esc(p.route)} <span class="meta">(${esc(p.name)})</span></h3>
+<p class="desc">${p.requests} requests at ${p.rps} req/s with the profiler on; ${p.totalMs} ms sampled, ${p.idleMs} ms of it idle; ${p.busyMsPerRequest} busy ms per request on the main thread. File: ${esc(p.file)}.</p>
+<table><tr><th>function (self time)</th><th>file:line</th><th>self ms</th><th>share of busy</th></tr>${rows}</table>
+<div style="overflow-x:auto">${flameGraph(p.folded, { title: `${p.route}: where app-1's main thread spent its time` })}</div>`;
+  };
+  return `<section><h2>Profiles: where each endpoint's CPU goes</h2>
+<p class="desc">${esc(r.profiles.method)} A frame's width is its time with everything it called; the top row of a column is the self time. Colours: blue the app, orange a dependency, grey Node's own JavaScript and V8 (program, garbage collector), red native code. Hover a frame for its time.</p>
+<p class="desc">${r.profiles.endpoints.map((p: Json) => `<a href="#profile-${esc(p.name)}">${esc(p.name)}</a>`).join(" · ")}</p>
+${r.profiles.endpoints.map(one).join("\n")}
+</section>`;
+}
+
 function kneeSummary(r: Json): string {
   const k = r.knee;
   if (!k) return "";
@@ -458,6 +481,8 @@ ${operatingPointSection(r)}
 ${fixedRateSection(r)}
 <p class="desc">The API mix (${r.mix.map((m: Json) => `${esc(m.endpoint)} ${m.weight}`).join(", ")}) would sustain about ${r.mixCapacityRps} req/s on one instance from these costs. Through nginx and both instances, the breakpoint climbs put the knee at <b>${r.kneeRps} req/s</b> (median; see the shapes); ramp, spike and soak then ran the cluster shapes (TARGET_RPS=${r.clusterTargetRps}) scaled to a ramp target of ${r.localTargetRps} req/s (80 % of the knee), so that they test behaviour below saturation.</p>
 </section>
+
+${profileSection(r)}
 
 ${pm2Section}
 

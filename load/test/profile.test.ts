@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
 import { freePort } from "../../local/net.ts";
-import { type CpuProfile, flameGraph, fold, pruneFolded, topSelf, totals } from "../runner/profile.ts";
+import { profileSection } from "../report.ts";
+import { type CpuProfile, flameGraph, fold, pruneFolded, summarize, topSelf, totals } from "../runner/profile.ts";
 import { openInspector, profileWhile } from "../runner/profile-inspector.ts";
 
 const frame = (functionName: string, url = "", lineNumber = -1) => ({ functionName, url, lineNumber, columnNumber: 0 });
@@ -124,6 +125,26 @@ describe("the flame graph", () => {
   it("leaves out frames narrower than minPx, their time in the parent's width", () => {
     const narrow = flameGraph(fold(profile, { root: "/app" }), { title: "x", width: 700, minPx: 150 });
     assert.equal((narrow.match(/<rect /g) ?? []).length, 3); // main, parse (300), render (200)
+  });
+});
+
+describe("the report's profile section", () => {
+  it("has each endpoint's table and flame graph, and nothing without profiles", () => {
+    const p = summarize(profile, {
+      name: "item-read",
+      route: "GET /api/items/:id",
+      file: "bench/results/x-profiles/item-read.cpuprofile",
+      requests: 7,
+      rps: 3.5,
+      root: "/app",
+    });
+    assert.equal(p.busyMsPerRequest, 1);
+    const html = profileSection({ profiles: { method: "m.", samplingIntervalUs: 500, dir: "d", endpoints: [p] } });
+    assert.match(html, /<td>parse<\/td><td>lib\/index.js:20<\/td><td>4.0<\/td><td>57.1 %<\/td>/);
+    assert.equal((html.match(/<svg /g) ?? []).length, 1);
+    assert.equal((html.match(/<rect class="frame"/g) ?? []).length, 5);
+    assert.doesNotMatch(html, /<script/i);
+    assert.equal(profileSection({}), "");
   });
 });
 
