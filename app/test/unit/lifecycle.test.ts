@@ -287,6 +287,58 @@ describe("shutdown sequence", () => {
     }
   });
 
+  it("exits 1 when only a client outlives the close timeout, and names the clients left open", async () => {
+    const app = await startApp();
+    const warnings: { fields: Record<string, unknown>; message: string }[] = [];
+    const log = {
+      info: () => undefined,
+      warn: (fields: Record<string, unknown>, message: string) => warnings.push({ fields, message }),
+      error: () => undefined,
+    } as unknown as Logger;
+    try {
+      holdTimers();
+      let result: number | undefined;
+      const stopped = shutDown(
+        {
+          server: app.server,
+          lifecycle: app.lifecycle,
+          drainMs: 0,
+          timeoutMs: 1000,
+          closeTimeoutMs: 500,
+          log,
+          closers: [
+            { name: "first", close: async () => undefined },
+            { name: "hung", close: () => new Promise(() => {}) },
+            { name: "after it", close: async () => undefined },
+          ],
+        },
+        "test",
+      ).then((code) => {
+        result = code;
+        return code;
+      });
+      mock.timers.tick(0);
+      await until("new connections refused", () => refused(app.url));
+      await until("the server has closed and the closers run", async () => {
+        mock.timers.tick(0);
+        return warnings.length === 0 && result === undefined && app.lifecycle.phase() === "stopping";
+      });
+      mock.timers.tick(500);
+      assert.equal(await stopped, 1, "no request was cut off, yet a client left open means exit 1");
+      const cut = warnings.find((w) => w.message === "shutdown: clients outlived the close timeout; exiting anyway");
+      assert.ok(cut, JSON.stringify(warnings));
+      assert.deepEqual(cut.fields.pending, ["hung", "after it"], "the clients still open are named");
+      assert.equal(
+        warnings.some((w) => w.message.includes("in-flight requests outlived")),
+        false,
+        "the server itself closed in time",
+      );
+    } finally {
+      releaseTimers();
+      await app.close();
+    }
+  });
+
   it("ends by shutdownBudgetMs even when a request and a client both hang: the worst case the chart's grace period covers", async () => {
     const app = await startApp();
     const { log, lines } = recordingLog();
