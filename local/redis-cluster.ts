@@ -10,6 +10,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { freePorts, HOST, portIsFree, redisPing, waitUntil } from "./net.ts";
 import { isRunning, type ProcessRecord, run, spawnDaemon, tail } from "./process.ts";
+import { THROWAWAY_SERVER_ARGS } from "./redis.ts";
 
 /**
  * A node's ports and process, as state.json records it. The cluster bus port is given, not
@@ -113,16 +114,7 @@ export async function startClusterNode(options: {
       // session or rate limit whose key is elsewhere has no reason to fail with it.
       "--cluster-require-full-coverage",
       "no",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--daemonize",
-      "no",
-      "--logfile",
-      "",
-      "--maxclients",
-      "10000",
+      ...THROWAWAY_SERVER_ARGS,
     ],
     logFile,
   });

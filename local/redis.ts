@@ -6,6 +6,23 @@ import { mkdirSync } from "node:fs";
 import { type Exposure, HOST, redisPing, waitUntil } from "./net.ts";
 import { isRunning, type ProcessRecord, spawnDaemon, tail } from "./process.ts";
 
+/**
+ * What every local redis-server runs with: nothing saved to disk (a stack's Redis is thrown
+ * away with it), in the foreground so its pid is ours, logging to stdout (our log file).
+ */
+export const THROWAWAY_SERVER_ARGS = [
+  "--save",
+  "",
+  "--appendonly",
+  "no",
+  "--daemonize",
+  "no",
+  "--logfile",
+  "",
+  "--maxclients",
+  "10000",
+];
+
 export function findRedisServer(env: NodeJS.ProcessEnv = process.env): string {
   const bin = env.REDIS_SERVER ?? "redis-server";
   try {
@@ -40,16 +57,7 @@ export async function startRedis(options: {
       ...(options.expose ? [options.expose.address, "--protected-mode", "no"] : []),
       "--dir",
       options.dir,
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--daemonize",
-      "no",
-      "--logfile",
-      "",
-      "--maxclients",
-      "10000",
+      ...THROWAWAY_SERVER_ARGS,
     ],
     logFile: options.logFile,
   });
