@@ -25,7 +25,12 @@
 // BENCH_CLIMBS (breakpoint climbs, 3; QUICK 1), BENCH_USERS (64; QUICK 16),
 // BENCH_UTILIZATION (the operating point, 0.6 of a core), PROFILE=1 (after the endpoints, a
 // CPU profile of app-1 per endpoint: top self-time functions and a flame graph in the report,
-// the .cpuprofile files in bench/results/<timestamp>-profiles/; runner/profile-inspector.ts).
+// the .cpuprofile files in bench/results/<timestamp>-profiles/; runner/profile-inspector.ts),
+// BENCH_PHASES (default all; runner/phases.ts): a comma-separated list of operating-point,
+// fixed-rate, pm2, shapes to run after the setup, anchors and saturated endpoints, which always
+// run (with PROFILE=1's pass and anchors pass 2). `BENCH_PHASES=endpoints` runs only those
+// (about a minute with BENCH_QUICK=1): for iterating on the app's hot path. The JSON lists the
+// phases run and not run, the report says which were not run, and capacity.ts skips such runs.
 
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -55,6 +60,7 @@ import {
 import { coresOf, phaseFlags } from "./runner/flags.ts";
 import { KNEE_WINDOW_S, kneeLabel, kneeSpread, MIN_SERVED_RATIO } from "./runner/knee.ts";
 import { PgCounter, type PgCounts } from "./runner/pg-counter.ts";
+import { type Phase, parsePhases, phasesNotRun } from "./runner/phases.ts";
 import { CpuMeter, childrenMatching } from "./runner/procstat.ts";
 import { type EndpointProfile, summarize } from "./runner/profile.ts";
 import { type Inspector, openInspector, profileWhile } from "./runner/profile-inspector.ts";
@@ -520,17 +526,57 @@ type ShapeRun = ShapeResult & {
   pgReplicaStatementsPerRequest: number;
 };
 
+/**
+ * The shapes phase after smoke: the breakpoint CLIMBS times (the knee is their median), then
+ * ramp, spike, soak and sessions at 80 % of the knee (or at BENCH_TARGET_RPS, `fixed`).
+ */
+async function climbAndShapes(runOne: (shape: Shape) => Promise<ShapeRun>, estimate: number, fixed?: number) {
+  const byName = (list: Shape[], name: ShapeName) => list.find((x) => x.name === name) as Shape;
+  // The breakpoint climbs to twice the cluster target: here, from a tenth of the estimate to
+  // twice the estimate, or until a window fails (knee.ts). Repeated: one climb on a shared
+  // machine is one sample.
+  const first = localShapes(estimate);
+  await runOne(byName(first, "smoke"));
+  const climbs: ShapeRun[] = [];
+  for (let i = 0; i < CLIMBS; i++) {
+    log(`breakpoint climb ${i + 1} of ${CLIMBS}`);
+    climbs.push(await runOne(byName(first, "breakpoint")));
+  }
+  const knees = climbs.map((c) => c.knee ?? { rps: 0, reached: false });
+  const spread = kneeSpread(knees);
+  const knee = spread.median;
+  // No window held even at the climb's start: the knee is below it, and the other shapes run
+  // at 80 % of that start rather than at a meaningless 10 req/s.
+  const climbStart = (byName(first, "breakpoint") as ArrivalShape).startRate;
+  const below = knee === 0;
+  if (below)
+    log(`no climb held a ${KNEE_WINDOW_S} s window, even from its start at ${climbStart} req/s: the knee is below it`);
+  const localTarget = fixed ?? Math.max(10, Math.round((0.8 * (below ? climbStart : knee)) / 10) * 10);
+  log(
+    `knee: ${knees.map(kneeLabel).join(", ")} -> median ${knee} req/s, range ${spread.low}-${spread.high} ` +
+      `(spread ${(100 * spread.spread).toFixed(0)} %; ${spread.reached} of ${spread.runs} climbs reached it) ` +
+      `[highest offered rate held for ${KNEE_WINDOW_S} s with served/offered >= ${MIN_SERVED_RATIO} and every threshold met]; ` +
+      `ramp, spike and soak run the cluster shapes x${(localTarget / CLUSTER_TARGET_RPS).toFixed(3)} (ramp target ${localTarget} req/s)`,
+  );
+  const rest = localShapes(localTarget);
+  for (const name of ["ramp", "spike", "soak", "sessions"] as ShapeName[]) await runOne(byName(rest, name));
+  return { climbs, spread, knee, below, climbStart, localTarget };
+}
+
 async function main(): Promise<void> {
   const stamp = new Date()
     .toISOString()
     .replace(/[:]/g, "-")
     .replace(/\.\d+Z$/, "Z");
   const outDir = resolve(REPO, process.env.BENCH_OUT ?? "bench/results");
+  // before anything starts: a misspelt phase stops the bench here
+  const phases = parsePhases(process.env.BENCH_PHASES, FIXED_RPS !== undefined);
+  const runs = (p: Phase) => phases.includes(p);
   mkdirSync(outDir, { recursive: true });
   log(
     `nodescale bench ${stamp}${QUICK ? " (quick)" : ""}: ${cpus().length} cores, load average ${loadavg()
       .map((x) => x.toFixed(2))
-      .join(" ")}`,
+      .join(" ")}; phases: ${phases.join(", ")}`,
   );
 
   const anchors: Anchor[] = [];
@@ -648,25 +694,29 @@ async function main(): Promise<void> {
     // The cost at the load an HPA holds a pod at, not at saturation: each endpoint (and each
     // anchor) open loop at the rate that would keep one core UTILIZATION busy by its
     // saturated cost. Login and register (scrypt) cost the same at any load: not repeated.
-    log(
-      `operating point: open loop straight to one process at ${UTILIZATION} of a core (the HPA target) by each one's saturated cost, at most ${MAX_OPEN_RPS} req/s`,
-    );
     const opRate = (cpuMs: number) => Math.min(MAX_OPEN_RPS, Math.max(1, (UTILIZATION * 1000) / Math.max(1e-3, cpuMs)));
     const opMode = (cpuMs: number): Mode => ({ open: opRate(cpuMs), connections: 4 * CONNECTIONS });
     const opAnchors: Measurement[] = [];
-    for (const a of anchors) {
-      const sat = anchorRuns.find((x) => x.name === a.name) as Measurement;
-      opAnchors.push(await measureAnchor(a, 1, opMode(sat.cpuMsPerRequest)));
-    }
     const opEndpoints: Measurement[] = [];
-    for (const plan of ENDPOINTS.filter((p) => p.endpoint !== "login" && p.endpoint !== "register")) {
-      const sat = endpoints.find((x) => x.name === plan.name) as Measurement;
-      opEndpoints.push(await measureEndpoint(stack, fixture, plan, bg, seq, opRate(sat.cpuMsPerRequest)));
+    if (runs("operating-point")) {
+      log(
+        `operating point: open loop straight to one process at ${UTILIZATION} of a core (the HPA target) by each one's saturated cost, at most ${MAX_OPEN_RPS} req/s`,
+      );
+      for (const a of anchors) {
+        const sat = anchorRuns.find((x) => x.name === a.name) as Measurement;
+        opAnchors.push(await measureAnchor(a, 1, opMode(sat.cpuMsPerRequest)));
+      }
+      for (const plan of ENDPOINTS.filter((p) => p.endpoint !== "login" && p.endpoint !== "register")) {
+        const sat = endpoints.find((x) => x.name === plan.name) as Measurement;
+        opEndpoints.push(await measureEndpoint(stack, fixture, plan, bg, seq, opRate(sat.cpuMsPerRequest)));
+      }
     }
 
     // One rate for all: the operating point of the costliest endpoint, so that none passes
     // UTILIZATION there; the anchors' and endpoints' CPU per request at the same offered load.
-    const fixedRps = FIXED_RPS ?? Math.round(Math.min(...opEndpoints.map((m) => m.offeredRps ?? MAX_OPEN_RPS)));
+    const fixedRps = runs("fixed-rate")
+      ? (FIXED_RPS ?? Math.round(Math.min(...opEndpoints.map((m) => m.offeredRps ?? MAX_OPEN_RPS))))
+      : 0;
     const fixedAnchors: Measurement[] = [];
     const fixedEndpoints: Measurement[] = [];
     if (fixedRps > 0) {
@@ -677,17 +727,20 @@ async function main(): Promise<void> {
         fixedEndpoints.push(await measureEndpoint(stack, fixture, plan, bg, seq, fixedRps));
     }
 
-    log(`PM2 cluster mode (item reads): 1 worker, then ${cpus().length} (one per core)`);
-    await buildApp();
     const pm2Runs: Pm2Run[] = [];
-    for (const workers of [1, cpus().length]) pm2Runs.push(await measurePm2(stack, fixture, workers));
+    if (runs("pm2")) {
+      log(`PM2 cluster mode (item reads): 1 worker, then ${cpus().length} (one per core)`);
+      await buildApp();
+      for (const workers of [1, cpus().length]) pm2Runs.push(await measurePm2(stack, fixture, workers));
+    }
 
     const estimate = Math.max(20, Math.round(mixCapacity(endpoints) / 10) * 10);
     const fixed = process.env.BENCH_TARGET_RPS ? Number(process.env.BENCH_TARGET_RPS) : undefined;
-    log(
-      `shapes through nginx, scaled to this machine: first smoke, then ${CLIMBS} breakpoint climb(s) up to ${2 * estimate} req/s ` +
-        `(twice ${estimate}, the API mix's cost on one instance) to find the knee; the other shapes then run at 80 % of it`,
-    );
+    if (runs("shapes"))
+      log(
+        `shapes through nginx, scaled to this machine: first smoke, then ${CLIMBS} breakpoint climb(s) up to ${2 * estimate} req/s ` +
+          `(twice ${estimate}, the API mix's cost on one instance) to find the knee; the other shapes then run at 80 % of it`,
+      );
     const shapes: ShapeRun[] = [];
     const state = stack.state;
     const runOne = async (shape: Shape) => {
@@ -750,37 +803,7 @@ async function main(): Promise<void> {
       await sleep(2000);
       return run;
     };
-    const byName = (list: Shape[], name: ShapeName) => list.find((x) => x.name === name) as Shape;
-    // The breakpoint climbs to twice the cluster target: here, from a tenth of the estimate to
-    // twice the estimate, or until a window fails (knee.ts). Repeated: one climb on a shared
-    // machine is one sample.
-    const first = localShapes(estimate);
-    await runOne(byName(first, "smoke"));
-    const climbs: ShapeRun[] = [];
-    for (let i = 0; i < CLIMBS; i++) {
-      log(`breakpoint climb ${i + 1} of ${CLIMBS}`);
-      climbs.push(await runOne(byName(first, "breakpoint")));
-    }
-    const knees = climbs.map((c) => c.knee ?? { rps: 0, reached: false });
-    const spread = kneeSpread(knees);
-    const knee = spread.median;
-    // No window held even at the climb's start: the knee is below it, and the other shapes run
-    // at 80 % of that start rather than at a meaningless 10 req/s.
-    const climbStart = (byName(first, "breakpoint") as ArrivalShape).startRate;
-    const below = knee === 0;
-    if (below)
-      log(
-        `no climb held a ${KNEE_WINDOW_S} s window, even from its start at ${climbStart} req/s: the knee is below it`,
-      );
-    const localTarget = fixed ?? Math.max(10, Math.round((0.8 * (below ? climbStart : knee)) / 10) * 10);
-    log(
-      `knee: ${knees.map(kneeLabel).join(", ")} -> median ${knee} req/s, range ${spread.low}-${spread.high} ` +
-        `(spread ${(100 * spread.spread).toFixed(0)} %; ${spread.reached} of ${spread.runs} climbs reached it) ` +
-        `[highest offered rate held for ${KNEE_WINDOW_S} s with served/offered >= ${MIN_SERVED_RATIO} and every threshold met]; ` +
-        `ramp, spike and soak run the cluster shapes x${(localTarget / CLUSTER_TARGET_RPS).toFixed(3)} (ramp target ${localTarget} req/s)`,
-    );
-    const rest = localShapes(localTarget);
-    for (const name of ["ramp", "spike", "soak", "sessions"] as ShapeName[]) await runOne(byName(rest, name));
+    const climbed = runs("shapes") ? await climbAndShapes(runOne, estimate, fixed) : undefined;
 
     log("anchors, pass 2 (drift check)");
     for (const a of anchors) anchorRuns.push(await measureAnchor(a, 2));
@@ -848,32 +871,47 @@ async function main(): Promise<void> {
       anchors: { runs: anchorRuns, nodeHttp: nodeAnchor, express: expressAnchor },
       endpoints,
       ratios,
-      operatingPoint: {
-        utilization: UTILIZATION,
-        method: `open loop straight to one process at the rate that keeps ${UTILIZATION} of a core busy by the saturated cost (capped at ${MAX_OPEN_RPS} req/s, the client's own limit); latency from the scheduled time`,
-        anchors: opAnchors,
-        endpoints: opEndpoints,
-        mixCpuMs: round(mixCpu(opEndpoints), 4),
-        saturatedMixCpuMs: round(mixCpu(endpoints), 4),
-      },
-      fixedRate: { rps: fixedRps, anchors: fixedAnchors, endpoints: fixedEndpoints },
+      /** BENCH_PHASES: what ran; a part not run is absent from the JSON (shapes: empty). */
+      phases,
+      phasesNotRun: phasesNotRun(phases),
+      ...(runs("operating-point")
+        ? {
+            operatingPoint: {
+              utilization: UTILIZATION,
+              method: `open loop straight to one process at the rate that keeps ${UTILIZATION} of a core busy by the saturated cost (capped at ${MAX_OPEN_RPS} req/s, the client's own limit); latency from the scheduled time`,
+              anchors: opAnchors,
+              endpoints: opEndpoints,
+              mixCpuMs: round(mixCpu(opEndpoints), 4),
+              saturatedMixCpuMs: round(mixCpu(endpoints), 4),
+            },
+          }
+        : {}),
+      ...(runs("fixed-rate") ? { fixedRate: { rps: fixedRps, anchors: fixedAnchors, endpoints: fixedEndpoints } } : {}),
       ...(profiles ? { profiles } : {}),
       mix: API_MIX,
       mixCapacityRps: round(mixCapacity(endpoints), 1),
-      pm2: {
-        runs: pm2Runs,
-        speedup: round((pm2Runs[1]?.rps ?? 0) / Math.max(1, pm2Runs[0]?.rps ?? 1), 2),
-      },
-      kneeRps: knee,
-      knee: {
-        definition: `the highest offered rate held for a ${KNEE_WINDOW_S} s window with served/offered >= ${MIN_SERVED_RATIO} and every threshold met (p95, p99, failed share; drops count as failures of infinite latency); "not reached (> X)" when no window above X failed`,
-        ...spread,
-        climbs: climbs.map((c) => ({ ...c.knee, aborted: c.aborted, peakTarget: c.peakTarget })),
-        /** Every climb failed from its first window: the knee is below this start rate. */
-        belowRps: below ? climbStart : undefined,
-        estimateRps: estimate,
-      },
-      localTargetRps: localTarget,
+      ...(runs("pm2")
+        ? {
+            pm2: {
+              runs: pm2Runs,
+              speedup: round((pm2Runs[1]?.rps ?? 0) / Math.max(1, pm2Runs[0]?.rps ?? 1), 2),
+            },
+          }
+        : {}),
+      ...(climbed
+        ? {
+            kneeRps: climbed.knee,
+            knee: {
+              definition: `the highest offered rate held for a ${KNEE_WINDOW_S} s window with served/offered >= ${MIN_SERVED_RATIO} and every threshold met (p95, p99, failed share; drops count as failures of infinite latency); "not reached (> X)" when no window above X failed`,
+              ...climbed.spread,
+              climbs: climbed.climbs.map((c) => ({ ...c.knee, aborted: c.aborted, peakTarget: c.peakTarget })),
+              /** Every climb failed from its first window: the knee is below this start rate. */
+              belowRps: climbed.below ? climbed.climbStart : undefined,
+              estimateRps: estimate,
+            },
+            localTargetRps: climbed.localTarget,
+          }
+        : {}),
       clusterTargetRps: CLUSTER_TARGET_RPS,
       shapes,
     };

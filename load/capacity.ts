@@ -35,6 +35,8 @@ type Endpoint = {
 type Bench = {
   startedAt: string;
   quick: boolean;
+  /** BENCH_PHASES: the phases this run left out (absent: it ran everything). */
+  phasesNotRun?: string[];
   durationS: number;
   endpoints: Endpoint[];
   /** The same endpoints open loop at the HPA's target utilization (bench.ts). */
@@ -56,13 +58,20 @@ type Bench = {
   anchors: { express: { cpuMsPerRequest: number }; nodeHttp: { cpuMsPerRequest: number } };
 };
 
-/** The newest `n` full runs in `dir` (oldest first); the newest quick one only when there is no full run. */
+/**
+ * The newest `n` full runs in `dir` (oldest first); the newest quick one only when there is no
+ * full run. A run that left phases out (BENCH_PHASES) is never taken: it has no operating point
+ * or ramp to size from.
+ */
 export function latestBenches(dir = join(REPO, "bench", "results"), n = 1): string[] {
   if (!existsSync(dir)) return [];
-  const files = readdirSync(dir)
+  const benches = readdirSync(dir)
     .filter((f) => f.endsWith(".json"))
-    .sort();
-  const full = files.filter((f) => !(JSON.parse(readFileSync(join(dir, f), "utf8")) as Bench).quick);
+    .sort()
+    .map((f) => ({ f, b: JSON.parse(readFileSync(join(dir, f), "utf8")) as Bench }))
+    .filter(({ b }) => (b.phasesNotRun ?? []).length === 0);
+  const files = benches.map(({ f }) => f);
+  const full = benches.filter(({ b }) => !b.quick).map(({ f }) => f);
   const pick = full.length > 0 ? full.slice(-n) : files.slice(-1);
   return pick.map((f) => join(dir, f));
 }

@@ -324,6 +324,10 @@ ${s.errorSamples.length ? `<details><summary>error samples</summary><pre>${esc(s
 </section>`;
 }
 
+/** A phase BENCH_PHASES left out of this run (older runs ran everything and list nothing). */
+const notRun = (r: Json, phase: string) => (r.phasesNotRun ?? []).includes(phase);
+const NOT_RUN = "not run in this bench (BENCH_PHASES)";
+
 const flagCell = (x: Json) => esc((x.flags ?? []).join("; "));
 const coreCells = (x: Json) =>
   x.serverCores === undefined ? "<td></td><td></td>" : `<td>${x.serverCores}</td><td>${x.clientCores}</td>`;
@@ -331,7 +335,8 @@ const coreCells = (x: Json) =>
 /** Anchors and endpoints again, open loop at the HPA's target utilization, beside their saturated cost. */
 function operatingPointSection(r: Json): string {
   const op = r.operatingPoint;
-  if (!op) return "";
+  if (!op)
+    return notRun(r, "operating-point") ? `<h3>At the operating point</h3>\n<p class="desc">${NOT_RUN}.</p>` : "";
   const saturated = (name: string) =>
     [...r.endpoints, ...r.anchors.runs].find((x: Json) => x.name === name)?.cpuMsPerRequest as number | undefined;
   const rows = [...op.anchors, ...op.endpoints]
@@ -349,6 +354,7 @@ ${rows}</table>`;
 /** Anchors and endpoints at one offered rate: CPU per request where the load is the same for all. */
 function fixedRateSection(r: Json): string {
   const f = r.fixedRate;
+  if (!f && notRun(r, "fixed-rate")) return `<h3>At one fixed rate</h3>\n<p class="desc">${NOT_RUN}.</p>`;
   if (!f?.rps) return "";
   const express = f.anchors.find((x: Json) => x.name.startsWith("Express"))?.cpuMsPerRequest as number | undefined;
   const rows = [...f.anchors, ...f.endpoints]
@@ -444,7 +450,9 @@ export function renderReport(r: Json): string {
             `<tr><td>${x.workers}</td><td>${x.rps.toFixed(0)}</td><td>${x.requests}</td><td>${x.latency.p50} / ${x.latency.p99}</td><td>${x.errors}</td></tr>`,
         )
         .join("")}</table></section>`
-    : "";
+    : notRun(r, "pm2")
+      ? `<section><h2>One machine: PM2 cluster mode</h2><p class="desc">${NOT_RUN}.</p></section>`
+      : "";
   const overview = r.shapes
     .map(
       (s: Json, i: number) =>
@@ -468,7 +476,7 @@ section{background:#fff;border:1px solid #e5e7eb;border-radius:6px;padding:12px 
 .meta{color:#555}
 </style></head><body>
 <h1>nodescale bench</h1>
-<p class="meta">${esc(r.startedAt)} · ${r.durationS} s · ${r.machine.cores} cores (${esc(r.machine.cpuModel)}) · Node ${esc(r.machine.node)} · load average at end ${r.machine.loadAverageAtEnd.join(" ")}${r.quick ? " · QUICK run" : ""}<br>
+<p class="meta">${esc(r.startedAt)} · ${r.durationS} s · ${r.machine.cores} cores (${esc(r.machine.cpuModel)}) · Node ${esc(r.machine.node)} · load average at end ${r.machine.loadAverageAtEnd.join(" ")}${r.quick ? " · QUICK run" : ""}${r.phasesNotRun?.length ? ` · phases run: ${esc(r.phases.join(", "))}; not run: ${esc(r.phasesNotRun.join(", "))}` : ""}<br>
 ${esc(r.machine.note)}. Method: ${esc(r.method.client)}; CPU: ${esc(r.method.cpu)}; Redis: ${esc(r.method.redis)}; PostgreSQL: ${esc(r.method.postgres)}; app: ${esc(r.method.app)}.</p>
 
 <section><h2>Anchors and endpoints</h2>
@@ -479,7 +487,11 @@ ${esc(r.machine.note)}. Method: ${esc(r.method.client)}; CPU: ${esc(r.method.cpu
 ${endpointRows}</table>
 ${operatingPointSection(r)}
 ${fixedRateSection(r)}
-<p class="desc">The API mix (${r.mix.map((m: Json) => `${esc(m.endpoint)} ${m.weight}`).join(", ")}) would sustain about ${r.mixCapacityRps} req/s on one instance from these costs. Through nginx and both instances, the breakpoint climbs put the knee at <b>${r.kneeRps} req/s</b> (median; see the shapes); ramp, spike and soak then ran the cluster shapes (TARGET_RPS=${r.clusterTargetRps}) scaled to a ramp target of ${r.localTargetRps} req/s (80 % of the knee), so that they test behaviour below saturation.</p>
+<p class="desc">The API mix (${r.mix.map((m: Json) => `${esc(m.endpoint)} ${m.weight}`).join(", ")}) would sustain about ${r.mixCapacityRps} req/s on one instance from these costs. ${
+    notRun(r, "shapes")
+      ? "The shapes through nginx (the knee) were not run in this bench (BENCH_PHASES)."
+      : `Through nginx and both instances, the breakpoint climbs put the knee at <b>${r.kneeRps} req/s</b> (median; see the shapes); ramp, spike and soak then ran the cluster shapes (TARGET_RPS=${r.clusterTargetRps}) scaled to a ramp target of ${r.localTargetRps} req/s (80 % of the knee), so that they test behaviour below saturation.`
+  }</p>
 </section>
 
 ${profileSection(r)}
@@ -487,7 +499,7 @@ ${profileSection(r)}
 ${pm2Section}
 
 <section><h2>Shapes through nginx</h2>
-<p class="desc">${kneeSummary(r)}</p>
+<p class="desc">${notRun(r, "shapes") ? `${NOT_RUN}.` : kneeSummary(r)}</p>
 <table><tr><th>shape</th><th>result</th><th>length here</th><th>peak asked</th><th>requests</th><th>req/s</th><th>errors</th><th>dropped</th><th>p95 (drops ∞)</th><th>p99 (drops ∞)</th><th>send lag p99</th><th>cores: busiest app / client</th><th>flags</th></tr>${overview}</table>
 </section>
 ${r.shapes.map((s: Json, i: number) => `<a id="shape-${i}"></a>${shapeSection(s)}`).join("\n")}
@@ -507,6 +519,10 @@ export function markdownTables(r: Json, name: string): string {
   out.push(
     `From one run, \`${name}\` (${r.startedAt}, ${r.machine.cores} cores, Node ${r.machine.node}${r.quick ? ", QUICK" : ""}), written by \`node load/report.ts --readme\`: edit the run, not these lines.`,
   );
+  if (r.phasesNotRun?.length) {
+    out.push("");
+    out.push(`Phases not run in this bench (BENCH_PHASES): ${r.phasesNotRun.join(", ")}.`);
+  }
   out.push("");
   out.push(
     `Anchors (pass 1, next to the endpoints): \`node:http\` ${a.nodeHttp.rps} req/s, ${a.nodeHttp.cpuMsPerRequest} CPU ms/req; Express 5 ${a.express.rps} req/s, ${a.express.cpuMsPerRequest} CPU ms/req (drift to pass 2: ×${a.nodeHttp.drift}, ×${a.express.drift}).`,
@@ -541,6 +557,10 @@ export function markdownTables(r: Json, name: string): string {
       `Knee through nginx: **${r.knee.median} req/s**, median of ${r.knee.runs} climb(s) to ${2 * r.knee.estimateRps} req/s (${climbs}; range ${r.knee.low}-${r.knee.high}). Defined as ${r.knee.definition}.`,
     );
     out.push("");
+  }
+  if (r.shapes.length === 0) {
+    out.push("No shapes through nginx in this run.");
+    return out.join("\n");
   }
   out.push(
     "| Phase | length (planned) | peak | offered | dropped | p95 | p99 | send lag p99 | cores: busiest app / generator | result | flags |",

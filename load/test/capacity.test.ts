@@ -331,6 +331,11 @@ describe("latestBench", () => {
       assert.equal(latestBench(dir), join(dir, "2026-01-01.json"));
       writeFileSync(join(dir, "2026-01-05.json"), JSON.stringify({ quick: false }));
       assert.equal(latestBench(dir), join(dir, "2026-01-05.json"));
+      // BENCH_PHASES=endpoints: newer, full length, but without the phases capacity sizes from
+      writeFileSync(join(dir, "2026-01-06.json"), JSON.stringify({ quick: false, phasesNotRun: ["shapes"] }));
+      assert.equal(latestBench(dir), join(dir, "2026-01-05.json"));
+      writeFileSync(join(dir, "2026-01-07.json"), JSON.stringify({ quick: false, phasesNotRun: [] }));
+      assert.equal(latestBench(dir), join(dir, "2026-01-07.json"));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { BEGIN, END, markdownTables, replaceBlock } from "../report.ts";
+import { BEGIN, END, markdownTables, renderReport, replaceBlock } from "../report.ts";
 
 const run = {
   startedAt: "2026-01-01T00:00:00Z",
@@ -120,5 +120,54 @@ describe("replaceBlock", () => {
   it("refuses a file without the block", () => {
     assert.throws(() => replaceBlock("# Title\n", "new"), { message: `no ${BEGIN} ... ${END} block to rewrite` });
     assert.throws(() => replaceBlock(`${END}\n${BEGIN}\n`, "new"));
+  });
+});
+
+describe("a run of BENCH_PHASES=endpoints", () => {
+  const latency = { p50: 1, p99: 2 };
+  const partial = {
+    ...run,
+    durationS: 60,
+    machine: { ...run.machine, cpuModel: "cpu", loadAverageAtEnd: [1, 1, 1], note: "shared" },
+    method: { client: "c", cpu: "c", redis: "r", postgres: "p", app: "a", measureSeconds: 5, warmupSeconds: 1 },
+    anchors: {
+      ...run.anchors,
+      runs: [
+        {
+          name: "node:http hello-world",
+          target: "anchor pass 1",
+          rps: 20000,
+          cpuMsPerRequest: 0.02,
+          latency,
+          errors: 0,
+        },
+      ],
+    },
+    endpoints: run.endpoints.map((e) => ({ ...e, latency, errors: 0 })),
+    ratios: [{ ...run.ratios[0], route: "GET /api/items/:id", cpuVsNodeHttp: 15 }],
+    mixCapacityRps: 1000,
+    phases: ["endpoints"],
+    phasesNotRun: ["operating-point", "fixed-rate", "pm2", "shapes"],
+    operatingPoint: undefined,
+    fixedRate: undefined,
+    knee: undefined,
+    shapes: [],
+  };
+
+  it("renders the endpoints and says which phases were not run", () => {
+    const html = renderReport(partial);
+    assert.match(html, /phases run: endpoints; not run: operating-point, fixed-rate, pm2, shapes/);
+    assert.match(html, /<h3>At the operating point<\/h3>\n<p class="desc">not run in this bench \(BENCH_PHASES\)/);
+    assert.match(html, /<h3>At one fixed rate<\/h3>\n<p class="desc">not run in this bench/);
+    assert.match(html, /PM2 cluster mode<\/h2><p class="desc">not run in this bench/);
+    assert.match(html, /Shapes through nginx<\/h2>\n<p class="desc">not run in this bench/);
+    assert.match(html, /<td>item-read<\/td><td>GET \/api\/items\/:id<\/td><td>1000<\/td>/);
+  });
+
+  it("writes Markdown without the shapes and without a capacity walk from a partial run", () => {
+    const md = markdownTables(partial, "partial.json");
+    assert.ok(md.includes("Phases not run in this bench (BENCH_PHASES): operating-point, fixed-rate, pm2, shapes."));
+    assert.ok(md.includes("No shapes through nginx in this run."));
+    assert.doesNotMatch(md, /make capacity/);
   });
 });
