@@ -68,6 +68,17 @@ const envSchema = z.object({
   // is scraped on its own, so sums across workers are right.
   METRICS_PORT: integer(1, 65535).optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  // Share of ordinary requests (2xx-4xx, faster than ACCESS_LOG_SLOW_MS) that get an access log
+  // line; 5xx, aborted (499) and slow requests always do. The ingress logs every request
+  // already, and a line per request cost more than the rest of GET /livez; 1 logs them all.
+  ACCESS_LOG_SAMPLE_RATE: z
+    .string()
+    .trim()
+    .regex(/^(0(\.\d+)?|1(\.0+)?)$/, { error: "expected a number from 0 to 1" })
+    .transform(Number)
+    .default(0.01),
+  // A request that takes at least this long is always logged.
+  ACCESS_LOG_SLOW_MS: integer(0, 3_600_000).default(1000),
 
   REDIS_URL: redisUrl.optional(),
   REDIS_SENTINELS: list(hostPort).optional(),
@@ -228,6 +239,7 @@ function toConfig(env: Env) {
       (env.NODE_APP_INSTANCE === undefined ? hostname() : `${hostname()}-${env.NODE_APP_INSTANCE}`),
     metricsPort: env.METRICS_PORT === undefined ? undefined : env.METRICS_PORT + (env.NODE_APP_INSTANCE ?? 0),
     logLevel: env.LOG_LEVEL,
+    accessLog: { sampleRate: env.ACCESS_LOG_SAMPLE_RATE, slowMs: env.ACCESS_LOG_SLOW_MS },
     redis,
     database: {
       primaryUrl: env.DATABASE_URL,

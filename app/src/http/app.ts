@@ -1,8 +1,5 @@
-import { constants as zlib } from "node:zlib";
-import compression from "compression";
 import type { RequestHandler } from "express";
 import express from "express";
-import helmet from "helmet";
 import type { RateLimits } from "../auth/rate-limit.ts";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/pools.ts";
@@ -37,9 +34,21 @@ export type AppDeps = {
   workers: WorkerPool;
 };
 
+// What a JSON API's answers need from a browser's point of view: never sniffed into HTML or
+// script, never framed, never a document that loads or runs anything. The rest of helmet's
+// dozen headers govern HTML pages, which this app does not serve. HSTS belongs to the TLS
+// terminator (the ingress or the gateway), the one place that knows TLS is in use.
+export const securityHeaders: RequestHandler = (_req, res, next) => {
+  res.setHeader("x-content-type-options", "nosniff");
+  res.setHeader("content-security-policy", "default-src 'none'; frame-ancestors 'none'");
+  next();
+};
+
 export function buildApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable("x-powered-by");
+  // A weak ETag is a SHA-1 of every body, and no client of this API revalidates with one.
+  app.set("etag", false);
   // Client IPs (rate limits, logs) and the TLS flag come from the load balancer's headers.
   app.set("trust proxy", deps.config.trustProxy);
 
@@ -49,12 +58,10 @@ export function buildApp(deps: AppDeps): express.Express {
       log: deps.log,
       metrics: deps.metrics,
       lifecycle: deps.lifecycle,
+      accessLog: deps.config.accessLog,
     }),
   );
-  app.use(helmet());
-  // Brotli at quality 4 costs about what gzip does per byte while compressing better; the
-  // default quality 11 is meant for static files compressed once.
-  app.use(compression({ threshold: 1024, brotli: { params: { [zlib.BROTLI_PARAM_QUALITY]: 4 } } }));
+  app.use(securityHeaders);
 
   // With an internal port (METRICS_PORT), /metrics and the dependency detail live only there:
   // whatever routes this port to the public (an Ingress's `/` prefix) never exposes them.
@@ -90,6 +97,7 @@ export function buildApp(deps: AppDeps): express.Express {
 export function internalApp(deps: Pick<AppDeps, "metrics" | "lifecycle" | "health">): express.Express {
   const app = express();
   app.disable("x-powered-by");
+  app.set("etag", false);
   app.use(healthRouter({ lifecycle: deps.lifecycle, health: deps.health, detail: true }));
   app.use(metricsRouter(deps.metrics));
   return app;

@@ -4,8 +4,8 @@ import type { Lifecycle } from "../lifecycle.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
 
-// First middleware of every request: names the instance and the request, logs it, and times
-// it under its route template.
+// First middleware of every request: names the instance and the request, times it under its
+// route template, and logs the requests worth a line (worthALine).
 
 /** The status recorded for a request whose connection closed before its response ended. */
 export const CLIENT_CLOSED_REQUEST = 499;
@@ -18,13 +18,44 @@ export function routeTemplate(req: Request): string {
   return req.route ? String(req.route.path) : "unmatched";
 }
 
-export function requestContext(deps: { instance: string; log: Logger; metrics: Metrics; lifecycle: Lifecycle }) {
+export type AccessLogPolicy = {
+  /** Share of ordinary requests logged (0 to 1). */
+  sampleRate: number;
+  /** At least this long: always logged. */
+  slowMs: number;
+};
+
+/**
+ * Every request is timed in the histogram; a line is written for what someone will look for in
+ * the logs: our failures (5xx), requests the client gave up on (499), slow ones, and a sample of
+ * the rest. A line per request was the largest cost of the cheapest routes, and the ingress
+ * logs every request anyway.
+ */
+export function worthALine(policy: AccessLogPolicy, status: number, ms: number, random = Math.random): boolean {
+  return status >= 500 || status === CLIENT_CLOSED_REQUEST || ms >= policy.slowMs || random() < policy.sampleRate;
+}
+
+export function requestContext(deps: {
+  instance: string;
+  log: Logger;
+  metrics: Metrics;
+  lifecycle: Lifecycle;
+  accessLog: AccessLogPolicy;
+}) {
   return (req: Request, res: Response, next: NextFunction) => {
     const started = process.hrtime.bigint();
-    const incoming = req.get("x-request-id");
-    const id = incoming !== undefined && acceptableRequestId.test(incoming) ? incoming : randomUUID();
+    const incoming = req.headers["x-request-id"];
+    const id = typeof incoming === "string" && acceptableRequestId.test(incoming) ? incoming : randomUUID();
     req.id = id;
-    req.log = deps.log.child({ reqId: id });
+    // Built on first use: most requests never log, and a child logger serializes its bindings.
+    let requestLog: Logger | undefined;
+    Object.defineProperty(req, "log", {
+      configurable: true,
+      get: () => {
+        requestLog ??= deps.log.child({ reqId: id });
+        return requestLog;
+      },
+    });
     res.setHeader("x-instance", deps.instance);
     res.setHeader("x-request-id", id);
     // While draining, ask keep-alive clients (the load balancer) to reconnect elsewhere.
@@ -44,12 +75,14 @@ export function requestContext(deps: { instance: string; log: Logger; metrics: M
       // one meaning, "what the exchange ended as", and 5xx error ratios do not count it.
       const status = aborted ? CLIENT_CLOSED_REQUEST : res.statusCode;
       deps.metrics.httpRequestDuration.observe({ method: req.method, route, status_code: status }, seconds);
+      const ms = Math.round(seconds * 1000);
+      if (!worthALine(deps.accessLog, status, ms)) return;
       const line = {
         method: req.method,
         route,
         url: req.originalUrl.slice(0, 512),
         status,
-        ms: Math.round(seconds * 1000),
+        ms,
         // What the app had begun to answer, if anything, before the connection went.
         ...(aborted ? { aborted: true, statusSent: res.headersSent ? res.statusCode : null } : {}),
       };

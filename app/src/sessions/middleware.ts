@@ -6,9 +6,20 @@ import type { RedisSessionStore } from "./store.ts";
 
 export type SessionUser = { id: number; username: string };
 
+/** The session cookie's name. */
+export const SESSION_COOKIE = "sid";
+
+/**
+ * Whether the request carries a session cookie. A cookie that merely ends in the name
+ * (`xsid=`) also counts: the session middleware then decides, as it would have anyway.
+ */
+export function hasSessionCookie(req: Request): boolean {
+  return req.headers.cookie?.includes(`${SESSION_COOKIE}=`) === true;
+}
+
 export function createSessionMiddleware(config: Config["session"], store: RedisSessionStore): RequestHandler {
   const middleware = session({
-    name: "sid",
+    name: SESSION_COOKIE,
     store,
     secret: config.secrets,
     resave: false,
@@ -35,13 +46,28 @@ export function createSessionMiddleware(config: Config["session"], store: RedisS
 }
 
 /**
- * Loads the session when Redis answers; when it does not, the request goes on without one
- * (`req.session` undefined). For reads that only use the session to route around replica
- * lag, being anonymous is safe: an unknown write position sends the read to the primary.
+ * The session middleware for routes that only read a session: a request without a session
+ * cookie has none to load, and goes on anonymous (`req.session` undefined) instead of having
+ * a new session built (a random id, three hashes) only to be thrown away unsaved. Login and
+ * logout, which make and end sessions, take the middleware itself.
+ */
+export function sessionFromCookie(middleware: RequestHandler): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (hasSessionCookie(req)) middleware(req, res, next);
+    else next();
+  };
+}
+
+/**
+ * Like sessionFromCookie, and when Redis does not answer, the request goes on without a
+ * session too. For reads that only use the session to route around replica lag, that is
+ * safe: a request with a session cookie but no session (sessionUnknown) reads from the
+ * primary.
  */
 export function optionalSession(middleware: RequestHandler): RequestHandler {
+  const fromCookie = sessionFromCookie(middleware);
   return (req: Request, res: Response, next: NextFunction) => {
-    middleware(req, res, (error?: unknown) => {
+    fromCookie(req, res, (error?: unknown) => {
       if (error instanceof AppError && error.code === "redis_unavailable") {
         next();
         return;
@@ -49,6 +75,11 @@ export function optionalSession(middleware: RequestHandler): RequestHandler {
       next(error);
     });
   };
+}
+
+/** A session cookie came, but its session could not be loaded (Redis did not answer). */
+export function sessionUnknown(req: Request): boolean {
+  return req.session === undefined && hasSessionCookie(req);
 }
 
 export function currentUser(req: Request): SessionUser | undefined {

@@ -22,6 +22,7 @@ import {
   regenerateSession,
   requireUser,
   saveSession,
+  sessionUnknown,
 } from "../../src/sessions/middleware.ts";
 import { RedisSessionStore } from "../../src/sessions/store.ts";
 import { redisForTests, type Service } from "./services.ts";
@@ -181,7 +182,7 @@ describe("session middleware", { timeout: 60_000 }, () => {
       res.json(requireUser(req));
     });
     a.get("/optional", optionalSession(session), (req, res) => {
-      res.json({ user: currentUser(req) ?? null, hasSession: req.session !== undefined });
+      res.json({ user: currentUser(req) ?? null, hasSession: req.session !== undefined, unknown: sessionUnknown(req) });
     });
     a.post("/logout", session, async (req, res) => {
       await destroySession(req);
@@ -270,7 +271,7 @@ describe("session middleware", { timeout: 60_000 }, () => {
     const login = await fetch(`${up.url}/login`, { method: "POST" });
     const cookie = (sidOf(login) ?? "").split(";")[0] as string;
     const known = await fetch(`${up.url}/optional`, { headers: { cookie } });
-    assert.deepEqual(await known.json(), { user: { id: 42, username: "ada" }, hasSession: true });
+    assert.deepEqual(await known.json(), { user: { id: 42, username: "ada" }, hasSession: true, unknown: false });
     await up.close();
 
     const away = awayRedis();
@@ -278,13 +279,15 @@ describe("session middleware", { timeout: 60_000 }, () => {
     try {
       const optional = await fetch(`${down.url}/optional`, { headers: { cookie } });
       assert.equal(optional.status, 200);
-      assert.deepEqual(await optional.json(), { user: null, hasSession: false });
+      // A cookie without its session: whose it is cannot be known (reads go to the primary).
+      assert.deepEqual(await optional.json(), { user: null, hasSession: false, unknown: true });
       const required = await fetch(`${down.url}/me`, { headers: { cookie } });
       assert.equal(required.status, 503);
       assert.equal(required.headers.get("retry-after"), "1");
       assert.equal(((await required.json()) as { error: { code: string } }).error.code, "redis_unavailable");
       const anonymous = await fetch(`${down.url}/optional`);
-      assert.deepEqual(await anonymous.json(), { user: null, hasSession: true }, "no cookie: nothing to load");
+      // No cookie: anonymous, and no throwaway session is built (Redis is not even asked).
+      assert.deepEqual(await anonymous.json(), { user: null, hasSession: false, unknown: false });
     } finally {
       await down.close();
       away.disconnect();
@@ -294,12 +297,12 @@ describe("session middleware", { timeout: 60_000 }, () => {
   test("optionalSession passes on an error that is not Redis being away", async () => {
     const failing = optionalSession((_req, _res, next) => next(new Error("boom")));
     const passed = await new Promise<unknown>((resolve) =>
-      failing({} as never, {} as never, (error?: unknown) => resolve(error)),
+      failing({ headers: { cookie: "sid=s%3Aany" } } as never, {} as never, (error?: unknown) => resolve(error)),
     );
     assert.equal((passed as Error).message, "boom");
     const other = optionalSession((_req, _res, next) => next(new AppError(503, "database_unavailable", "x")));
     const passedOn = await new Promise<unknown>((resolve) =>
-      other({} as never, {} as never, (error?: unknown) => resolve(error)),
+      other({ headers: { cookie: "sid=s%3Aany" } } as never, {} as never, (error?: unknown) => resolve(error)),
     );
     assert.equal((passedOn as AppError).code, "database_unavailable");
   });

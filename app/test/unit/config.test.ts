@@ -41,6 +41,7 @@ describe("loadConfig", () => {
       instanceName: hostname(),
       metricsPort: undefined,
       logLevel: "info",
+      accessLog: { sampleRate: 0.01, slowMs: 1000 },
       redis: { kind: "standalone", url: valid.REDIS_URL, password: undefined, commandTimeoutMs: 500 },
       database: {
         primaryUrl: valid.DATABASE_URL,
@@ -197,6 +198,21 @@ describe("loadConfig", () => {
       assert.equal(loadConfig({ ...valid, COOKIE_SECURE: value }).session.cookieSecure, value);
     assert.deepEqual(problemsOf({ ...valid, COOKIE_SECURE: "yes" }).length, 1);
     assert.match(problemsOf({ ...valid, COOKIE_SECURE: "yes" })[0] ?? "", /^COOKIE_SECURE: /);
+    for (const rate of ["1.5", "-0.1", "half", "1e-2", "0.5.1"]) {
+      assert.deepEqual(
+        problemsOf({ ...valid, ACCESS_LOG_SAMPLE_RATE: rate }),
+        [`ACCESS_LOG_SAMPLE_RATE: expected a number from 0 to 1 (got "${rate}")`],
+        rate,
+      );
+    }
+    for (const [rate, parsed] of [
+      ["0", 0],
+      ["1", 1],
+      ["0.25", 0.25],
+      ["1.0", 1],
+    ] as const) {
+      assert.equal(loadConfig({ ...valid, ACCESS_LOG_SAMPLE_RATE: rate }).accessLog.sampleRate, parsed, rate);
+    }
   });
 
   for (const [variable, low, high] of [

@@ -113,7 +113,7 @@ describe("HTTP surface without backing services", () => {
     assert.match(text, /nodescale_redis_connected 0/);
   });
 
-  it("compresses responses over 1 KiB with brotli or gzip, and leaves small ones alone", async () => {
+  it("compresses /metrics (over 1 KiB) with brotli or gzip, and leaves a small answer alone", async () => {
     for (const encoding of ["br", "gzip"]) {
       const metrics = await fetch(`${app.url}/metrics`, { headers: { "accept-encoding": encoding } });
       await metrics.arrayBuffer();

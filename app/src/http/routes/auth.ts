@@ -6,7 +6,14 @@ import { decoyHash, hashPassword, verifyPassword } from "../../auth/passwords.ts
 import type { RateLimits } from "../../auth/rate-limit.ts";
 import { createUser, findUserForLogin } from "../../auth/users.ts";
 import { AppError } from "../../errors.ts";
-import { destroySession, regenerateSession, requireUser, saveSession } from "../../sessions/middleware.ts";
+import {
+  destroySession,
+  regenerateSession,
+  requireUser,
+  SESSION_COOKIE,
+  saveSession,
+  sessionFromCookie,
+} from "../../sessions/middleware.ts";
 import { emptyJsonBody, jsonBody, noQuery, parse } from "../validate.ts";
 
 const credentials = z.strictObject({
@@ -55,11 +62,11 @@ export function authRouter(deps: { primary: pg.Pool; session: RequestHandler; li
   // cookies and cross-site requests").
   router.post("/api/auth/logout", noQuery, ...emptyJsonBody(), deps.session, async (req, res) => {
     if (req.session.userId !== undefined) await destroySession(req);
-    res.clearCookie("sid", { path: "/" });
+    res.clearCookie(SESSION_COOKIE, { path: "/" });
     res.status(204).end();
   });
 
-  router.get("/api/me", noQuery, deps.session, (req, res) => {
+  router.get("/api/me", noQuery, sessionFromCookie(deps.session), (req, res) => {
     res.json(requireUser(req));
   });
 

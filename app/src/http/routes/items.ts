@@ -10,7 +10,14 @@ import { AppError, badRequest, notFound } from "../../errors.ts";
 import { readNdjson } from "../../items/ndjson.ts";
 import { copyItemsIn, copyRow, currentLsn, findItem, insertItem, listItems, streamItems } from "../../items/store.ts";
 import type { Metrics } from "../../metrics.ts";
-import { currentUser, optionalSession, requireUser } from "../../sessions/middleware.ts";
+import {
+  currentUser,
+  optionalSession,
+  requireUser,
+  sessionFromCookie,
+  sessionUnknown,
+} from "../../sessions/middleware.ts";
+import { compressed } from "../compress.ts";
 import { drained, streamSlots, withStallDeadline } from "../streams.ts";
 import { jsonBody, noNul, noQuery, parse } from "../validate.ts";
 
@@ -62,6 +69,7 @@ export type ItemsDeps = {
 export function itemsRouter(deps: ItemsDeps) {
   const router = Router();
   const anyoneWithOptionalSession = optionalSession(deps.session);
+  const sessionIfAny = sessionFromCookie(deps.session);
   const oneOfTheStreams = streamSlots(deps.streams.max);
 
   /**
@@ -69,7 +77,7 @@ export function itemsRouter(deps: ItemsDeps) {
    * down) may be the writer's own, so its position is unknown, and that means the primary.
    */
   async function readNeed(req: Request): Promise<ReadNeed> {
-    if (req.session === undefined) return { kind: "unknown" };
+    if (sessionUnknown(req)) return { kind: "unknown" };
     const user = currentUser(req);
     return user === undefined ? { kind: "any" } : deps.watermarks.need(user.id);
   }
@@ -113,7 +121,7 @@ export function itemsRouter(deps: ItemsDeps) {
     }
   }
 
-  router.post("/api/items", noQuery, ...jsonBody("64kb"), deps.session, async (req, res) => {
+  router.post("/api/items", noQuery, ...jsonBody("64kb"), sessionIfAny, async (req, res) => {
     const user = requireUser(req);
     const input = parse(newItem, req.body);
     const item = await insertItem(deps.primary, user.id, input);
@@ -121,7 +129,7 @@ export function itemsRouter(deps: ItemsDeps) {
     res.status(201).set("x-db-route", "primary").json(item);
   });
 
-  router.get("/api/items", anyoneWithOptionalSession, async (req, res) => {
+  router.get("/api/items", compressed, anyoneWithOptionalSession, async (req, res) => {
     const query = parse(listQuery, req.query, "query");
     const ownerId = query.mine === "true" ? requireUser(req).id : undefined;
     const items = await read(req, res, (pool) =>
@@ -130,7 +138,7 @@ export function itemsRouter(deps: ItemsDeps) {
     res.json({ items, next: items.length === query.limit ? items.at(-1)?.id : null });
   });
 
-  router.get("/api/items/export", oneOfTheStreams, anyoneWithOptionalSession, async (req, res) => {
+  router.get("/api/items/export", oneOfTheStreams, compressed, anyoneWithOptionalSession, async (req, res) => {
     const mine = parse(z.strictObject({ mine: z.enum(["true", "false"]).default("false") }), req.query, "query");
     const ownerId = mine.mine === "true" ? requireUser(req).id : undefined;
     const route = deps.reads.choose(await readNeed(req));
@@ -162,7 +170,7 @@ export function itemsRouter(deps: ItemsDeps) {
     next();
   };
 
-  router.post("/api/items/import", noQuery, deps.session, importable, oneOfTheStreams, async (req, res) => {
+  router.post("/api/items/import", noQuery, sessionIfAny, importable, oneOfTheStreams, async (req, res) => {
     const user = requireUser(req);
     const client = await deps.primary.connect();
     let imported = 0;
