@@ -31,19 +31,33 @@
 // run (with PROFILE=1's pass and anchors pass 2). `BENCH_PHASES=endpoints` runs only those
 // (about a minute with BENCH_QUICK=1): for iterating on the app's hot path. The JSON lists the
 // phases run and not run, the report says which were not run, and capacity.ts skips such runs.
+// BENCH_TOPOLOGY=plain|redis-cluster|pgbouncer (default plain; runner/backing.ts): the stack
+// with one Redis and PostgreSQL straight behind the counting proxies, with a Redis Cluster
+// (3 primaries + 3 replicas; Redis CPU summed over every node, commands over the primaries), or
+// with PgBouncer in transaction mode between the app and the counting proxies (its CPU metered
+// as a component). The JSON's `topology` and the report's title say which.
 
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join, relative, resolve } from "node:path";
-import { promisify } from "node:util";
 import { freePort, freePorts } from "../local/net.ts";
 import { buildApp, startPm2Cluster } from "../local/pm2.ts";
 import { APP_ROLE, DATABASE, pgUrl } from "../local/postgres.ts";
 import { startTopology, stateDirFor, type Topology } from "../local/topology.ts";
 import { LOAD_TEST_APP_ENV } from "./app-env.ts";
 import { renderReport } from "./report.ts";
+import {
+  type Background,
+  Backing,
+  foldCpu,
+  opsBetween,
+  parseTopology,
+  pgStatements,
+  sumRedis,
+  topologyTitle,
+} from "./runner/backing.ts";
 import {
   type ClosedResult,
   endpointRequest,
@@ -80,7 +94,6 @@ import {
 } from "./shapes.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
-const execFileP = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const started = Date.now();
 const log = (line: string) =>
@@ -122,71 +135,14 @@ const CLIMBS = Math.max(1, Number(process.env.BENCH_CLIMBS ?? (QUICK ? 1 : 3)));
 const WARMUP_S = 1;
 /** Cluster scale the local shapes are derived from: the k6 scripts' default TARGET_RPS. */
 export const CLUSTER_TARGET_RPS = 1000;
+let pgCounter: PgCounter | undefined;
+/** The stack's Redis and PostgreSQL as the bench counts them (runner/backing.ts), once it is up. */
+let backing: Backing | undefined;
+
 /** Seconds each shape gets on this machine. */
 const SHAPE_SECONDS: Record<ShapeName, number> = QUICK
   ? { smoke: 5, ramp: 20, spike: 10, soak: 10, sessions: 10, breakpoint: 20 }
   : { smoke: 10, ramp: 75, spike: 30, soak: 40, sessions: 30, breakpoint: 60 };
-
-// ----- counters of the backing services -----
-
-async function redisCommands(port: number): Promise<Record<string, number>> {
-  const { stdout } = await execFileP("redis-cli", ["-h", "127.0.0.1", "-p", String(port), "INFO", "commandstats"]);
-  const out: Record<string, number> = {};
-  for (const m of stdout.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out[m[1] as string] = Number(m[2]);
-  return out;
-}
-
-type Counters = { at: number; redis: Record<string, number>; pg: Record<string, PgCounts> };
-
-let pgCounter: PgCounter | undefined;
-
-async function counters(stack: Topology): Promise<Counters> {
-  const redis = await redisCommands(stack.ports.redis);
-  return { at: Date.now(), redis, pg: (pgCounter as PgCounter).read() };
-}
-
-type Background = {
-  redisPerS: number;
-  primaryPerS: number;
-  replicaPerS: number;
-  /** Cores each backing server uses idle (the pollers, checkpoints, WAL receiver...). */
-  cpu: { redis: number; primary: number; replica: number };
-};
-
-const sumRedis = (r: Record<string, number>) =>
-  Object.entries(r).reduce((s, [cmd, n]) => (cmd === "info" ? s : s + n), 0);
-
-/** Statements on a server, without the replica lag polls (told apart by their SQL). */
-function pgStatements(c: Counters, server: "primary" | "replica"): number {
-  const x = c.pg[server] as PgCounts;
-  return server === "replica" ? x.statements - x.lagPolls : x.statements;
-}
-
-/**
- * Operations between two snapshots that the requests caused. Redis: minus its idle rate.
- * Replica: lag polls removed exactly. Primary: the poller's WAL-position query has the same
- * SQL as the one a write sends, so WAL-position queries count only beyond the poller's idle
- * rate, and only when clearly beyond it (3 polls of jitter), so that a slow endpoint's few
- * requests are not charged for a poll that landed early.
- */
-function opsBetween(a: Counters, b: Counters, bg: Background) {
-  const s = (b.at - a.at) / 1000;
-  const byCommand: Record<string, number> = {};
-  for (const [cmd, n] of Object.entries(b.redis)) {
-    const d = n - (a.redis[cmd] ?? 0);
-    if (d > 0 && cmd !== "info") byCommand[cmd] = d;
-  }
-  const pa = a.pg.primary as PgCounts;
-  const pb = b.pg.primary as PgCounts;
-  const walQueries = pb.walPositionQueries - pa.walPositionQueries;
-  const walBeyondPolls = walQueries - bg.primaryPerS * s;
-  return {
-    redis: Math.max(0, sumRedis(b.redis) - sumRedis(a.redis) - bg.redisPerS * s),
-    redisByCommand: byCommand,
-    primary: pb.statements - pa.statements - walQueries + (walBeyondPolls > 3 ? walBeyondPolls : 0),
-    replica: Math.max(0, pgStatements(b, "replica") - pgStatements(a, "replica") - bg.replicaPerS * s),
-  };
-}
 
 // ----- anchors -----
 
@@ -238,6 +194,8 @@ export type Measurement = {
   pgReplicaCpuMsPerRequest?: number;
   /** Of the replica's: its startup process, which replays the WAL (one process, one core at most). */
   pgReplayCpuMsPerRequest?: number;
+  /** BENCH_TOPOLOGY=pgbouncer: PgBouncer's own CPU (both pools, one process). */
+  pgbouncerCpuMsPerRequest?: number;
   redisCommandsPerRequest?: number;
   redisCommands?: Record<string, number>;
   /** Statements sent to each PostgreSQL server per request (replica lag polls excluded). */
@@ -351,19 +309,18 @@ async function measureEndpoint(
   };
   const mode: Mode = open === undefined ? { connections: plan.connections } : { open, connections: 4 * CONNECTIONS };
   await drive(app.url, next, mode, WARMUP_S, jobFrom());
-  const before = await counters(stack);
+  const b = backing as Backing;
+  const before = await b.counters();
   const replicaPid = state.pgReplica.process?.pid ?? 0;
   const meter = new CpuMeter({
     app: app.pid,
-    redis: state.redis.process?.pid ?? 0,
-    primary: state.pgPrimary.process?.pid ?? 0,
-    replica: replicaPid,
+    ...b.pids(),
     // the replica's startup process: the one process that replays the WAL
     replay: childrenMatching(replicaPid, /startup/)[0] ?? 0,
   });
   const t0 = performance.now();
   const r = await drive(app.url, next, mode, plan.durationS, jobFrom());
-  const raw = meter.delta();
+  const raw = foldCpu(meter.delta());
   const wallS = (performance.now() - t0) / 1000;
   // what the backing servers do idle is not the requests' cost (the pollers are priced apart)
   const cpu = {
@@ -372,8 +329,9 @@ async function measureEndpoint(
     primary: Math.max(0, (raw.primary ?? 0) - bg.cpu.primary * wallS),
     replica: Math.max(0, (raw.replica ?? 0) - bg.cpu.replica * wallS),
     replay: raw.replay ?? 0,
+    pgbouncer: Math.max(0, (raw.pgbouncer ?? 0) - (bg.cpu.pgbouncer ?? 0) * wallS),
   };
-  const ops = opsBetween(before, await counters(stack), bg);
+  const ops = opsBetween(before, await b.counters(), bg);
   const n = Math.max(1, r.requests);
   const ms = (s: number | undefined) => round(((s ?? 0) * 1000) / n, 4);
   const m: Measurement = {
@@ -390,6 +348,7 @@ async function measureEndpoint(
     pgPrimaryCpuMsPerRequest: ms(cpu.primary),
     pgReplicaCpuMsPerRequest: ms(cpu.replica),
     pgReplayCpuMsPerRequest: ms(cpu.replay),
+    ...(b.hasPgBouncer ? { pgbouncerCpuMsPerRequest: ms(cpu.pgbouncer) } : {}),
     redisCommandsPerRequest: round(ops.redis / n, 2),
     redisCommands: Object.fromEntries(Object.entries(ops.redisByCommand).map(([k, v]) => [k, round(v / n, 2)])),
     pgPrimaryStatementsPerRequest: round(ops.primary / n, 2),
@@ -572,17 +531,20 @@ async function main(): Promise<void> {
   // before anything starts: a misspelt phase stops the bench here
   const phases = parsePhases(process.env.BENCH_PHASES, FIXED_RPS !== undefined);
   const runs = (p: Phase) => phases.includes(p);
+  const topology = parseTopology(process.env.BENCH_TOPOLOGY);
   mkdirSync(outDir, { recursive: true });
   log(
     `nodescale bench ${stamp}${QUICK ? " (quick)" : ""}: ${cpus().length} cores, load average ${loadavg()
       .map((x) => x.toFixed(2))
-      .join(" ")}; phases: ${phases.join(", ")}`,
+      .join(" ")}; topology: ${topology}; phases: ${phases.join(", ")}`,
   );
 
   const anchors: Anchor[] = [];
   let stack: Topology | undefined;
   try {
-    log("starting the local topology (2 instances behind nginx), the PostgreSQL counters and the anchors");
+    log(
+      `starting the local topology (2 instances behind nginx; ${topologyTitle(topology)}), the PostgreSQL counters and the anchors`,
+    );
     const name = `bench-${process.pid}`;
     const inspectPort = PROFILE ? await freePort() : undefined;
     const [pgPrimaryPort, pgReplicaPort, countPrimary, countReplica] = (await freePorts(4)) as [
@@ -591,8 +553,9 @@ async function main(): Promise<void> {
       number,
       number,
     ];
-    // The app reaches PostgreSQL through the counting proxies. The topology keeps the secrets it
-    // finds in <state>/secrets.json, so writing them first tells the bench the app's password.
+    // The app reaches PostgreSQL through the counting proxies (with PgBouncer: PgBouncer does,
+    // and the app reaches PgBouncer). The topology keeps the secrets it finds in
+    // <state>/secrets.json, so writing them first tells the bench the app's password.
     const stateDir = stateDirFor(name);
     mkdirSync(stateDir, { recursive: true });
     const secrets = {
@@ -606,15 +569,24 @@ async function main(): Promise<void> {
       { name: "primary", listenPort: countPrimary, upstreamPort: pgPrimaryPort },
       { name: "replica", listenPort: countReplica, upstreamPort: pgReplicaPort },
     ]);
+    const pgbouncer = topology === "pgbouncer";
     stack = await startTopology({
       name,
       freePorts: true,
       pgPrimaryPort,
       pgReplicaPort,
       instances: 2,
+      redisCluster: topology === "redis-cluster",
+      pgbouncer,
+      ...(pgbouncer ? { pgbouncerUpstream: { primaryPort: countPrimary, replicaPort: countReplica } } : {}),
       appEnv: {
-        DATABASE_URL: pgUrl(APP_ROLE, secrets.appPassword, countPrimary, DATABASE),
-        DATABASE_REPLICA_URLS: pgUrl(APP_ROLE, secrets.appPassword, countReplica, DATABASE),
+        // with PgBouncer the topology points the pools at it (and migrations at the primary)
+        ...(pgbouncer
+          ? {}
+          : {
+              DATABASE_URL: pgUrl(APP_ROLE, secrets.appPassword, countPrimary, DATABASE),
+              DATABASE_REPLICA_URLS: pgUrl(APP_ROLE, secrets.appPassword, countReplica, DATABASE),
+            }),
         // Everything here comes from 127.0.0.1.
         ...LOAD_TEST_APP_ENV,
         LOG_LEVEL,
@@ -634,22 +606,24 @@ async function main(): Promise<void> {
 
     if ((pgCounter.read().primary as PgCounts).statements === 0)
       throw new Error("the PostgreSQL counting proxy saw no statement: the app does not use it");
+    backing = await Backing.of(topology, stack, pgCounter);
+    if (stack.state.redisCluster)
+      log(
+        `  Redis Cluster: CPU of ${backing.redisNodes.length} nodes, commands of the primaries on ${backing.commandPorts.join(", ")}`,
+      );
     log("idle background (replica lag polls) over 4 s");
-    const idleMeter = new CpuMeter({
-      redis: stack.state.redis.process?.pid ?? 0,
-      primary: stack.state.pgPrimary.process?.pid ?? 0,
-      replica: stack.state.pgReplica.process?.pid ?? 0,
-    });
-    const idle0 = await counters(stack);
+    const idleMeter = new CpuMeter(backing.pids());
+    const idle0 = await backing.counters();
     await sleep(4000);
-    const idle1 = await counters(stack);
-    const idleCpu = idleMeter.delta();
+    const idle1 = await backing.counters();
+    const idleCpu = foldCpu(idleMeter.delta());
     const idleS = (idle1.at - idle0.at) / 1000;
     const bg: Background = {
       cpu: {
         redis: round((idleCpu.redis ?? 0) / idleS, 4),
         primary: round((idleCpu.primary ?? 0) / idleS, 4),
         replica: round((idleCpu.replica ?? 0) / idleS, 4),
+        ...(backing.hasPgBouncer ? { pgbouncer: round((idleCpu.pgbouncer ?? 0) / idleS, 4) } : {}),
       },
       redisPerS: (sumRedis(idle1.redis) - sumRedis(idle0.redis)) / idleS,
       // all of the idle primary's statements are the poller's WAL-position queries
@@ -658,7 +632,8 @@ async function main(): Promise<void> {
     };
     log(
       `  background: redis ${bg.redisPerS.toFixed(1)}/s, pg primary ${bg.primaryPerS.toFixed(1)}/s, replica ${bg.replicaPerS.toFixed(1)}/s; ` +
-        `idle cores: redis ${bg.cpu.redis}, primary ${bg.cpu.primary}, replica ${bg.cpu.replica} (subtracted from each endpoint's)`,
+        `idle cores: redis ${bg.cpu.redis}, primary ${bg.cpu.primary}, replica ${bg.cpu.replica}` +
+        `${bg.cpu.pgbouncer === undefined ? "" : `, pgbouncer ${bg.cpu.pgbouncer}`} (subtracted from each endpoint's)`,
     );
 
     log(`anchors, pass 1 (closed loop, ${CONNECTIONS} connections, ${MEASURE_S} s each)`);
@@ -747,17 +722,20 @@ async function main(): Promise<void> {
       log(
         `shape ${shape.name}: here ${durationOf(shape)} s, peak ${peakOf(shape)} ${shape.executor === "ramping-vus" ? "VUs" : "req/s"} (cluster form: ${shape.description})`,
       );
-      const meter = new CpuMeter({
-        nginx: state.nginx.process?.pid ?? 0,
-        redis: state.redis.process?.pid ?? 0,
-        "pg-primary": state.pgPrimary.process?.pid ?? 0,
-        "pg-replica": state.pgReplica.process?.pid ?? 0,
-      });
+      const meter = new CpuMeter({ nginx: state.nginx.process?.pid ?? 0, ...(backing as Backing).pids() });
       const appMeter = new CpuMeter(Object.fromEntries(stack?.instances.map((i) => [i.name, i.pid ?? 0]) ?? []));
-      const before = await counters(stack as Topology);
+      const before = await (backing as Backing).counters();
       const r = await runShape(shape, (stack as Topology).lbUrl, fixture, log);
-      const cpu: Record<string, number> = { ...appMeter.delta(), ...meter.delta(), runner: r.runnerCpuS };
-      const ops = opsBetween(before, await counters(stack as Topology), bg);
+      // the servers as one name each (Redis summed over a cluster's nodes); PostgreSQL as pg-*
+      const { primary, replica, ...rest } = foldCpu(meter.delta());
+      const cpu: Record<string, number> = {
+        ...appMeter.delta(),
+        ...rest,
+        "pg-primary": primary ?? 0,
+        "pg-replica": replica ?? 0,
+        runner: r.runnerCpuS,
+      };
+      const ops = opsBetween(before, await (backing as Backing).counters(), bg);
       const n = Math.max(1, r.requests);
       const appCpu = (stack as Topology).instances.reduce((sum, i) => sum + (cpu[i.name] ?? 0), 0);
       const busiest = Math.max(...(stack as Topology).instances.map((i) => cpu[i.name] ?? 0));
@@ -841,6 +819,22 @@ async function main(): Promise<void> {
       startedAt: new Date(started).toISOString(),
       durationS: round((Date.now() - started) / 1000, 1),
       quick: QUICK,
+      /** BENCH_TOPOLOGY: what the app's Redis and PostgreSQL clients went through. */
+      topology: {
+        name: topology,
+        title: topologyTitle(topology, backing.redisNodes.length, backing.commandPorts.length),
+        redisNodes: backing.redisNodes.length,
+        redisPrimaries: backing.commandPorts.length,
+        ...(backing.hasPgBouncer
+          ? {
+              pgbouncer: {
+                poolMode: "transaction",
+                poolSize: Number(stack.state.appEnv.PGBOUNCER_POOL_SIZE ?? 20),
+                upstream: "the counting proxies, in front of the primary and the replica",
+              },
+            }
+          : {}),
+      },
       machine: {
         cores: cpus().length,
         cpuModel: cpus()[0]?.model ?? "unknown",
@@ -854,12 +848,14 @@ async function main(): Promise<void> {
         logLevel: LOG_LEVEL,
         clientThreads: CLIENT_THREADS,
         cpu: "utime+stime (+ reaped children) of each server's process tree from /proc/<pid>/stat; for Redis and PostgreSQL in the endpoint runs, minus their idle rate (measured with the background)",
-        redis: "INFO commandstats deltas, minus the idle background",
+        redis: `INFO commandstats deltas, minus the idle background${stack.state.redisCluster ? "; summed over the cluster's primaries (a replica re-runs its primary's writes); CPU summed over every node, replicas included; CLUSTER commands (the client's slot discovery) not counted" : ""}`,
         postgres:
           "statements on the wire (simple Query + Execute messages) counted by a TCP proxy in front of the primary and of the replica; the replica lag polls are told apart by their SQL and removed, the primary's idle rate (the poller's WAL-position query) subtracted; pg_stat_statements is not loaded and pg_stat_database publishes late",
         app: `2 instances, WORKER_THREADS=1, ${Object.entries(LOAD_TEST_APP_ENV)
           .map(([k, v]) => `${k}=${v}`)
-          .join(", ")}, PostgreSQL through the counting proxies`,
+          .join(
+            ", ",
+          )}, ${backing.hasPgBouncer ? "PostgreSQL through PgBouncer (transaction pooling), PgBouncer through the counting proxies" : "PostgreSQL through the counting proxies"}${stack.state.redisCluster ? ", Redis through the cluster client (REDIS_CLUSTER_NODES)" : ""}`,
         measureSeconds: MEASURE_S,
         warmupSeconds: WARMUP_S,
       },

@@ -37,6 +37,8 @@ type Bench = {
   quick: boolean;
   /** BENCH_PHASES: the phases this run left out (absent: it ran everything). */
   phasesNotRun?: string[];
+  /** BENCH_TOPOLOGY (absent: plain). */
+  topology?: { name: string };
   durationS: number;
   endpoints: Endpoint[];
   /** The same endpoints open loop at the HPA's target utilization (bench.ts). */
@@ -61,23 +63,24 @@ type Bench = {
 /**
  * The newest `n` full runs in `dir` (oldest first); the newest quick one only when there is no
  * full run. A run that left phases out (BENCH_PHASES) is never taken: it has no operating point
- * or ramp to size from.
+ * or ramp to size from. Only runs of `topology` (BENCH_TOPOLOGY; default plain, the stack the
+ * plan starts from) are taken.
  */
-export function latestBenches(dir = join(REPO, "bench", "results"), n = 1): string[] {
+export function latestBenches(dir = join(REPO, "bench", "results"), n = 1, topology = "plain"): string[] {
   if (!existsSync(dir)) return [];
   const benches = readdirSync(dir)
     .filter((f) => f.endsWith(".json"))
     .sort()
     .map((f) => ({ f, b: JSON.parse(readFileSync(join(dir, f), "utf8")) as Bench }))
-    .filter(({ b }) => (b.phasesNotRun ?? []).length === 0);
+    .filter(({ b }) => (b.phasesNotRun ?? []).length === 0 && (b.topology?.name ?? "plain") === topology);
   const files = benches.map(({ f }) => f);
   const full = benches.filter(({ b }) => !b.quick).map(({ f }) => f);
   const pick = full.length > 0 ? full.slice(-n) : files.slice(-1);
   return pick.map((f) => join(dir, f));
 }
 
-export function latestBench(dir = join(REPO, "bench", "results")): string | null {
-  return latestBenches(dir, 1)[0] ?? null;
+export function latestBench(dir = join(REPO, "bench", "results"), topology = "plain"): string | null {
+  return latestBenches(dir, 1, topology)[0] ?? null;
 }
 
 export type Spread = { median: number; low: number; high: number };

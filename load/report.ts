@@ -399,12 +399,18 @@ function kneeSummary(r: Json): string {
   return `Knee: <b>${k.median} req/s</b> (median of ${k.runs} climb${k.runs === 1 ? "" : "s"} to ${2 * k.estimateRps} req/s: ${climbs}; range ${k.low}-${k.high}, spread ${(100 * k.spread).toFixed(0)} %; ${k.reached} of ${k.runs} reached a failing window). Defined as ${esc(k.definition)}.`;
 }
 
+/** The run's topology (BENCH_TOPOLOGY) as a title; runs from before it existed were plain. */
+export const topologyOf = (r: Json): { name: string; title: string } =>
+  r.topology ?? { name: "plain", title: "plain (one Redis, PostgreSQL directly)" };
+
 export function renderReport(r: Json): string {
   const a = r.anchors;
+  const topo = topologyOf(r);
+  const bouncer = r.endpoints.some((e: Json) => e.pgbouncerCpuMsPerRequest !== undefined);
   const endpointRows = r.endpoints
     .map((e: Json) => {
       const ratio = r.ratios.find((x: Json) => x.name === e.name);
-      return `<tr><td>${esc(e.name)}</td><td>${esc(e.route)}</td><td>${e.rps.toFixed(0)}</td><td>${ratio.rpsVsNodeHttp.toFixed(3)}</td><td>${ratio.rpsVsExpress.toFixed(3)}</td><td>${e.cpuMsPerRequest.toFixed(3)}</td><td>${ratio.cpuVsNodeHttp.toFixed(1)}×</td><td>${ratio.cpuVsExpress.toFixed(1)}×</td><td>${e.redisCommandsPerRequest}</td><td>${e.pgPrimaryStatementsPerRequest}</td><td>${e.pgReplicaStatementsPerRequest}</td><td>${e.latency.p50} / ${e.latency.p99}</td><td>${e.errors}</td>${coreCells(e)}<td>${flagCell(e)}</td></tr>`;
+      return `<tr><td>${esc(e.name)}</td><td>${esc(e.route)}</td><td>${e.rps.toFixed(0)}</td><td>${ratio.rpsVsNodeHttp.toFixed(3)}</td><td>${ratio.rpsVsExpress.toFixed(3)}</td><td>${e.cpuMsPerRequest.toFixed(3)}</td><td>${ratio.cpuVsNodeHttp.toFixed(1)}×</td><td>${ratio.cpuVsExpress.toFixed(1)}×</td><td>${e.redisCommandsPerRequest}</td><td>${e.redisCpuMsPerRequest ?? ""}</td><td>${e.pgPrimaryStatementsPerRequest}</td><td>${e.pgReplicaStatementsPerRequest}</td>${bouncer ? `<td>${e.pgbouncerCpuMsPerRequest ?? ""}</td>` : ""}<td>${e.latency.p50} / ${e.latency.p99}</td><td>${e.errors}</td>${coreCells(e)}<td>${flagCell(e)}</td></tr>`;
     })
     .join("\n");
   const anchorRows = a.runs
@@ -460,7 +466,7 @@ export function renderReport(r: Json): string {
     )
     .join("\n");
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>nodescale bench ${esc(r.startedAt)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>nodescale bench ${esc(r.startedAt)}: ${esc(topo.title)}</title>
 <style>
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#111;margin:24px auto;max-width:1900px;padding:0 16px;background:#f9fafb}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:0 0 4px}
@@ -475,7 +481,7 @@ section{background:#fff;border:1px solid #e5e7eb;border-radius:6px;padding:12px 
 .desc{color:#444;margin:0 0 6px}.facts,.thresholds{margin:4px 0 8px;padding-left:18px}.thresholds{display:flex;gap:18px;list-style:none;padding:0}
 .meta{color:#555}
 </style></head><body>
-<h1>nodescale bench</h1>
+<h1>nodescale bench: ${esc(topo.title)}</h1>
 <p class="meta">${esc(r.startedAt)} · ${r.durationS} s · ${r.machine.cores} cores (${esc(r.machine.cpuModel)}) · Node ${esc(r.machine.node)} · load average at end ${r.machine.loadAverageAtEnd.join(" ")}${r.quick ? " · QUICK run" : ""}${r.phasesNotRun?.length ? ` · phases run: ${esc(r.phases.join(", "))}; not run: ${esc(r.phasesNotRun.join(", "))}` : ""}<br>
 ${esc(r.machine.note)}. Method: ${esc(r.method.client)}; CPU: ${esc(r.method.cpu)}; Redis: ${esc(r.method.redis)}; PostgreSQL: ${esc(r.method.postgres)}; app: ${esc(r.method.app)}.</p>
 
@@ -483,7 +489,7 @@ ${esc(r.machine.note)}. Method: ${esc(r.method.client)}; CPU: ${esc(r.method.cpu
 <p class="desc">Every endpoint straight to one app process, measured like the anchors: same client, same connections, ${r.method.measureSeconds} s after a ${r.method.warmupSeconds} s warm-up. The ratios use anchor pass 1, measured right before the endpoints; pass 2 ran after everything else and only shows the drift (node:http ×${a.nodeHttp.drift}, Express ×${a.express.drift}). A flag marks a run whose numbers are not the server's limit: the server below 0.9 of a core, or the load generator at 0.9 of a core or behind its schedule.</p>
 <div class="grid two">${rpsBars}${cpuBars}</div>
 <table><tr><th>anchor</th><th>pass</th><th>req/s</th><th>CPU ms/req</th><th>p50 / p99 ms</th><th>errors</th><th>server cores</th><th>client cores</th><th>flags</th></tr>${anchorRows}</table>
-<table><tr><th>endpoint</th><th>route</th><th>req/s</th><th>÷ node:http</th><th>÷ Express</th><th>CPU ms/req</th><th>CPU × node:http</th><th>CPU × Express</th><th>Redis cmds/req</th><th>PG statements/req primary</th><th>PG statements/req replica</th><th>p50 / p99 ms</th><th>errors</th><th>server cores</th><th>client cores</th><th>flags</th></tr>
+<table><tr><th>endpoint</th><th>route</th><th>req/s</th><th>÷ node:http</th><th>÷ Express</th><th>CPU ms/req</th><th>CPU × node:http</th><th>CPU × Express</th><th>Redis cmds/req</th><th>Redis CPU ms/req</th><th>PG statements/req primary</th><th>PG statements/req replica</th>${bouncer ? "<th>PgBouncer CPU ms/req</th>" : ""}<th>p50 / p99 ms</th><th>errors</th><th>server cores</th><th>client cores</th><th>flags</th></tr>
 ${endpointRows}</table>
 ${operatingPointSection(r)}
 ${fixedRateSection(r)}

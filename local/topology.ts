@@ -93,6 +93,12 @@ export interface TopologyOptions {
   pgbouncer?: boolean;
   /** PgBouncer's port. Default 16432, or a leased one with freePorts. */
   pgbouncerPort?: number;
+  /**
+   * Where PgBouncer sends the primary's and the replica's connections, when not to the servers
+   * themselves: the bench puts its statement-counting proxies there (load/runner/pg-counter.ts),
+   * so that they count what PgBouncer sends PostgreSQL. Default: the servers' ports.
+   */
+  pgbouncerUpstream?: { primaryPort: number; replicaPort: number };
   /** Instance i (0-based) listens on appBasePort + i, unless appPorts is given. */
   appBasePort?: number;
   appPorts?: number[];
@@ -149,8 +155,8 @@ export interface StackState {
   redisCluster?: ClusterNodeState[];
   pgPrimary: ComponentState;
   pgReplica: ComponentState;
-  /** PgBouncer when the stack runs one. */
-  pgbouncer?: ComponentState;
+  /** PgBouncer when the stack runs one; `upstream` when it is not the servers themselves. */
+  pgbouncer?: ComponentState & { upstream?: { primaryPort: number; replicaPort: number } };
   nginx: ComponentState;
   apps: (ComponentState & { name: string })[];
 }
@@ -606,8 +612,8 @@ export class Topology {
     const { record } = await startPgBouncer({
       bin: findPgBouncer(),
       port: b.port,
-      primaryPort: s.pgPrimary.port,
-      replicaPort: s.pgReplica.port,
+      primaryPort: b.upstream?.primaryPort ?? s.pgPrimary.port,
+      replicaPort: b.upstream?.replicaPort ?? s.pgReplica.port,
       poolSize: Number(s.appEnv.PGBOUNCER_POOL_SIZE ?? 20),
       maxClientConnections: 5000,
       statementTimeoutMs: Number.isInteger(timeout) ? timeout : 15_000,
@@ -921,6 +927,7 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
     ? {
         port: await pgBouncerPort(options.pgbouncerPort ?? (options.freePorts ? null : DEFAULT_PGBOUNCER_PORT)),
         process: null,
+        ...(options.pgbouncerUpstream ? { upstream: options.pgbouncerUpstream } : {}),
       }
     : undefined;
   if (options.redisCluster && options.expose)

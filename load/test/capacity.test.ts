@@ -336,6 +336,11 @@ describe("latestBench", () => {
       assert.equal(latestBench(dir), join(dir, "2026-01-05.json"));
       writeFileSync(join(dir, "2026-01-07.json"), JSON.stringify({ quick: false, phasesNotRun: [] }));
       assert.equal(latestBench(dir), join(dir, "2026-01-07.json"));
+      // another topology's run is not the plain stack's, and is found only when asked for
+      writeFileSync(join(dir, "2026-01-08.json"), JSON.stringify({ quick: false, topology: { name: "pgbouncer" } }));
+      assert.equal(latestBench(dir), join(dir, "2026-01-07.json"));
+      assert.equal(latestBench(dir, "pgbouncer"), join(dir, "2026-01-08.json"));
+      assert.equal(latestBench(dir, "redis-cluster"), null);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
