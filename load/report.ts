@@ -4,10 +4,15 @@
 //   node load/report.ts --readme bench/results/<timestamp>.json load/README.md
 //     rewrites the block between BEGIN and END below in that file with the run's tables
 //     (endpoints, knee, every phase, the capacity walk), so no number is copied by hand
+//   node load/report.ts --compare a.json b.json c.json [--readme load/README.md] [--html out.html]
+//     runs of different topologies (BENCH_TOPOLOGY) side by side (runner/compare.ts): prints the
+//     Markdown table, writes the HTML (default: compare-<newest run>.html beside the newest),
+//     and with --readme rewrites the block between COMPARE_BEGIN and COMPARE_END in that file
 
 import { readFileSync, writeFileSync } from "node:fs";
-import { basename } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { assumptions, walk } from "./capacity.ts";
+import { compareHtml, compareMarkdown, type Run } from "./runner/compare.ts";
 import { flameGraph } from "./runner/profile.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: the report reads whatever bench.ts wrote
@@ -515,6 +520,8 @@ ${r.shapes.map((s: Json, i: number) => `<a id="shape-${i}"></a>${shapeSection(s)
 
 export const BEGIN = "<!-- bench-tables:begin -->";
 export const END = "<!-- bench-tables:end -->";
+export const COMPARE_BEGIN = "<!-- bench-compare:begin -->";
+export const COMPARE_END = "<!-- bench-compare:end -->";
 
 const cell = (v: unknown) => (typeof v === "number" ? String(v) : v === "Infinity" ? "∞ (drops)" : String(v ?? ""));
 
@@ -592,16 +599,62 @@ export function markdownTables(r: Json, name: string): string {
   return out.join("\n");
 }
 
-/** `text` with the block between BEGIN and END replaced by `tables`; throws when the markers are missing. */
-export function replaceBlock(text: string, tables: string): string {
-  const from = text.indexOf(BEGIN);
-  const to = text.indexOf(END);
-  if (from < 0 || to < from) throw new Error(`no ${BEGIN} ... ${END} block to rewrite`);
-  return `${text.slice(0, from + BEGIN.length)}\n${tables}\n${text.slice(to)}`;
+/** `text` with the block between `begin` and `end` replaced by `tables`; throws when the markers are missing. */
+export function replaceBlock(text: string, tables: string, begin = BEGIN, end = END): string {
+  const from = text.indexOf(begin);
+  const to = text.indexOf(end);
+  if (from < 0 || to < from) throw new Error(`no ${begin} ... ${end} block to rewrite`);
+  return `${text.slice(0, from + begin.length)}\n${tables}\n${text.slice(to)}`;
+}
+
+/** Runs named by topology (with the file's name when a topology comes twice), in the order given. */
+export function compareRuns(files: string[]): Run[] {
+  const runs = files.map((file) => ({ file, r: JSON.parse(readFileSync(file, "utf8")) }));
+  const topo = (r: Json) => topologyOf(r).name;
+  return runs.map(({ file, r }) => ({
+    name: runs.filter((x) => topo(x.r) === topo(r)).length > 1 ? `${topo(r)} ${basename(file, ".json")}` : topo(r),
+    r,
+  }));
+}
+
+/** The --compare block for a README: the table, and the command that made it. */
+export function compareBlock(files: string[]): string {
+  return [
+    `Written by \`node load/report.ts --compare ${files.map((f) => basename(f)).join(" ")} --readme\` from those runs: edit the runs, not these lines.`,
+    "",
+    compareMarkdown(compareRuns(files)),
+  ].join("\n");
 }
 
 if (import.meta.main) {
   const args = process.argv.slice(2);
+  if (args[0] === "--compare") {
+    const files: string[] = [];
+    const opts: Record<string, string> = {};
+    for (let i = 1; i < args.length; i++) {
+      const a = args[i] as string;
+      if (a === "--readme" || a === "--html") opts[a] = args[++i] ?? "";
+      else files.push(a);
+    }
+    if (files.length < 2 || opts["--readme"] === "" || opts["--html"] === "") {
+      process.stderr.write(
+        "usage: node load/report.ts --compare a.json b.json [c.json ...] [--readme <file.md>] [--html <out.html>]\n",
+      );
+      process.exit(2);
+    }
+    const runs = compareRuns(files);
+    process.stdout.write(`${compareMarkdown(runs)}\n`);
+    const newest = [...files].sort((a, b) => basename(a).localeCompare(basename(b))).at(-1) as string;
+    const html = opts["--html"] ?? join(dirname(newest), `compare-${basename(newest, ".json")}.html`);
+    writeFileSync(html, compareHtml(runs));
+    process.stdout.write(`${html}\n`);
+    const md = opts["--readme"];
+    if (md) {
+      writeFileSync(md, replaceBlock(readFileSync(md, "utf8"), compareBlock(files), COMPARE_BEGIN, COMPARE_END));
+      process.stdout.write(`${md}\n`);
+    }
+    process.exit(0);
+  }
   if (args[0] === "--readme") {
     const [, json, md] = args;
     if (!json || !md) {
