@@ -11,7 +11,7 @@
 // Prints "ok - ..." per assertion; exits 1 when any failed.
 import { readFileSync } from "node:fs";
 import { shutdownBudgetMs } from "../../app/src/lifecycle.ts";
-import { egressAllows, ingressAllows, type NetworkPolicy, type Peer, type Target } from "./netpol.ts";
+import { egressAllows, ingressAllows, type NetworkPolicy, type Peer, selects, type Target } from "./netpol.ts";
 
 type Obj = {
   apiVersion: string;
@@ -52,7 +52,12 @@ const matches = (selector: Record<string, string> | undefined, labels: Record<st
 
 const hooks = (o: Obj) => o.metadata.annotations?.["helm.sh/hook"] ?? "";
 // The chart's own objects, by name (a full render also holds the Bitnami subcharts' objects).
-const deployment = all("Deployment").find((d) => d.metadata.labels?.["app.kubernetes.io/instance"] === release);
+// (The app's Deployment carries no component label; the PgBouncer Deployment's is "pgbouncer".)
+const deployment = all("Deployment").find(
+  (d) =>
+    d.metadata.labels?.["app.kubernetes.io/instance"] === release &&
+    d.metadata.labels?.["app.kubernetes.io/component"] === undefined,
+);
 const fullname = deployment?.metadata.name ?? "";
 const service = one("Service", fullname);
 const metricsService = one("Service", `${fullname}-metrics`);
@@ -60,6 +65,7 @@ const configMap = one("ConfigMap", fullname);
 const hpa = one("HorizontalPodAutoscaler", fullname);
 const pdb = one("PodDisruptionBudget", fullname);
 const testPods = all("Pod").filter((p) => hooks(p) === "test" && p.metadata.name.startsWith(`${fullname}-test-`));
+const pgbouncer = one("Deployment", `${fullname}-pgbouncer`);
 
 // ---------------------------------------------------------------------------------------
 // Invariants: true of every values file.
@@ -78,6 +84,7 @@ const env: EnvVar[] = app.env ?? [];
 const appPorts: { name?: string; containerPort: number }[] = app.ports ?? [];
 const httpPort = appPorts.find((p) => p.name === "http")?.containerPort ?? 0;
 const cmData: Record<string, string> = configMap.data ?? {};
+const secretRefOf = (name: string) => env.find((e) => e.name === name)?.valueFrom?.secretKeyRef;
 
 // selectors
 check(
@@ -254,8 +261,9 @@ for (const name of ["PGPASSWORD", "SESSION_SECRETS"]) {
 }
 check(cmData.DATABASE_URL?.startsWith("postgres://"), `DATABASE_URL is set (${cmData.DATABASE_URL})`);
 check(
-  cmData.REDIS_URL || (cmData.REDIS_SENTINELS && cmData.REDIS_SENTINEL_MASTER),
-  "REDIS_URL or REDIS_SENTINELS + REDIS_SENTINEL_MASTER is set",
+  [cmData.REDIS_URL, cmData.REDIS_SENTINELS && cmData.REDIS_SENTINEL_MASTER, cmData.REDIS_CLUSTER_NODES].filter(Boolean)
+    .length === 1,
+  "exactly one of REDIS_URL, REDIS_SENTINELS + REDIS_SENTINEL_MASTER, REDIS_CLUSTER_NODES is set (app/src/config.ts refuses two)",
 );
 check(
   !("INSTANCE_NAME" in cmData) && !env.some((e) => e.name === "INSTANCE_NAME"),
@@ -307,6 +315,7 @@ check(
 // restricted pod security for every pod the chart runs
 const pods: [string, any, any[]][] = [["Deployment", podSpec, [...initContainers, ...podSpec.containers]]];
 for (const p of testPods) pods.push([`Pod ${p.metadata.name}`, p.spec, p.spec.containers]);
+if (pgbouncer) pods.push(["PgBouncer", pgbouncer.spec.template.spec, pgbouncer.spec.template.spec.containers]);
 const serviceAccount = one("ServiceAccount", podSpec.serviceAccountName);
 check(
   podSpec.automountServiceAccountToken === (serviceAccount?.automountServiceAccountToken ?? false),
@@ -314,6 +323,8 @@ check(
 );
 for (const [what, spec, containers] of pods) {
   if (what !== "Deployment")
+    check(spec.automountServiceAccountToken === false, `${what}: automountServiceAccountToken is false`);
+  if (what === "PgBouncer")
     check(spec.automountServiceAccountToken === false, `${what}: automountServiceAccountToken is false`);
   for (const c of containers) {
     const sc = { ...spec.securityContext, ...c.securityContext };
@@ -502,6 +513,182 @@ if (policies.length > 0) {
   );
 }
 
+// Transaction pooling (issue 17): with PgBouncer between the app and PostgreSQL, the app is
+// told so (app/src/config.ts: PG_TRANSACTION_POOLING), its migrations reach the primary itself
+// (they hold a session-level advisory lock), named prepared statements stay off, and the pools
+// fit at full scale.
+const pooled = values.pgbouncer.enabled === true || values.externalPgbouncer.enabled === true;
+const hostOf = (url: string | undefined) => (url ? new URL(url).hostname : "");
+const portOf = (url: string | undefined) => (url ? Number(new URL(url).port || 5432) : 0);
+const dbUrls = [cmData.DATABASE_URL, ...(cmData.DATABASE_REPLICA_URLS ?? "").split(",").filter(Boolean)];
+const poolerHost = values.pgbouncer.enabled ? `${fullname}-pgbouncer` : values.externalPgbouncer.host;
+const poolerPort: number = values.pgbouncer.enabled ? values.pgbouncer.port : values.externalPgbouncer.port;
+if (pooled) {
+  check(
+    cmData.PG_TRANSACTION_POOLING === "on",
+    `pooling: PG_TRANSACTION_POOLING=on (got ${cmData.PG_TRANSACTION_POOLING})`,
+  );
+  check(
+    !("PG_PREPARED_STATEMENTS" in cmData) && !env.some((e) => e.name === "PG_PREPARED_STATEMENTS"),
+    "pooling: PG_PREPARED_STATEMENTS is left unset (off: PgBouncer before 1.21 cannot follow named statements)",
+  );
+  check(
+    dbUrls.every((u) => hostOf(u) === poolerHost && portOf(u) === poolerPort),
+    `pooling: DATABASE_URL and every replica URL lead to PgBouncer ${poolerHost}:${poolerPort} (${dbUrls.join(", ")})`,
+  );
+  check(
+    cmData.DATABASE_MIGRATE_URL?.startsWith("postgres://") && hostOf(cmData.DATABASE_MIGRATE_URL) !== poolerHost,
+    `pooling: DATABASE_MIGRATE_URL goes straight to the primary (${cmData.DATABASE_MIGRATE_URL})`,
+  );
+  const most = values.autoscaling.enabled ? values.autoscaling.maxReplicas : values.replicaCount;
+  const maxSurge = String(values.updateStrategy.rollingUpdate?.maxSurge ?? "25%");
+  const surge =
+    values.updateStrategy.type !== "RollingUpdate"
+      ? 0
+      : maxSurge.endsWith("%")
+        ? Math.ceil((most * Number(maxSurge.slice(0, -1))) / 100)
+        : Number(maxSurge);
+  const clients = (most + surge) * values.config.pgPoolMax * dbUrls.length;
+  const maxClients = values.pgbouncer.enabled
+    ? values.pgbouncer.maxClientConnections
+    : values.externalPgbouncer.maxClientConnections;
+  check(
+    maxClients >= clients,
+    `pooling: max_client_conn ${maxClients} >= ${clients} client connections ((${most} pods + ${surge} surge) x PG_POOL_MAX ${values.config.pgPoolMax} x ${dbUrls.length} pools)`,
+  );
+} else {
+  check(
+    !("PG_TRANSACTION_POOLING" in cmData) && !("DATABASE_MIGRATE_URL" in cmData),
+    "no pooler: PG_TRANSACTION_POOLING and DATABASE_MIGRATE_URL are unset (the app talks to PostgreSQL itself)",
+  );
+}
+check(!!pgbouncer === (values.pgbouncer.enabled === true), `a PgBouncer Deployment exactly when pgbouncer.enabled`);
+if (pgbouncer) {
+  const pbService = one("Service", `${fullname}-pgbouncer`);
+  const pbSpec = pgbouncer.spec.template.spec;
+  const pbLabels: Record<string, string> = pgbouncer.spec.template.metadata.labels;
+  const pbPorts: { name?: string; containerPort: number }[] = pbSpec.containers[0].ports ?? [];
+  check(
+    matches(pgbouncer.spec.selector.matchLabels, pbLabels),
+    "pgbouncer: the Deployment's selector matches its pods",
+  );
+  check(matches(pbService?.spec.selector, pbLabels), "pgbouncer: its Service selects its pods");
+  check(
+    !matches(service.spec.selector, pbLabels) && !matches(deployment.spec.selector.matchLabels, pbLabels),
+    "pgbouncer: the app's Service and Deployment do not select the PgBouncer pods",
+  );
+  check(
+    pbService?.spec.ports.some(
+      (p: any) =>
+        p.port === poolerPort && pbPorts.some((c) => c.name === p.targetPort && c.containerPort === poolerPort),
+    ),
+    `pgbouncer: Service port ${poolerPort} reaches the container port of that number`,
+  );
+  check(pgbouncer.spec.replicas === values.pgbouncer.replicaCount, `pgbouncer: ${values.pgbouncer.replicaCount} pods`);
+  check(
+    pgbouncer.spec.strategy?.rollingUpdate?.maxSurge === 1 &&
+      pgbouncer.spec.strategy.rollingUpdate.maxUnavailable === 0,
+    "pgbouncer: a rollout adds one pod before removing one (the sizing counts it)",
+  );
+  const pbPdb = one("PodDisruptionBudget", `${fullname}-pgbouncer`);
+  check(
+    values.pgbouncer.replicaCount > 1 ? matches(pbPdb?.spec.selector.matchLabels, pbLabels) : !pbPdb,
+    "pgbouncer: a PDB selects its pods whenever there is more than one",
+  );
+  check(
+    pgbouncer.spec.template.metadata.annotations?.["checksum/config"],
+    "pgbouncer: a checksum annotation rolls its pods when its configuration changes",
+  );
+  const pw = pbSpec.containers[0].env?.find((e: EnvVar) => e.name === "PGPASSWORD")?.valueFrom?.secretKeyRef;
+  const appPw = secretRefOf("PGPASSWORD");
+  check(
+    pw && pw.name === appPw?.name && pw.key === appPw?.key,
+    `pgbouncer: its PGPASSWORD is the app's database Secret (${pw?.name}/${pw?.key})`,
+  );
+  const ini: string = one("ConfigMap", `${fullname}-pgbouncer`)?.data?.["pgbouncer.ini"] ?? "";
+  const setting = (k: string) => ini.match(new RegExp(`^\\s*${k}\\s*=\\s*(.*)$`, "m"))?.[1]?.trim();
+  check(setting("pool_mode") === "transaction", `pgbouncer: pool_mode = transaction (got ${setting("pool_mode")})`);
+  check(setting("auth_type") === "scram-sha-256", "pgbouncer: clients authenticate with SCRAM");
+  check(
+    Number(setting("listen_port")) === poolerPort &&
+      Number(setting("max_client_conn")) === values.pgbouncer.maxClientConnections &&
+      Number(setting("default_pool_size")) === values.pgbouncer.defaultPoolSize,
+    "pgbouncer: listen_port, max_client_conn and default_pool_size are the values'",
+  );
+  const databases = new Map(
+    [...(ini.split("[pgbouncer]")[0] ?? "").matchAll(/^\s*(\S+) = host=(\S+) port=(\d+) dbname=(\S+) (.*)$/gm)].map(
+      (m) => [m[1], { host: m[2], port: Number(m[3]), dbname: m[4], rest: m[5] }],
+    ),
+  );
+  for (const u of dbUrls) {
+    const alias = decodeURIComponent(new URL(u).pathname.slice(1));
+    const target = databases.get(alias);
+    check(target, `pgbouncer: the app's database ${alias} is in [databases]`);
+    check(
+      target?.rest.includes(`SET statement_timeout = ${values.pgbouncer.statementTimeoutMs}`),
+      `pgbouncer: ${alias}'s server connections set statement_timeout (connect_query)`,
+    );
+  }
+  const primaryAlias = decodeURIComponent(new URL(cmData.DATABASE_URL ?? "postgres://x/").pathname.slice(1));
+  check(
+    databases.get(primaryAlias)?.host === hostOf(cmData.DATABASE_MIGRATE_URL) &&
+      databases.get(primaryAlias)?.port === portOf(cmData.DATABASE_MIGRATE_URL),
+    `pgbouncer: ${primaryAlias} leads to the primary the migrations use (${hostOf(cmData.DATABASE_MIGRATE_URL)})`,
+  );
+  const maxConnections = values.postgresql.enabled
+    ? Number(/max_connections\s*=\s*(\d+)/.exec(values.postgresql.primary?.extendedConfiguration ?? "")?.[1] ?? 100)
+    : values.externalDatabase.maxConnections;
+  const servers = (values.pgbouncer.replicaCount + 1) * values.pgbouncer.defaultPoolSize;
+  check(
+    maxConnections == null || servers <= maxConnections - 10,
+    `pgbouncer: (${values.pgbouncer.replicaCount} pods + 1 in a rollout) x default_pool_size ${values.pgbouncer.defaultPoolSize} = ${servers} server connections fit max_connections ${maxConnections} less 10`,
+  );
+  if (policies.length > 0) {
+    const pbTarget: Target = { namespace: NAMESPACE, labels: pbLabels, containerPorts: pbPorts, port: poolerPort };
+    const pbPod = { namespace: NAMESPACE, labels: pbLabels };
+    const appPeer: Peer = {
+      ip: "10.244.1.1",
+      pod: { namespace: NAMESPACE, namespaceLabels: { "kubernetes.io/metadata.name": NAMESPACE }, labels: podLabels },
+    };
+    check(
+      policies.some((p) => selects(p.spec.podSelector, pbLabels)),
+      "pgbouncer: a NetworkPolicy selects the PgBouncer pods",
+    );
+    check(
+      egressAllows(
+        policies,
+        appPod,
+        {
+          ip: "10.244.2.2",
+          pod: {
+            namespace: NAMESPACE,
+            namespaceLabels: { "kubernetes.io/metadata.name": NAMESPACE },
+            labels: pbLabels,
+          },
+        },
+        pbTarget,
+      ),
+      "egress: the app pods reach PgBouncer",
+    );
+    check(ingressAllows(policies, appPeer, pbTarget), "pgbouncer: its policy admits the app pods");
+    check(
+      !ingressAllows(policies, podIn("elsewhere", { "app.kubernetes.io/name": "shell" }), pbTarget),
+      "pgbouncer: a pod of another namespace does not reach it",
+    );
+    const pbEgress = (what: string, [peer, target]: [Peer, Target], allowed = true) =>
+      check(
+        egressAllows(policies, pbPod, peer, target) === allowed,
+        `pgbouncer egress: ${what} (port ${target.port}) ${allowed ? "is allowed" : "is blocked"}`,
+      );
+    if (values.postgresql.enabled) {
+      pbEgress("to the PostgreSQL primary pod", bitnamiPod("postgresql", "primary", 5432, "tcp-postgresql"));
+      pbEgress("to a PostgreSQL read replica pod", bitnamiPod("postgresql", "read", 5432, "tcp-postgresql"));
+    }
+    pbEgress("to a Redis pod", bitnamiPod("redis", "master", 6379, "redis"), false);
+    pbEgress("to the app pods", [appPeer, toApp(httpPort)], false);
+  }
+}
+
 // First install (issue 13, item 1): nothing the app pods wait for may run after them. A
 // post-install hook runs only once `helm install --wait` has seen the pods ready, and Argo CD
 // runs PostSync only after Healthy; pods that wait for the schema would wait forever.
@@ -562,8 +749,7 @@ const kinds = new Set(
     .filter(
       (o) =>
         !hooks(o) &&
-        o.metadata.labels?.["app.kubernetes.io/name"] !== "postgresql" &&
-        o.metadata.labels?.["app.kubernetes.io/name"] !== "redis",
+        !["postgresql", "redis", "redis-cluster"].includes(o.metadata.labels?.["app.kubernetes.io/name"] ?? ""),
     )
     .map((o) => o.kind),
 );
@@ -738,6 +924,87 @@ const cases: Record<string, () => void> = {
     );
     check(!migrate && testPods.length === 0, "migration.enabled false: no migrate initContainer; no test pods");
     check(podSpec.serviceAccountName === "default", "the default ServiceAccount");
+  },
+  // The bundled Redis Cluster (issue 17): the app gets the cluster's Service as its seed and
+  // reaches every node's client port, never the cluster bus.
+  "redis-cluster"() {
+    expectEnv("REDIS_CLUSTER_NODES", `${release}-redis-cluster:6379`);
+    expectEnv("REDIS_URL", undefined);
+    expectEnv("REDIS_SENTINELS", undefined);
+    expectSecret("REDIS_PASSWORD", `${release}-redis-cluster`, "redis-password");
+    expectEgress("to a Redis Cluster node's client port", bitnamiPod("redis-cluster", "node", 6379, "tcp-redis"));
+    expectEgress(
+      "to a Redis Cluster node's bus port",
+      bitnamiPod("redis-cluster", "node", 16379, "tcp-redis-bus"),
+      false,
+    );
+    expectEgress("to a (disabled) Redis master pod", bitnamiPod("redis", "master", 6379, "redis"), false);
+    check(
+      podLabels[`${release}-redis-cluster-client`] === "true" && podLabels[`${release}-redis-client`] === undefined,
+      `client-labels: the pods carry ${release}-redis-cluster-client, not ${release}-redis-client`,
+    );
+    expectTests(["readiness", "session", "replicas"]);
+  },
+  "contract-redis-cluster-overrides"() {
+    expectEnv("REDIS_CLUSTER_NODES", "kvc:6380");
+    expectSecret("REDIS_PASSWORD", "kv-creds", "pw");
+    expectEgress("to the nodes' moved client port 6390", bitnamiPod("redis-cluster", "node", 6390, "tcp-redis"));
+    expectEgress("to the old client port 6379", bitnamiPod("redis-cluster", "node", 6379, "tcp-redis"), false);
+    check(podLabels["kvc-client"] === "true", "client-labels: fullnameOverride kvc -> kvc-client");
+  },
+  "contract-redis-cluster-no-password"() {
+    check(!secretRef("REDIS_PASSWORD"), "no REDIS_PASSWORD when redisCluster.usePassword is false");
+  },
+  // The bundled PgBouncer in front of the bundled PostgreSQL (issue 17).
+  pgbouncer() {
+    expectEnv("DATABASE_URL", `postgres://nodescale@${fullname}-pgbouncer:6432/nodescale`);
+    expectEnv("DATABASE_REPLICA_URLS", `postgres://nodescale@${fullname}-pgbouncer:6432/nodescale_replica_1`);
+    expectEnv("DATABASE_MIGRATE_URL", `postgres://nodescale@${release}-postgresql-primary:5432/nodescale`);
+    expectEnv("PG_TRANSACTION_POOLING", "on");
+    expectEnv("PG_PREPARED_STATEMENTS", undefined);
+    const pbLabels = pgbouncer?.spec.template.metadata.labels ?? {};
+    check(
+      pbLabels[`${release}-postgresql-primary-client`] === "true" &&
+        pbLabels[`${release}-postgresql-read-client`] === "true" &&
+        pbLabels[`${release}-redis-client`] === undefined,
+      "client-labels: PgBouncer's pods carry PostgreSQL's client labels, not Redis's",
+    );
+    check(
+      pgbouncer?.spec.template.spec.containers[0].image === "bitnamilegacy/pgbouncer:1.24.1-debian-12-r10",
+      `pgbouncer: the pinned image (${pgbouncer?.spec.template.spec.containers[0].image})`,
+    );
+    // The app still reaches the primary itself, for its migrations.
+    expectEgress(
+      "to the PostgreSQL primary pod (migrations)",
+      bitnamiPod("postgresql", "primary", 5432, "tcp-postgresql"),
+    );
+    expectTests(["readiness", "session", "replicas"]);
+  },
+  // Everything external: a managed PostgreSQL behind a PgBouncer of the user's, a Redis Cluster.
+  "external-pooled"() {
+    expectEnv("DATABASE_URL", "postgres://app@pgbouncer.example.internal:6432/shop");
+    expectEnv(
+      "DATABASE_REPLICA_URLS",
+      "postgres://app@pgbouncer.example.internal:6432/shop_ro_1,postgres://app@pgbouncer.example.internal:6432/shop_ro_2",
+    );
+    expectEnv("DATABASE_MIGRATE_URL", "postgres://app@db-primary.example.internal:5432/shop");
+    expectEnv("PG_TRANSACTION_POOLING", "on");
+    expectEnv("REDIS_CLUSTER_NODES", "redis-0.example.internal:7000,redis-1.example.internal:7001");
+    expectSecret("REDIS_PASSWORD", "shop-redis", "password");
+    expectSecret("PGPASSWORD", "shop-db", "pg-password");
+    check(!pgbouncer && !one("Service", `${fullname}-pgbouncer`), "no PgBouncer of the chart's own");
+    expectEgress("to the external PgBouncer", external("10.20.5.5", 6432));
+    expectEgress("to the external primary (migrations)", external("10.20.1.5", 5432));
+    expectEgress("to a Redis Cluster node on 7000", external("10.20.3.7", 7000));
+    expectEgress("to a Redis Cluster node on 7001", external("10.20.3.8", 7001));
+    expectEgress("to the Redis Cluster bus (17000)", external("10.20.3.7", 17000), false);
+    expectEgress("to PgBouncer's port outside 10.20.0.0/16", external("192.0.2.10", 6432), false);
+  },
+  // Bitnami's PostgreSQL policies hardened: PgBouncer's pods must carry the client labels.
+  "contract-pgbouncer-hardened"() {
+    const pbLabels = pgbouncer?.spec.template.metadata.labels ?? {};
+    for (const label of [`${release}-postgresql-primary-client`, `${release}-postgresql-read-client`])
+      check(pbLabels[label] === "true", `client-labels: hardened policies admit PgBouncer's pods (${label})`);
   },
   "redis-sentinel"() {
     expectEgress("to a Sentinel", bitnamiPod("redis", "node", 26379, "redis-sentinel"));
@@ -984,7 +1251,10 @@ cases.full = () => {
     cmData.REDIS_URL,
   ].filter((url): url is string => Boolean(url));
   const endpoints = urls.map(hostPort);
-  for (const s of (cmData.REDIS_SENTINELS ?? "").split(",").filter(Boolean))
+  for (const s of [
+    ...(cmData.REDIS_SENTINELS ?? "").split(","),
+    ...(cmData.REDIS_CLUSTER_NODES ?? "").split(","),
+  ].filter(Boolean))
     endpoints.push([s.split(":")[0] ?? "", Number(s.split(":")[1])] as const);
   for (const [host, port] of endpoints) {
     const svc = one("Service", host);
@@ -996,7 +1266,8 @@ cases.full = () => {
   // The bundled services pull the pinned charts' own default tags from bitnamilegacy.
   for (const o of objects.filter(
     (x) =>
-      ["postgresql", "redis"].includes(x.metadata.labels?.["app.kubernetes.io/name"] ?? "") && x.spec?.template?.spec,
+      ["postgresql", "redis", "redis-cluster"].includes(x.metadata.labels?.["app.kubernetes.io/name"] ?? "") &&
+      x.spec?.template?.spec,
   )) {
     const spec = o.spec.template.spec;
     for (const c of [...(spec.initContainers ?? []), ...spec.containers])

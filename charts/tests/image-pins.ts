@@ -7,8 +7,12 @@
 //
 // DEFAULTS records, per pinned release, the images of that release's values.yaml, read in
 // the bitnami/charts history (bitnami/postgresql at 16.7.27, commit 36f859828f; bitnami/redis
-// at 22.0.7, commit 07a0857a60). A new pin without an entry here fails: derive its tags the
-// same way.
+// at 22.0.7, commit 07a0857a60; bitnami/redis-cluster at 13.0.4, commit 2060aa94b8). A new pin
+// without an entry here fails: derive its tags the same way. `path` is where the chart's
+// values.yaml sets the image (an aliased dependency's values sit under its alias).
+//
+// PgBouncer has no Bitnami chart: its image is the chart's own (pgbouncer.image), checked
+// against PGBOUNCER below.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 
@@ -23,7 +27,18 @@ const DEFAULTS: Record<string, Record<string, { path: string[]; tag: string }>> 
     redis: { path: ["redis", "image"], tag: "8.2.1-debian-12-r0" },
     "redis-sentinel": { path: ["redis", "sentinel", "image"], tag: "8.2.1-debian-12-r0" },
   },
+  "redis-cluster@13.0.4": {
+    "redis-cluster": { path: ["redisCluster", "image"], tag: "8.2.1-debian-12-r0" },
+  },
 };
+
+// PgBouncer 1.24.1 (>= 1.21, though the app keeps named prepared statements off for older
+// poolers): bitnami/containers' bitnami/pgbouncer/1/debian-12/Dockerfile records APP_VERSION
+// 1.24.1 through the move to bitnamilegacy (its revision 14 is dated 2025-10-07, after the
+// freeze); the frozen revision, debian-12-r10, is the one public projects pin from
+// docker.io/bitnamilegacy. The revision at the freeze could not be read from that history here
+// (the repository is too large to fetch): re-check it against the registry before relying on it.
+const PGBOUNCER = { path: ["pgbouncer", "image"], repository: "bitnamilegacy/pgbouncer", tag: "1.24.1-debian-12-r10" };
 
 const [chartFile, valuesFile, kindFile] = process.argv.slice(2);
 if (!chartFile || !valuesFile || !kindFile) {
@@ -59,5 +74,10 @@ for (const dep of chart.dependencies ?? []) {
       );
   }
 }
+const pgbouncer = at(values, PGBOUNCER.path);
+check(
+  pgbouncer?.repository === PGBOUNCER.repository && pgbouncer?.tag === PGBOUNCER.tag,
+  `pgbouncer: values.yaml pulls ${PGBOUNCER.repository}:${PGBOUNCER.tag} (got ${pgbouncer?.repository}:${pgbouncer?.tag})`,
+);
 console.log(failures === 0 ? "  all assertions hold" : `  ${failures} assertion(s) failed`);
 process.exit(failures === 0 ? 0 : 1);

@@ -174,12 +174,16 @@ dependencies_pinned() {
   local deps ok=0
   deps=$(awk '/^dependencies:/ { on = 1; next } on && /^[^ #-]/ { on = 0 } on' "$CHART/Chart.yaml")
   echo "$deps"
-  for dep in postgresql redis; do
-    local block
+  # <chart>:<values key> (redis-cluster is aliased redisCluster: its values and its switch)
+  for pair in postgresql:postgresql redis:redis redis-cluster:redisCluster; do
+    local block dep=${pair%%:*} key=${pair#*:}
     block=$(awk -v d="$dep" '/- name:/ { cur = $3 } cur == d' <<<"$deps")
     grep -qE '^ +version: [0-9]+\.[0-9]+\.[0-9]+$' <<<"$block" || { echo "$dep: version is not an exact x.y.z pin"; ok=1; }
     grep -q 'repository: oci://registry-1.docker.io/bitnamicharts$' <<<"$block" || { echo "$dep: not from oci://registry-1.docker.io/bitnamicharts"; ok=1; }
-    grep -q "condition: $dep.enabled\$" <<<"$block" || { echo "$dep: condition is not $dep.enabled"; ok=1; }
+    grep -q "condition: $key.enabled\$" <<<"$block" || { echo "$dep: condition is not $key.enabled"; ok=1; }
+    if [[ "$dep" != "$key" ]]; then
+      grep -q "alias: $key\$" <<<"$block" || { echo "$dep: not aliased $key"; ok=1; }
+    fi
   done
   return $ok
 }
@@ -352,13 +356,69 @@ check "trust-proxy: config.trustProxy=2 (an outer load balancer) reaches TRUST_P
 check "contract: redis.auth.enabled=false -> no REDIS_PASSWORD" \
   contract contract-redis-no-auth shop --set redis.auth.enabled=false
 
+# Redis Cluster and PgBouncer (issue 17): the wiring to Bitnami's redis-cluster names, and the
+# checks that refuse a second Redis, a second PgBouncer, or pools that do not fit.
+check "contract: redis-cluster fullnameOverride, existingSecret, Service and container ports are followed" \
+  contract contract-redis-cluster-overrides shop -f "$TESTS/values/redis-cluster.yaml" \
+  --set redisCluster.fullnameOverride=kvc --set redisCluster.existingSecret=kv-creds \
+  --set redisCluster.existingSecretPasswordKey=pw --set redisCluster.service.ports.redis=6380 \
+  --set redisCluster.redis.containerPorts.redis=6390 --set redisCluster.networkPolicy.allowExternal=false
+check "contract: redisCluster.usePassword=false -> no REDIS_PASSWORD" \
+  contract contract-redis-cluster-no-password shop -f "$TESTS/values/redis-cluster.yaml" --set redisCluster.usePassword=false
+check "client-labels: hardened Bitnami PostgreSQL policies admit the PgBouncer pods" \
+  contract contract-pgbouncer-hardened shop -f "$TESTS/values/pgbouncer.yaml" \
+  --set postgresql.primary.networkPolicy.allowExternal=false \
+  --set postgresql.readReplicas.networkPolicy.allowExternal=false
+check "schema: redis.enabled and redisCluster.enabled both true fails, naming redisCluster" \
+  expect_failure "redisCluster/enabled" "$HELM3" template shop "$STRIPPED" --set redisCluster.enabled=true
+check "schema: externalRedis.host beside a bundled Redis fails, naming externalRedis" \
+  expect_failure "/externalRedis" "$HELM4" template shop "$STRIPPED" --set externalRedis.host=redis.example.internal
+check "schema: no Redis at all (redis.enabled=false, nothing external) fails, naming externalRedis" \
+  expect_failure "/externalRedis" "$HELM3" template shop "$STRIPPED" --set redis.enabled=false
+check "schema: externalRedis.host and externalRedis.clusterNodes together fail, naming externalRedis" \
+  expect_failure "/externalRedis" "$HELM3" template shop "$STRIPPED" --set redis.enabled=false \
+  --set externalRedis.host=a --set 'externalRedis.clusterNodes={b:7000}'
+check "schema: an externalRedis.clusterNodes entry without a port fails, naming it" \
+  expect_failure "clusterNodes/0" "$HELM4" template shop "$STRIPPED" --set redis.enabled=false \
+  --set 'externalRedis.clusterNodes={redis-0}'
+check "schema: pgbouncer.enabled and externalPgbouncer.enabled both true fails, naming externalPgbouncer" \
+  expect_failure "externalPgbouncer/enabled" "$HELM3" template shop "$STRIPPED" --set pgbouncer.enabled=true \
+  --set externalPgbouncer.enabled=true --set externalPgbouncer.host=pgb
+check "values: with the schema bypassed, two Redis options still fail in one line, naming both" \
+  expect_failure "Redis: choose exactly one; redis.enabled and redisCluster.enabled are both true" \
+  "$HELM4" template shop "$STRIPPED" --skip-schema-validation --set redisCluster.enabled=true
+check "values: redisCluster without its nameOverride (objects named redisCluster) fails, naming the value" \
+  expect_failure "redisCluster.nameOverride" "$HELM3" template shop "$STRIPPED" \
+  -f "$TESTS/values/redis-cluster.yaml" --set redisCluster.nameOverride=
+# (20 pods + 5 in a rollout) x 10 x 2 pools (the primary and the read Service) = 500
+check "pools: pgbouncer.maxClientConnections below the app's pools at full scale fails in one line, naming each term" \
+  expect_failure "pgbouncer.maxClientConnections \(499\) is below the 500 client connections .*config.pgPoolMax \(10\) = 250 per pool, x 2 pools" \
+  "$HELM3" template shop "$STRIPPED" -f "$TESTS/values/pgbouncer.yaml" --set pgbouncer.maxClientConnections=499
+check "pools: pgbouncer.maxClientConnections exactly the app's pools at full scale (500) renders" \
+  contract pgbouncer shop -f "$TESTS/values/pgbouncer.yaml" --set pgbouncer.maxClientConnections=500
+# (2 + 1) x 97 = 291 > 300 - 10
+check "pools: PgBouncer's server pools over max_connections (3 x 97 > 290) fail in one line, naming each term" \
+  expect_failure "server pools do not fit the primary: \(pgbouncer.replicaCount 2 \+ 1 during a rollout\) x pgbouncer.defaultPoolSize 97 = 291 connections, above the 290 that its max_connections 300 leaves" \
+  "$HELM4" template shop "$STRIPPED" -f "$TESTS/values/pgbouncer.yaml" --set pgbouncer.defaultPoolSize=97
+check "pools: a replica's own max_connections counts too (primary 300, replica 100)" \
+  expect_failure "server pools do not fit each read replica: .* = 60 connections, above the 50 that its max_connections 60 leaves" \
+  "$HELM3" template shop "$STRIPPED" -f "$TESTS/values/pgbouncer.yaml" \
+  --set-string 'postgresql.readReplicas.extendedConfiguration=max_connections = 60'
+check "pools: an external PgBouncer's max_client_conn (PgBouncer's default, 100) below the app's pools fails, naming it" \
+  expect_failure "externalPgbouncer.maxClientConnections \(100\) is below the 750 client connections" \
+  "$HELM3" template shop "$STRIPPED" -f "$TESTS/values/external-pooled.yaml" --set externalPgbouncer.maxClientConnections=100
+check "pools: externalDatabase.maxConnections bounds the bundled PgBouncer's server pools" \
+  expect_failure "server pools do not fit the primary: .* = 60 connections, above the 40 that its max_connections 50 leaves" \
+  "$HELM4" template shop "$STRIPPED" -f "$TESTS/values/external-services.yaml" --set pgbouncer.enabled=true \
+  --set externalDatabase.maxConnections=50
+
 # The real Chart.yaml, with stand-in subcharts in charts/: Helm accepts the dependency
 # declarations, and their conditions switch the subcharts on and off.
 stub_dependencies() {
   local dir="$WORK/stubbed/nodescale" dep version
   rm -rf "$WORK/stubbed" && mkdir -p "$WORK/stubbed" && cp -r "$CHART" "$dir"
   rm -rf "$dir/charts" && mkdir -p "$dir/charts"
-  for dep in postgresql redis; do
+  for dep in postgresql redis redis-cluster; do
     version=$(awk -v d="$dep" '/- name:/ { cur = $3 } cur == d && /version:/ { print $2 }' "$CHART/Chart.yaml")
     mkdir -p "$dir/charts/$dep/templates"
     printf 'apiVersion: v2\nname: %s\nversion: %s\n' "$dep" "$version" >"$dir/charts/$dep/Chart.yaml"
@@ -368,8 +428,12 @@ stub_dependencies() {
   "$HELM3" lint --strict "$dir" --kube-version "$KUBE_VERSION" || return 1
   "$HELM4" lint --strict "$dir" --kube-version "$KUBE_VERSION" || return 1
   "$HELM3" template shop "$dir" --kube-version "$KUBE_VERSION" >"$WORK/stub-on.yaml" || return 1
-  grep -q 'name: stand-in-postgresql' "$WORK/stub-on.yaml" && grep -q 'name: stand-in-redis' "$WORK/stub-on.yaml" ||
+  grep -q 'name: stand-in-postgresql' "$WORK/stub-on.yaml" && grep -q 'name: stand-in-redis$' "$WORK/stub-on.yaml" ||
     { echo "the subcharts are not rendered by default"; return 1; }
+  ! grep -q 'name: stand-in-redis-cluster' "$WORK/stub-on.yaml" || { echo "redis-cluster renders by default"; return 1; }
+  "$HELM3" template shop "$dir" --kube-version "$KUBE_VERSION" -f "$TESTS/values/redis-cluster.yaml" >"$WORK/stub-cluster.yaml" || return 1
+  grep -q 'name: stand-in-redis-cluster' "$WORK/stub-cluster.yaml" && ! grep -q 'name: stand-in-redis$' "$WORK/stub-cluster.yaml" ||
+    { echo "redisCluster.enabled=true does not swap the redis subchart for redis-cluster"; return 1; }
   "$HELM4" template shop "$dir" --kube-version "$KUBE_VERSION" -f "$TESTS/values/external-services.yaml" >"$WORK/stub-off.yaml" || return 1
   ! grep -q 'name: stand-in-' "$WORK/stub-off.yaml" || { echo "postgresql.enabled/redis.enabled=false still renders a subchart"; return 1; }
 }

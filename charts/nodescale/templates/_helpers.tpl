@@ -93,12 +93,24 @@ app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 {{/*
 Labels that let a pod through the Bitnami charts' NetworkPolicies when their `allowExternal`
 is false: PostgreSQL's primary and read policies admit `<primary fullname>-client` and
-`<read fullname>-client` (`<fullname>-client` when standalone), Redis's `<fullname>-client`,
-each "true". Bitnami truncates the fullname, not the key: a key whose name passes 63
-characters (a long release name) is invalid, so it is left out, and the render fails only
-when the policy that needs it is switched to allowExternal: false.
+`<read fullname>-client` (`<fullname>-client` when standalone), Redis's and Redis Cluster's
+`<fullname>-client`, each "true". Bitnami truncates the fullname, not the key: a key whose
+name passes 63 characters (a long release name) is invalid, so it is left out, and the
+render fails only when the policy that needs it is switched to allowExternal: false.
+The app pods get them all; the PgBouncer pods (nodescale.pgbouncer.clientLabels) only
+PostgreSQL's. Pass (dict "ctx" $ "redis" bool).
 */}}
 {{- define "nodescale.clientLabels" -}}
+{{- include "nodescale.clientLabelsOf" (dict "ctx" . "redis" true) }}
+{{- end }}
+
+{{- define "nodescale.pgbouncer.clientLabels" -}}
+{{- include "nodescale.clientLabelsOf" (dict "ctx" . "redis" false) }}
+{{- end }}
+
+{{- define "nodescale.clientLabelsOf" -}}
+{{- $withRedis := .redis }}
+{{- with .ctx }}
 {{- $labels := dict }}
 {{- $wanted := list }}
 {{- if .Values.postgresql.enabled }}
@@ -108,8 +120,11 @@ when the policy that needs it is switched to allowExternal: false.
 {{- $wanted = append $wanted (list (printf "%s-client" $names.read) (eq (toString (dig "readReplicas" "networkPolicy" "allowExternal" true .Values.postgresql)) "false") "postgresql.readReplicas.networkPolicy.allowExternal") }}
 {{- end }}
 {{- end }}
-{{- if .Values.redis.enabled }}
+{{- if and $withRedis .Values.redis.enabled }}
 {{- $wanted = append $wanted (list (printf "%s-client" (include "nodescale.redis.fullname" .)) (eq (toString (dig "networkPolicy" "allowExternal" true .Values.redis)) "false") "redis.networkPolicy.allowExternal") }}
+{{- end }}
+{{- if and $withRedis .Values.redisCluster.enabled }}
+{{- $wanted = append $wanted (list (printf "%s-client" (include "nodescale.redisCluster.fullname" .)) (eq (toString (dig "networkPolicy" "allowExternal" true .Values.redisCluster)) "false") "redisCluster.networkPolicy.allowExternal") }}
 {{- end }}
 {{- range $wanted }}
 {{- $key := index . 0 }}
@@ -121,6 +136,7 @@ when the policy that needs it is switched to allowExternal: false.
 {{- end }}
 {{- with $labels }}
 {{- toYaml . }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -266,6 +282,45 @@ read (its readReplica.fullname, empty unless architecture is replication).
 {{- end }}
 
 {{/*
+The redis-cluster chart is aliased redisCluster, and Helm renames an aliased subchart after its
+alias: its .Chart.Name, which Bitnami's names fall back to, is "redisCluster". values.yaml sets
+its nameOverride to redis-cluster; a name that is still no DNS label fails here, not in the API.
+*/}}
+{{- define "nodescale.redisCluster.fullname" -}}
+{{- $full := include "nodescale.subchartFullname" (dict "ctx" . "chart" "redisCluster" "values" .Values.redisCluster) }}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $full) }}
+{{- fail (printf "redisCluster: its objects would be named %q, which is no DNS label: set redisCluster.nameOverride (redis-cluster) or redisCluster.fullnameOverride" $full) }}
+{{- end }}
+{{- $full }}
+{{- end }}
+
+{{/*
+Exactly one Redis: the bundled Redis (redis.enabled), the bundled Redis Cluster
+(redisCluster.enabled), or an external one given by exactly one of externalRedis.host,
+.sentinels, .clusterNodes. values.schema.json says the same; this names the culprit in one line
+when the schema is bypassed (helm template --skip-schema-validation).
+*/}}
+{{- define "nodescale.redis.checkOne" -}}
+{{- $x := .Values.externalRedis }}
+{{- $external := list }}
+{{- if $x.host }}{{ $external = append $external "externalRedis.host" }}{{ end }}
+{{- if $x.sentinels }}{{ $external = append $external "externalRedis.sentinels" }}{{ end }}
+{{- if $x.clusterNodes }}{{ $external = append $external "externalRedis.clusterNodes" }}{{ end }}
+{{- $chosen := list }}
+{{- if .Values.redis.enabled }}{{ $chosen = append $chosen "redis.enabled" }}{{ end }}
+{{- if .Values.redisCluster.enabled }}{{ $chosen = append $chosen "redisCluster.enabled" }}{{ end }}
+{{- if and $chosen $external }}
+{{- fail (printf "Redis: choose exactly one; %s and %s are both set (unset the external one, or disable the bundled one)" (join " and " $chosen) (join " and " $external)) }}
+{{- else if gt (len $chosen) 1 }}
+{{- fail "Redis: choose exactly one; redis.enabled and redisCluster.enabled are both true (set redis.enabled: false for a Redis Cluster)" }}
+{{- else if gt (len $external) 1 }}
+{{- fail (printf "Redis: choose exactly one external Redis, not %s" (join " and " $external)) }}
+{{- else if and (not $chosen) (not $external) }}
+{{- fail "Redis: choose exactly one; redis.enabled and redisCluster.enabled are false and externalRedis sets none of host, sentinels, clusterNodes" }}
+{{- end }}
+{{- end }}
+
+{{/*
 PostgreSQL connection: a dict with host, port, replicas (a list of {host, port}), user,
 database, secretName, secretKey.
 */}}
@@ -317,11 +372,22 @@ database, secretName, secretKey.
 {{- end }}
 
 {{/*
-Redis connection: a dict with url or sentinels+master, and secretName/secretKey (empty
-secretName: no password).
+Redis connection: a dict with url, or sentinels+master, or nodes (a Redis Cluster), and
+secretName/secretKey (empty secretName: no password).
 */}}
 {{- define "nodescale.redis" -}}
-{{- if .Values.redis.enabled }}
+{{- include "nodescale.redis.checkOne" . }}
+{{- if .Values.redisCluster.enabled }}
+{{- /* Bitnami's redis-cluster.secretName and .secretPasswordKey helpers; the Service
+<fullname> is only the seed: the client learns every node's pod address from CLUSTER SLOTS. */}}
+{{- $rc := .Values.redisCluster }}
+{{- $full := include "nodescale.redisCluster.fullname" . }}
+{{- $existing := dig "existingSecret" "" $rc }}
+{{- $key := ternary (default "redis-password" (dig "existingSecretPasswordKey" "" $rc)) "redis-password" (not (empty $existing)) }}
+{{- $secret := ternary (default $full (tpl (toString $existing) $)) "" (dig "usePassword" true $rc) }}
+{{- $port := dig "service" "ports" "redis" 6379 $rc }}
+{{- toYaml (dict "nodes" (list (printf "%s:%v" $full $port)) "secretName" $secret "secretKey" $key) }}
+{{- else if .Values.redis.enabled }}
 {{- $r := .Values.redis }}
 {{- $full := include "nodescale.redis.fullname" . }}
 {{- $authOn := dig "auth" "enabled" true $r }}
@@ -346,7 +412,9 @@ secretName: no password).
 {{- $secret = include "nodescale.secretName" . }}
 {{- $key = "redis-password" }}
 {{- end }}
-{{- if $x.sentinels }}
+{{- if $x.clusterNodes }}
+{{- toYaml (dict "nodes" $x.clusterNodes "secretName" $secret "secretKey" $key) }}
+{{- else if $x.sentinels }}
 {{- toYaml (dict "sentinels" $x.sentinels "master" $x.sentinelMaster "secretName" $secret "secretKey" $key) }}
 {{- else }}
 {{- $host := required "externalRedis.host (or externalRedis.sentinels) is required when redis.enabled is false" $x.host }}
@@ -380,8 +448,23 @@ The non-secret environment of the app, as a dict NAME: value (the ConfigMap's da
 {{- range $db.replicas }}
 {{- $replicas = append $replicas (include "nodescale.pgUrl" (dict "db" $db "host" .host "port" .port)) }}
 {{- end }}
+{{- $pooler := include "nodescale.pooler" . | fromYaml }}
+{{- if $pooler.enabled }}
+{{- /* Through PgBouncer in transaction mode: no session state survives a transaction, so
+migrations (a session-level advisory lock) go to the primary itself, the app sends no
+startup parameters (PG_TRANSACTION_POOLING), and PG_PREPARED_STATEMENTS stays unset (off). */}}
+{{- $_ := set $env "DATABASE_MIGRATE_URL" (get $env "DATABASE_URL") }}
+{{- $_ := set $env "DATABASE_URL" (include "nodescale.pgUrl" (dict "db" (dict "user" $db.user "database" $pooler.database) "host" $pooler.host "port" $pooler.port)) }}
+{{- $replicas = list }}
+{{- range $pooler.replicaDatabases }}
+{{- $replicas = append $replicas (include "nodescale.pgUrl" (dict "db" (dict "user" $db.user "database" .) "host" $pooler.host "port" $pooler.port)) }}
+{{- end }}
+{{- $_ := set $env "PG_TRANSACTION_POOLING" "on" }}
+{{- end }}
 {{- $_ := set $env "DATABASE_REPLICA_URLS" (join "," $replicas) }}
-{{- if $redis.sentinels }}
+{{- if $redis.nodes }}
+{{- $_ := set $env "REDIS_CLUSTER_NODES" (join "," $redis.nodes) }}
+{{- else if $redis.sentinels }}
 {{- $_ := set $env "REDIS_SENTINELS" (join "," $redis.sentinels) }}
 {{- $_ := set $env "REDIS_SENTINEL_MASTER" $redis.master }}
 {{- else }}
@@ -439,6 +522,118 @@ superuser, replication and monitoring. A dict: need, available (0 when unknown: 
 {{- $available = sub $max 10 }}
 {{- end }}
 {{- toYaml (dict "need" $need "available" $available) }}
+{{- end }}
+
+{{/*
+PgBouncer between the app and PostgreSQL (pgbouncer.enabled, or externalPgbouncer.enabled): a
+dict with enabled, host, port, database (the primary's name on PgBouncer) and
+replicaDatabases (the replicas' names, in the order of nodescale.database's replicas).
+The bundled PgBouncer serves the primary as the database's own name and replica i (from 1)
+as "<database>_replica_<i>" (nodescale.pgbouncer.databases).
+*/}}
+{{- define "nodescale.pooler" -}}
+{{- if and .Values.pgbouncer.enabled .Values.externalPgbouncer.enabled }}
+{{- fail "PgBouncer: pgbouncer.enabled and externalPgbouncer.enabled are both true; choose one" }}
+{{- end }}
+{{- if .Values.pgbouncer.enabled }}
+{{- $dbs := include "nodescale.pgbouncer.databases" . | fromYamlArray }}
+{{- $replicaNames := list }}
+{{- range rest $dbs }}{{ $replicaNames = append $replicaNames .name }}{{ end }}
+{{- toYaml (dict "enabled" true "host" (include "nodescale.pgbouncer.fullname" .) "port" .Values.pgbouncer.port "database" (first $dbs).name "replicaDatabases" $replicaNames) }}
+{{- else if .Values.externalPgbouncer.enabled }}
+{{- $x := .Values.externalPgbouncer }}
+{{- $db := include "nodescale.database" . | fromYaml }}
+{{- toYaml (dict "enabled" true "host" (required "externalPgbouncer.host is required when externalPgbouncer.enabled is true" $x.host) "port" $x.port "database" (default $db.database $x.database) "replicaDatabases" $x.replicaDatabases) }}
+{{- else }}
+{{- toYaml (dict "enabled" false) }}
+{{- end }}
+{{- end }}
+
+{{- define "nodescale.pgbouncer.fullname" -}}
+{{- printf "%s-pgbouncer" (include "nodescale.fullname" . | trunc 53 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+What the PgBouncer pods and their Service and policies select them by: no
+app.kubernetes.io/name, so nothing that selects the app pods selects these.
+*/}}
+{{- define "nodescale.pgbouncer.selectorLabels" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: pgbouncer
+{{- end }}
+
+{{/*
+The [databases] of the bundled PgBouncer: a list of {name, host, port}, the primary first,
+then each replica of nodescale.database.
+*/}}
+{{- define "nodescale.pgbouncer.databases" -}}
+{{- $db := include "nodescale.database" . | fromYaml }}
+{{- $list := list (dict "name" $db.database "host" $db.host "port" $db.port) }}
+{{- range $i, $r := $db.replicas }}
+{{- $list = append $list (dict "name" (printf "%s_replica_%d" $db.database (add1 $i)) "host" $r.host "port" $r.port) }}
+{{- end }}
+{{- toYaml $list }}
+{{- end }}
+
+{{/*
+PostgreSQL's max_connections, as this chart knows it: a dict with primary and read (0: not
+known). The bundled servers' come from their extendedConfiguration (the read replicas'
+defaulting to the primary's; PostgreSQL's own default is 100), external ones from
+externalDatabase.maxConnections.
+*/}}
+{{- define "nodescale.pgMaxConnections" -}}
+{{- if .Values.postgresql.enabled }}
+{{- $primary := 100 }}
+{{- $m := regexFind "max_connections\\s*=\\s*[0-9]+" (dig "primary" "extendedConfiguration" "" .Values.postgresql | toString) }}
+{{- if $m }}{{ $primary = regexFind "[0-9]+$" $m | int }}{{ end }}
+{{- $read := $primary }}
+{{- $m = regexFind "max_connections\\s*=\\s*[0-9]+" (dig "readReplicas" "extendedConfiguration" "" .Values.postgresql | toString) }}
+{{- if $m }}{{ $read = regexFind "[0-9]+$" $m | int }}{{ end }}
+{{- toYaml (dict "primary" $primary "read" $read) }}
+{{- else }}
+{{- $n := int (default 0 .Values.externalDatabase.maxConnections) }}
+{{- toYaml (dict "primary" $n "read" $n) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The pools through PgBouncer must fit, or the render fails with one line:
+- clients: every app pod at full scale (nodescale.pgConnectionBudget: most pods + a rollout's
+  surge, x PG_POOL_MAX) holds a pool to the primary and one per replica, all through
+  PgBouncer; each PgBouncer pod must accept them all (max_client_conn), since the Service may
+  send every client to one pod while another restarts;
+- servers: each bundled PgBouncer pod opens up to default_pool_size connections per database
+  (the primary, each replica), and a rollout adds one pod (maxSurge 1): (replicaCount + 1) x
+  default_pool_size per server, within max_connections less the 10 the budget keeps for
+  superuser, replication and monitoring (not checked when max_connections is unknown).
+The app's migrations (one connection per starting pod, straight to the primary) come on top.
+*/}}
+{{- define "nodescale.pgbouncer.checkSizing" -}}
+{{- $pooler := include "nodescale.pooler" . | fromYaml }}
+{{- if $pooler.enabled }}
+{{- $budget := include "nodescale.pgConnectionBudget" . | fromYaml }}
+{{- $pools := add1 (len $pooler.replicaDatabases) }}
+{{- $clients := mul (int $budget.need) $pools }}
+{{- $what := ternary "pgbouncer.maxClientConnections" "externalPgbouncer.maxClientConnections" (eq (toString .Values.pgbouncer.enabled) "true") }}
+{{- $max := int (ternary .Values.pgbouncer.maxClientConnections .Values.externalPgbouncer.maxClientConnections (eq (toString .Values.pgbouncer.enabled) "true")) }}
+{{- if lt $max $clients }}
+{{- fail (printf "%s (%d) is below the %d client connections the app may open at full scale: (most pods + rollout surge) x config.pgPoolMax (%d) = %d per pool, x %d pools (1 primary + %d replicas); raise it, or lower config.pgPoolMax or autoscaling.maxReplicas" $what $max $clients (int .Values.config.pgPoolMax) (int $budget.need) $pools (len $pooler.replicaDatabases)) }}
+{{- end }}
+{{- if .Values.pgbouncer.enabled }}
+{{- $pb := .Values.pgbouncer }}
+{{- $servers := mul (add1 (int $pb.replicaCount)) (int $pb.defaultPoolSize) }}
+{{- $max := include "nodescale.pgMaxConnections" . | fromYaml }}
+{{- $db := include "nodescale.database" . | fromYaml }}
+{{- $checks := list (list "the primary" (int $max.primary)) }}
+{{- if $db.replicas }}{{ $checks = append $checks (list "each read replica" (int $max.read)) }}{{ end }}
+{{- range $checks }}
+{{- $limit := index . 1 }}
+{{- if and (gt $limit 0) (gt $servers (sub $limit 10)) }}
+{{- fail (printf "PgBouncer's server pools do not fit %s: (pgbouncer.replicaCount %d + 1 during a rollout) x pgbouncer.defaultPoolSize %d = %d connections, above the %d that its max_connections %d leaves (10 kept for superuser, replication, monitoring); lower pgbouncer.defaultPoolSize or pgbouncer.replicaCount, or raise max_connections" (index . 0) (int $pb.replicaCount) (int $pb.defaultPoolSize) $servers (sub $limit 10) $limit) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -515,15 +710,10 @@ ingressNamespaceSelector/ingressPodSelector pair when set. An empty list admits 
 {{- end }}
 
 {{/*
-NetworkPolicy egress shared by the app pods (their migrate initContainer included) and the
-helm test pods: DNS, PostgreSQL, Redis, nothing else. Pass (dict "ctx" $ "db" <nodescale.database> "redis" <nodescale.redis>).
+NetworkPolicy egress to DNS and PostgreSQL (the primary and the replicas): the PgBouncer pods'
+whole egress, and the start of the app's. Pass (dict "ctx" $ "db" <nodescale.database>).
 */}}
-{{- define "nodescale.networkPolicy.egress" -}}
-{{- /*
-A NetworkPolicy matches the port a packet reaches on the destination pod, after the Service
-has translated its port: the container ports of the Bitnami pods, never their Service ports.
-External services are reached directly, on the ports the app connects to.
-*/}}
+{{- define "nodescale.networkPolicy.egressPostgresql" -}}
 {{- $np := .ctx.Values.networkPolicy }}
 - to:
     - namespaceSelector:
@@ -557,8 +747,33 @@ External services are reached directly, on the ports the app connects to.
     - protocol: TCP
       port: {{ int . }}
     {{- end }}
+{{- end }}
+
+{{/*
+NetworkPolicy egress shared by the app pods (their migrate initContainer included) and the
+helm test pods: DNS, PostgreSQL (the primary stays reachable through PgBouncer too: migrations
+go to it directly), Redis, PgBouncer, nothing else. Pass (dict "ctx" $ "db" <nodescale.database> "redis" <nodescale.redis>).
+*/}}
+{{- define "nodescale.networkPolicy.egress" -}}
+{{- /*
+A NetworkPolicy matches the port a packet reaches on the destination pod, after the Service
+has translated its port: the container ports of the Bitnami pods, never their Service ports.
+External services are reached directly, on the ports the app connects to.
+*/}}
+{{- $np := .ctx.Values.networkPolicy }}
+{{- include "nodescale.networkPolicy.egressPostgresql" . }}
 {{- $redisPorts := list }}
-{{- if .ctx.Values.redis.enabled }}
+{{- if .ctx.Values.redisCluster.enabled }}
+{{- /* The client port of every node (the client learns their pod addresses); the cluster
+bus (redis.containerPorts.bus) is between the nodes only. */}}
+{{- $rc := .ctx.Values.redisCluster }}
+{{- $redisPorts = list (dig "redis" "containerPorts" "redis" 6379 $rc) }}
+- to:
+    - podSelector:
+        matchLabels:
+          app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+          app.kubernetes.io/name: {{ default "redisCluster" $rc.nameOverride }}
+{{- else if .ctx.Values.redis.enabled }}
 {{- $r := .ctx.Values.redis }}
 {{- $redisPorts = list (dig "master" "containerPorts" "redis" 6379 $r) }}
 {{- if .redis.sentinels }}
@@ -577,6 +792,9 @@ External services are reached directly, on the ports the app connects to.
 {{- range .redis.sentinels }}
 {{- $redisPorts = append $redisPorts (regexFind "[0-9]+$" .) }}
 {{- end }}
+{{- range .redis.nodes }}
+{{- $redisPorts = append $redisPorts (regexFind "[0-9]+$" .) }}
+{{- end }}
 - to:
     {{- range $np.externalCIDRs }}
     - ipBlock:
@@ -588,4 +806,22 @@ External services are reached directly, on the ports the app connects to.
     - protocol: TCP
       port: {{ int . }}
     {{- end }}
+{{- if .ctx.Values.pgbouncer.enabled }}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "nodescale.pgbouncer.selectorLabels" .ctx | nindent 10 }}
+  ports:
+    - protocol: TCP
+      port: {{ int .ctx.Values.pgbouncer.port }}
+{{- else if .ctx.Values.externalPgbouncer.enabled }}
+- to:
+    {{- range $np.externalCIDRs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    - protocol: TCP
+      port: {{ int .ctx.Values.externalPgbouncer.port }}
+{{- end }}
 {{- end }}
