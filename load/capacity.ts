@@ -10,6 +10,14 @@
 //   node load/capacity.ts --walk              100 -> 1M req/s in decades, the bottleneck at each
 //   BENCH_JSON=bench/results/<ts>.json ...    a given bench run (or a comma-separated list) instead of the latest
 //   BENCH_RUNS=3 (default)                    the newest N full runs: the median and range of each size
+//   PGBOUNCER_BENCH_JSON, REDIS_CLUSTER_BENCH_JSON   a run of that BENCH_TOPOLOGY (default without
+//                                             BENCH_JSON: the newest full one in bench/results)
+//
+// Past one Redis shard the plan turns on Redis Cluster (redisClusterSize: the chart values);
+// past max_connections it turns on PgBouncer and sizes it (pgBouncerSize). From the other
+// topologies' runs it takes PgBouncer's CPU per statement (into the PgBouncer pods) and a
+// cluster client's app CPU (printed beside the plan with the pods it would take, not folded into
+// the app pods: two runs on a shared machine differ by noise of the same order).
 
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
@@ -25,6 +33,8 @@ type Endpoint = {
   pgReplicaCpuMsPerRequest?: number;
   /** The replica's startup process alone: WAL replay, one process. */
   pgReplayCpuMsPerRequest?: number;
+  /** BENCH_TOPOLOGY=pgbouncer: PgBouncer's own CPU. */
+  pgbouncerCpuMsPerRequest?: number;
   redisCommandsPerRequest?: number;
   pgPrimaryStatementsPerRequest?: number;
   pgReplicaStatementsPerRequest?: number;
@@ -42,7 +52,11 @@ type Bench = {
   durationS: number;
   endpoints: Endpoint[];
   /** The same endpoints open loop at the HPA's target utilization (bench.ts). */
-  operatingPoint?: { utilization: number; endpoints: Endpoint[] };
+  operatingPoint?: {
+    utilization: number;
+    endpoints: Endpoint[];
+    anchors?: { name: string; cpuMsPerRequest: number }[];
+  };
   /** Idle statements per second the replica-lag pollers of `instances` app instances send. */
   background?: { primaryPerS: number; replicaPerS: number };
   instances?: number;
@@ -99,8 +113,8 @@ export function spreadOf(values: readonly number[]): Spread {
  * a noisy machine. `median` is the run whose app pods are the median (the lower one of the
  * middle two), the one to print in full.
  */
-export function acrossRuns(benches: Bench[], targetRps: number, A = assumptions()) {
-  const plans = benches.map((b) => plan(b, targetRps, A));
+export function acrossRuns(benches: Bench[], targetRps: number, A = assumptions(), others: Others = {}) {
+  const plans = benches.map((b) => plan(b, targetRps, A, others));
   const byPods = plans.map((p, i) => [p.app.pods, i] as const).sort((a, b) => a[0] - b[0]);
   return {
     runs: plans.length,
@@ -183,6 +197,39 @@ export function assumptions(env: NodeJS.ProcessEnv = process.env): Record<string
       "policy",
     ),
     a("PG_MAX_CONNECTIONS", 500, "connections", "max_connections per PostgreSQL server", "policy"),
+    a(
+      "MAX_SURGE",
+      0.25,
+      "of maxReplicas",
+      "pods a rollout adds (the chart's updateStrategy.rollingUpdate.maxSurge 25%): their pools count too",
+      "policy",
+    ),
+    a(
+      "REDIS_CLUSTER_REPLICAS",
+      1,
+      "per primary",
+      "replicas of each Redis Cluster primary (redisCluster.cluster.replicas): one to fail over to",
+      "policy",
+    ),
+    a(
+      "PGBOUNCER_STATEMENTS_PER_CORE",
+      30_000,
+      "statements/s",
+      "what one PgBouncer process (single-threaded) forwards per core; used only without a pgbouncer bench",
+    ),
+    a(
+      "PGBOUNCER_UTILIZATION",
+      0.5,
+      "of a core",
+      "PgBouncer pods kept at half a core: a pod must take another's clients",
+      "policy",
+    ),
+    a(
+      "PG_CONNECTIONS_PER_CORE",
+      2,
+      "connections",
+      "server connections that keep one PostgreSQL core busy (each waits on the network between statements)",
+    ),
     a(
       "USER_WRITES_PER_S",
       0.01,
@@ -295,6 +342,9 @@ export function mixCosts(bench: Bench, mix: MixEntry[] = bench.mix ?? API_MIX, A
     ),
     /** Replica CPU per request while writes arrive (WAL receiver and replay), on every replica. */
     pgReplicaWriteCpuMs: sum((e) => (isWrite(e) && !isRead(e) ? (e.pgReplicaCpuMsPerRequest ?? 0) : 0)),
+    /** PgBouncer's CPU per request (BENCH_TOPOLOGY=pgbouncer), and whether any endpoint measured it. */
+    pgbouncerCpuMs: sum((e) => e.pgbouncerCpuMsPerRequest),
+    pgbouncerMeasured: [...opEndpoints, ...bench.endpoints].some((e) => e.pgbouncerCpuMsPerRequest !== undefined),
     /** Read-your-writes: the share of reads measured on the primary, and that share at cluster scale. */
     pinned: pinnedReads(bench, A),
     assumedPg,
@@ -334,7 +384,119 @@ export function mixCosts(bench: Bench, mix: MixEntry[] = bench.mix ?? API_MIX, A
 
 export type Plan = ReturnType<typeof plan>;
 
-export function plan(bench: Bench, targetRps: number, A = assumptions()) {
+/** Connections of max_connections the chart keeps for superuser, replication and monitoring. */
+export const PG_RESERVED_CONNECTIONS = 10;
+
+/**
+ * The Redis Cluster for `shards` shards (null while one Redis does): each shard a primary with
+ * REDIS_CLUSTER_REPLICAS replicas, at least 3 primaries (Redis Cluster's own minimum), and the
+ * chart values that make it (Bitnami redis-cluster's `cluster.nodes` counts every node).
+ */
+export function redisClusterSize(shards: number, A: Record<string, Assumption> = assumptions({})) {
+  if (shards <= 1) return null;
+  const primaries = Math.max(3, shards);
+  const replicas = Math.round((A.REDIS_CLUSTER_REPLICAS as Assumption).value);
+  const nodes = primaries * (1 + replicas);
+  return {
+    primaries,
+    replicasPerPrimary: replicas,
+    nodes,
+    values: [
+      "redis.enabled=false",
+      "redisCluster.enabled=true",
+      `redisCluster.cluster.nodes=${nodes}`,
+      `redisCluster.cluster.replicas=${replicas}`,
+    ],
+  };
+}
+
+/**
+ * PgBouncer in front of PostgreSQL, sized so that each server sees a bounded count:
+ * - clients: every app pod at full scale plus a rollout's surge holds a pool of PG_POOL_MAX to
+ *   the primary and to each replica, and one PgBouncer pod must accept them all (the Service
+ *   may send every client to one pod while another restarts): max_client_conn;
+ * - pods: PgBouncer is one process, one core: the statements it forwards, at its CPU per
+ *   statement (measured by a pgbouncer bench, else PGBOUNCER_STATEMENTS_PER_CORE), kept at
+ *   PGBOUNCER_UTILIZATION of a core, at least 2;
+ * - default_pool_size: the server connections that keep the busiest server's cores busy
+ *   (PG_CONNECTIONS_PER_CORE each), shared by the pods; during a rollout one pod more opens its
+ *   pools, so PostgreSQL sees at most (pods + 1) x default_pool_size per server, which must fit
+ *   in max_connections less the reserved 10 (the chart's render checks the same two rules).
+ */
+export function pgBouncerSize(
+  o: {
+    maxPods: number;
+    replicas: number;
+    statementsPerS: number;
+    msPerStatement: number;
+    /** Cores of the busiest server (the primary or a replica). */
+    serverCores: number;
+  },
+  A: Record<string, Assumption> = assumptions({}),
+) {
+  const v = (k: string) => (A[k] as Assumption).value;
+  const pools = 1 + o.replicas;
+  const clientPods = o.maxPods + Math.ceil(o.maxPods * v("MAX_SURGE"));
+  const maxClientConn = clientPods * v("PG_POOL_MAX") * pools;
+  const cores = (o.statementsPerS * o.msPerStatement) / 1000 / v("CPU_SPEED");
+  const pods = Math.max(2, Math.ceil(cores / v("PGBOUNCER_UTILIZATION")));
+  const serverConnections = Math.ceil(v("PG_CONNECTIONS_PER_CORE") * o.serverCores);
+  const poolSize = Math.max(1, Math.ceil(serverConnections / pods));
+  const perServer = (pods + 1) * poolSize;
+  const limit = v("PG_MAX_CONNECTIONS") - PG_RESERVED_CONNECTIONS;
+  return {
+    pods,
+    cores,
+    poolSize,
+    maxClientConn,
+    /** What each PostgreSQL server sees at most: every pod's pool, and a rollout's extra pod. */
+    perServer,
+    fits: perServer <= limit,
+    values: [
+      "pgbouncer.enabled=true",
+      `pgbouncer.replicaCount=${pods}`,
+      `pgbouncer.defaultPoolSize=${poolSize}`,
+      `pgbouncer.maxClientConnections=${maxClientConn}`,
+    ],
+  };
+}
+
+/** Runs of the other topologies (BENCH_TOPOLOGY) whose measured costs the plan may use. */
+export type Others = { pgbouncer?: Bench; redisCluster?: Bench };
+
+/** The Express anchor's CPU per request on the basis mixCosts priced the endpoints on. */
+function expressMs(bench: Bench): number {
+  const op = bench.operatingPoint?.anchors?.find((a) => a.name.startsWith("Express"));
+  return (bench.operatingPoint?.endpoints ?? []).length > 0 && op
+    ? op.cpuMsPerRequest
+    : bench.anchors.express.cpuMsPerRequest;
+}
+
+/**
+ * What a cluster client costs the app, from a redis-cluster bench against this one: the mix's
+ * app CPU in Express units (each run over its own Express anchor, which takes the machine's
+ * drift between the runs out), the difference back in this run's ms; and the Redis commands
+ * a core of the cluster served (its CPU summed over every node, replicas included).
+ */
+export function clusterClientCost(bench: Bench, cluster: Bench, A = assumptions({})) {
+  // both at the operating point, or both at saturation: a ratio on one basis means nothing on the other
+  const hasOp = (b: Bench) => (b.operatingPoint?.endpoints ?? []).length > 0;
+  const same = (b: Bench): Bench => (hasOp(bench) && hasOp(cluster) ? b : { ...b, operatingPoint: undefined });
+  const [a, b] = [same(bench), same(cluster)];
+  const here = mixCosts(a, undefined, A);
+  const there = mixCosts(b, undefined, A);
+  const xHere = here.appCpuMs / expressMs(a);
+  const xThere = there.appCpuMs / expressMs(b);
+  return {
+    startedAt: cluster.startedAt,
+    basis: hasOp(a) ? "operating point" : "saturation",
+    xExpress: { plain: xHere, cluster: xThere },
+    appMsDelta: (xThere - xHere) * expressMs(a),
+    redisCmdsPerCoreS: there.redisCpuMs > 0 ? there.redisCmds / (there.redisCpuMs / 1000) : null,
+  };
+}
+
+export function plan(bench: Bench, targetRps: number, A = assumptions(), others: Others = {}) {
   const c = mixCosts(bench, undefined, A);
   const v = (k: string) => (A[k] as Assumption).value;
   const speed = v("CPU_SPEED");
@@ -370,6 +532,32 @@ export function plan(bench: Bench, targetRps: number, A = assumptions()) {
   const writesPerS = targetRps * c.pgPrimary + logins * c.login.pgPrimary;
   const primaryCores = primaryBusy / v("PG_UTILIZATION");
   const connectionsPerServer = maxPods * v("PG_POOL_MAX");
+  const needsPooler = connectionsPerServer > v("PG_MAX_CONNECTIONS");
+  // PgBouncer's CPU per statement: from a pgbouncer bench when there is one (its PgBouncer CPU
+  // per request over the statements per request of the same mix), else assumed
+  const b = others.pgbouncer ? mixCosts(others.pgbouncer, undefined, A) : null;
+  const pgbStatements = b ? b.pgPrimary + b.pgReplica : 0;
+  const pgbMeasured = b?.pgbouncerMeasured === true && pgbStatements > 0;
+  const pgbMsPerStatement =
+    b && pgbMeasured ? b.pgbouncerCpuMs / pgbStatements : 1000 / v("PGBOUNCER_STATEMENTS_PER_CORE");
+  const finiteReplicas = Number.isFinite(replicas) ? replicas : 1;
+  const pooler = needsPooler
+    ? {
+        ...pgBouncerSize(
+          {
+            maxPods,
+            replicas: finiteReplicas,
+            statementsPerS:
+              readsPerS + writesPerS + maxPods * (c.poller.primaryPerS + c.poller.replicaPerS * finiteReplicas),
+            msPerStatement: pgbMsPerStatement,
+            serverCores: Math.max(Math.min(primaryCores, v("PG_PRIMARY_MAX_CORES")), v("PG_REPLICA_CORES")),
+          },
+          A,
+        ),
+        msPerStatement: pgbMsPerStatement,
+        measuredBy: pgbMeasured ? (others.pgbouncer as Bench).startedAt : null,
+      }
+    : null;
   const load = {
     "app pods (HPA)": pods / 1, // scaled out by design; never the wall
     "ingress controller": ingressCores / v("INGRESS_POD_CPU"),
@@ -385,7 +573,26 @@ export function plan(bench: Bench, targetRps: number, A = assumptions()) {
     logins,
     app: { cores: appCores, pods, rpsPerPod, minPods, maxPods, coresAtMax: maxPods * v("POD_CPU") },
     ingress: { cores: ingressCores, pods: ingressPods },
-    redis: { opsPerS: redisOps, shards: redisShards, shardOps: redisShardOps },
+    redis: {
+      opsPerS: redisOps,
+      shards: redisShards,
+      shardOps: redisShardOps,
+      /** Past one shard: the Redis Cluster to turn on. */
+      cluster: redisClusterSize(redisShards, A),
+      /**
+       * With a redis-cluster bench, past one shard: the cluster client's app CPU, reported
+       * beside the plan (pods as they would be with it), not folded into the app pods above:
+       * two runs on a shared machine differ by noise of the same order.
+       */
+      clusterClient:
+        redisShards > 1 && others.redisCluster
+          ? (() => {
+              const k = clusterClientCost(bench, others.redisCluster, A);
+              const cores = appCores + (targetRps * Math.max(0, k.appMsDelta)) / 1000 / speed;
+              return { ...k, pods: Math.max(1, Math.ceil(cores / podCapacity)) };
+            })()
+          : null,
+    },
     pg: {
       readsPerS,
       readCores,
@@ -401,7 +608,9 @@ export function plan(bench: Bench, targetRps: number, A = assumptions()) {
       pollerStatementsPerS: { primary: maxPods * c.poller.primaryPerS, eachReplica: maxPods * c.poller.replicaPerS },
       pinnedReads: pinned,
       connectionsPerServer,
-      needsPooler: connectionsPerServer > v("PG_MAX_CONNECTIONS"),
+      needsPooler,
+      /** Past max_connections: PgBouncer to turn on, sized. */
+      pooler,
     },
     load,
   };
@@ -429,16 +638,24 @@ export function walls(p: Plan, A: Record<string, Assumption> = assumptions()): W
       action: `${n(p.pg.replayCores, 1)} cores of replay on every replica, done by one process: no replica keeps up; fewer or smaller writes, or shard them`,
       severity: p.pg.replayCores,
     });
-  if (p.redis.shards > 1)
+  const cluster = p.redis.cluster ?? redisClusterSize(p.redis.shards, A);
+  if (cluster)
     out.push({
       name: "Redis",
-      action: `${p.redis.shards} shards: Redis Cluster (the chart's Redis is one primary + replicas, Sentinel for failover)`,
+      action: `${p.redis.shards} shards: turn on Redis Cluster, ${cluster.primaries} primaries with ${cluster.replicasPerPrimary} replica(s) each, ${cluster.nodes} nodes (${cluster.values.join(" ")}); one Redis primary, with Sentinel, only fails over`,
       severity: p.redis.opsPerS / p.redis.shardOps,
     });
+  const pooler = p.pg.pooler;
   if (p.pg.needsPooler)
     out.push({
       name: "PostgreSQL connections",
-      action: `${n(p.pg.connectionsPerServer)} per server: PgBouncer (transaction pooling) in front of PostgreSQL, or a lower PG_POOL_MAX`,
+      action: pooler
+        ? `${n(p.pg.connectionsPerServer)} per server: turn on PgBouncer (transaction pooling), ${pooler.values.join(" ")}: ` +
+          `PostgreSQL then sees at most ${n(pooler.perServer)} per server (${pooler.pods} pods + 1 in a rollout, x ${pooler.poolSize})` +
+          (pooler.fits
+            ? ""
+            : `, over the ${n(v("PG_MAX_CONNECTIONS") - PG_RESERVED_CONNECTIONS)} that max_connections leaves: raise max_connections`)
+        : `${n(p.pg.connectionsPerServer)} per server: turn on PgBouncer (transaction pooling, pgbouncer.enabled=true)`,
       severity: p.pg.connectionsPerServer / v("PG_MAX_CONNECTIONS"),
     });
   if (!Number.isFinite(p.pg.replicas))
@@ -543,6 +760,19 @@ function printPlan(p: Plan, A: Record<string, Assumption>, out: (s: string) => v
   out(
     `  Redis             ${n(p.redis.opsPerS)} ops/s -> ${p.redis.shards} shard(s) at ${n(p.redis.shardOps)} ops/s each`,
   );
+  const cluster = p.redis.cluster;
+  if (cluster)
+    out(
+      `  Redis Cluster     ${cluster.primaries} primaries x (1 + ${cluster.replicasPerPrimary} replica) = ${cluster.nodes} nodes: ${cluster.values.join(" ")}`,
+    );
+  const client = p.redis.clusterClient;
+  if (client)
+    out(
+      `  cluster client    app CPU x${client.xExpress.cluster.toFixed(2)} Express in the redis-cluster bench of ${client.startedAt} against x${client.xExpress.plain.toFixed(2)} here (both at ${client.basis}): ${client.appMsDelta >= 0 ? "+" : ""}${client.appMsDelta.toFixed(3)} ms/req -> ${n(client.pods)} pods with it (${client.pods - p.app.pods >= 0 ? "+" : ""}${client.pods - p.app.pods}; not in the sizing above)` +
+        (client.redisCmdsPerCoreS === null
+          ? ""
+          : `; the cluster served ${n(client.redisCmdsPerCoreS)} commands per core-second over all its nodes`),
+    );
   out(
     `  PostgreSQL reads  ${n(p.pg.readsPerS)} statements/s -> ${n(p.pg.readCores, 1)} cores -> ${Number.isFinite(p.pg.replicas) ? p.pg.replicas : "no number of"} replica(s) of ${A.PG_REPLICA_CORES?.value} cores (each also spends ${n(p.pg.replicaWriteCores, 2)} cores taking the WAL in, ${n(p.pg.replayCores, 2)} of them replaying it in one process, and answers ${n(p.pg.pollerStatementsPerS.eachReplica)} polls/s)`,
   );
@@ -552,6 +782,11 @@ function printPlan(p: Plan, A: Record<string, Assumption>, out: (s: string) => v
   out(
     `  connections       ${n(p.pg.connectionsPerServer)} per PostgreSQL server at maxReplicas${p.pg.needsPooler ? ` (over max_connections ${A.PG_MAX_CONNECTIONS?.value}: PgBouncer)` : ""}`,
   );
+  const pooler = p.pg.pooler;
+  if (pooler)
+    out(
+      `  PgBouncer         ${pooler.values.join(" ")}: ${n(pooler.cores, 1)} cores of PgBouncer (${pooler.msPerStatement.toFixed(4)} ms per statement, ${pooler.measuredBy ? `measured by the pgbouncer bench of ${pooler.measuredBy}` : "assumed: PGBOUNCER_STATEMENTS_PER_CORE"}) at ${A.PGBOUNCER_UTILIZATION?.value} of a core per pod; PostgreSQL sees at most ${n(pooler.perServer)} connections per server (${pooler.pods} pods + 1 in a rollout, x default_pool_size ${pooler.poolSize})${pooler.fits ? "" : ": over max_connections less 10, raise it"}`,
+    );
   out("");
   const all = walls(p, A);
   if (all.length === 0) out(`bottleneck: ${bottleneck(p).name}: ${bottleneck(p).action}`);
@@ -564,21 +799,51 @@ function printPlan(p: Plan, A: Record<string, Assumption>, out: (s: string) => v
   }
 }
 
-export function walk(bench: Bench, A: Record<string, Assumption>, out: (s: string) => void) {
+/**
+ * The lowest rate at which each switch of issue 17 turns on: Redis Cluster when Redis needs a
+ * second shard, PgBouncer when the pools at maxReplicas pass max_connections (null: not below
+ * 10M req/s). Both grow with the rate, so a bisection finds the first rate exactly.
+ */
+export function switchRates(bench: Bench, A: Record<string, Assumption> = assumptions({}), others: Others = {}) {
+  const first = (needs: (p: Plan) => boolean): number | null => {
+    let lo = 0;
+    let hi = 10_000_000;
+    if (!needs(plan(bench, hi, A, others))) return null;
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (needs(plan(bench, mid, A, others))) hi = mid;
+      else lo = mid;
+    }
+    return hi;
+  };
+  return { redisCluster: first((p) => p.redis.shards > 1), pgbouncer: first((p) => p.pg.needsPooler) };
+}
+
+/** A replica count, or why there is none: Infinity means no replica keeps up with the writes. */
+export const replicasText = (x: number) => (Number.isFinite(x) ? String(x) : "none keeps up");
+
+export function walk(bench: Bench, A: Record<string, Assumption>, out: (s: string) => void, others: Others = {}) {
   out(
     "| req/s | app pods (HPA min..max) | app cores | ingress pods | Redis ops/s (shards) | PG reads/s (replicas) | PG writes/s (primary cores) | PG connections per server | bottleneck (hardest wall) | what to do; other walls |",
   );
   out("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |");
   for (const rps of [100, 1_000, 10_000, 100_000, 1_000_000]) {
-    const p = plan(bench, rps, A);
+    const p = plan(bench, rps, A, others);
     const b = bottleneck(p);
-    const others = walls(p, A)
+    const more = walls(p, A)
       .slice(1)
       .map((w) => w.name);
     out(
-      `| ${n(rps)} | ${p.app.pods} (${p.app.minPods}..${p.app.maxPods}) | ${n(p.app.cores, 1)} | ${p.ingress.pods} | ${n(p.redis.opsPerS)} (${p.redis.shards}) | ${n(p.pg.readsPerS)} (${p.pg.replicas}) | ${n(p.pg.writesPerS)} (${n(p.pg.primaryCores, 1)}) | ${n(p.pg.connectionsPerServer)} | ${b.name} | ${b.action}${others.length ? `; also: ${others.join(", ")}` : ""} |`,
+      `| ${n(rps)} | ${p.app.pods} (${p.app.minPods}..${p.app.maxPods}) | ${n(p.app.cores, 1)} | ${p.ingress.pods} | ${n(p.redis.opsPerS)} (${p.redis.cluster ? `${p.redis.shards}: Redis Cluster of ${p.redis.cluster.nodes} nodes` : p.redis.shards}) | ${n(p.pg.readsPerS)} (${replicasText(p.pg.replicas)}) | ${n(p.pg.writesPerS)} (${n(p.pg.primaryCores, 1)}) | ${n(p.pg.connectionsPerServer)}${p.pg.pooler ? ` (PgBouncer: ${n(p.pg.pooler.perServer)})` : ""} | ${b.name} | ${b.action}${more.length ? `; also: ${more.join(", ")}` : ""} |`,
     );
   }
+  const on = switchRates(bench, A, others);
+  const at = (x: number | null) => (x === null ? "not below 10M req/s" : `from ${n(x)} req/s`);
+  out("");
+  out(
+    `The switches: Redis Cluster ${at(on.redisCluster)} (Redis past one shard: ${n((A.REDIS_OPS_PER_CORE as Assumption).value * (A.REDIS_UTILIZATION as Assumption).value)} ops/s); ` +
+      `PgBouncer ${at(on.pgbouncer)} (the pools at maxReplicas past max_connections ${n((A.PG_MAX_CONNECTIONS as Assumption).value)}).`,
+  );
 }
 
 /**
@@ -607,6 +872,19 @@ export function main(
   }
   const benches = files.map((f) => JSON.parse(readFileSync(f, "utf8")) as Bench);
   const A = assumptions(env);
+  // The other topologies' runs: given, or (only when BENCH_JSON is not) the newest full one of each
+  const other = (key: string, topology: string): Bench | undefined => {
+    const file = env[key]
+      ? resolve(env[key] as string)
+      : env.BENCH_JSON
+        ? undefined
+        : latestBenches(undefined, 1, topology)[0];
+    return file && existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Bench) : undefined;
+  };
+  const others: Others = {
+    pgbouncer: other("PGBOUNCER_BENCH_JSON", "pgbouncer"),
+    redisCluster: other("REDIS_CLUSTER_BENCH_JSON", "redis-cluster"),
+  };
   let target = 0;
   if (!argv.includes("--walk")) {
     const raw = env.TARGET_RPS || "1000000";
@@ -616,7 +894,7 @@ export function main(
       return 2;
     }
   }
-  const across = acrossRuns(benches, target || 1_000_000, A);
+  const across = acrossRuns(benches, target || 1_000_000, A, others);
   const i = across.median;
   const bench = benches[i] as Bench;
   const file = files[i] as string;
@@ -625,15 +903,23 @@ export function main(
     out(
       `over ${across.runs} bench runs (${files.map((x) => relative(REPO, x)).join(", ")}), at ${n(target || 1_000_000)} req/s, median (low-high):`,
     );
+    const replicas = Number.isFinite(across.replicas.high)
+      ? f(across.replicas)
+      : `${Number.isFinite(across.replicas.low) ? `${across.replicas.low} or ` : ""}${replicasText(Number.POSITIVE_INFINITY)}`;
     out(
-      `  app CPU ${f(across.appCpuMs, 3)} ms/req; app pods ${f(across.pods)}; primary cores ${f(across.primaryCores, 1)}; replicas ${f(across.replicas)}; knee ${f(across.knee)} req/s`,
+      `  app CPU ${f(across.appCpuMs, 3)} ms/req; app pods ${f(across.pods)}; primary cores ${f(across.primaryCores, 1)}; replicas ${replicas}; knee ${f(across.knee)} req/s`,
     );
     out(`  bottleneck in each run: ${across.bottlenecks.join(", ")}`);
     out("the plan below is from the median run by app pods:");
   }
   out(`capacity from ${relative(REPO, file)} (bench of ${bench.startedAt}${bench.quick ? ", QUICK run" : ""})`);
-  if (target === 0) walk(bench, A, out);
-  else printPlan(plan(bench, target, A), A, out);
+  for (const [what, b] of [
+    ["PgBouncer's CPU per statement", others.pgbouncer],
+    ["a cluster client's cost", others.redisCluster],
+  ] as const)
+    if (b) out(`${what} from the ${b.topology?.name} bench of ${b.startedAt}${b.quick ? " (QUICK)" : ""}`);
+  if (target === 0) walk(bench, A, out, others);
+  else printPlan(plan(bench, target, A, others), A, out);
   return 0;
 }
 

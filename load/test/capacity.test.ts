@@ -18,13 +18,19 @@ import {
   acrossRuns,
   assumptions,
   bottleneck,
+  clusterClientCost,
   latestBench,
   latestBenches,
   main,
   mixCosts,
+  pgBouncerSize,
   pinnedReads,
   plan,
+  redisClusterSize,
+  replicasText,
   spreadOf,
+  switchRates,
+  walk,
   walls,
 } from "../capacity.ts";
 
@@ -170,7 +176,7 @@ describe("plan", () => {
     assert.equal(p.app.coresAtMax, 10);
     close(p.ingress.cores, (0.05 * 10) / 0.6, "ingress cores");
     assert.equal(p.ingress.pods, 2);
-    assert.deepEqual(p.redis, { opsPerS: 12_540, shards: 1, shardOps: 50_000 });
+    assert.deepEqual(p.redis, { opsPerS: 12_540, shards: 1, shardOps: 50_000, cluster: null, clusterClient: null });
     assert.equal(p.pg.readsPerS, 7500);
     // 10,000 x 0.0375 ms = 0.375 busy cores, at 60 %
     close(p.pg.readCores, 0.625, "replica cores");
@@ -183,6 +189,7 @@ describe("plan", () => {
     assert.deepEqual(p.pg.pollerStatementsPerS, { primary: 0, eachReplica: 0 });
     assert.equal(p.pg.connectionsPerServer, 100);
     assert.equal(p.pg.needsPooler, false);
+    assert.equal(p.pg.pooler, null);
     close(p.load["app pods (HPA)"], 7, "app load");
     close(p.load["ingress controller"], (0.05 * 10) / 0.6 / 2, "ingress load");
     close(p.load["Redis (one shard)"], 12_540 / 50_000, "Redis load");
@@ -236,8 +243,9 @@ describe("plan", () => {
     assert.deepEqual(
       found.map((w) => w.action),
       [
-        "26 shards: Redis Cluster (the chart's Redis is one primary + replicas, Sentinel for failover)",
-        "8,680 per server: PgBouncer (transaction pooling) in front of PostgreSQL, or a lower PG_POOL_MAX",
+        "26 shards: turn on Redis Cluster, 26 primaries with 1 replica(s) each, 52 nodes (redis.enabled=false redisCluster.enabled=true redisCluster.cluster.nodes=52 redisCluster.cluster.replicas=1); one Redis primary, with Sentinel, only fails over",
+        // hand-worked below, in "PgBouncer"
+        "8,680 per server: turn on PgBouncer (transaction pooling), pgbouncer.enabled=true pgbouncer.replicaCount=84 pgbouncer.defaultPoolSize=2 pgbouncer.maxClientConnections=97650: PostgreSQL then sees at most 170 per server (84 pods + 1 in a rollout, x 2)",
         "postgresql.readReplicas.replicaCount=8; the app spreads reads over DATABASE_REPLICA_URLS",
         "42 controller replicas",
         "HPA 67..868 pods (stateless: sessions in Redis)",
@@ -298,7 +306,7 @@ describe("assumptions", () => {
     assert.equal(A.POD_CPU?.value, 2);
     assert.equal(A.HEADROOM?.value, 1.3);
     assert.equal(A.TARGET_UTILIZATION?.value, 0.6);
-    assert.equal(Object.keys(A).length, 17);
+    assert.equal(Object.keys(A).length, 22);
     assert.deepEqual(
       [A.POD_CPU?.basis, A.HEADROOM?.basis, A.CPU_SPEED?.basis, A.PG_UTILIZATION?.basis],
       ["set", "policy", "assumed", "policy"],
@@ -684,5 +692,179 @@ describe("several bench runs", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+// The two switches of issue 17, sized by hand.
+describe("Redis Cluster", () => {
+  it("is not needed for one shard, and has 3 primaries at least", () => {
+    assert.equal(redisClusterSize(1), null);
+    // 2 shards: Redis Cluster cannot have fewer than 3 primaries
+    assert.deepEqual(redisClusterSize(2), {
+      primaries: 3,
+      replicasPerPrimary: 1,
+      nodes: 6,
+      values: [
+        "redis.enabled=false",
+        "redisCluster.enabled=true",
+        "redisCluster.cluster.nodes=6",
+        "redisCluster.cluster.replicas=1",
+      ],
+    });
+  });
+
+  it("counts every node for Bitnami's cluster.nodes: primaries x (1 + replicas)", () => {
+    // 42 shards with 2 replicas each: 42 x 3 = 126 nodes
+    const c = redisClusterSize(42, assumptions({ REDIS_CLUSTER_REPLICAS: "2" }));
+    assert.deepEqual([c?.primaries, c?.replicasPerPrimary, c?.nodes], [42, 2, 126]);
+    assert.ok(c?.values.includes("redisCluster.cluster.nodes=126"));
+  });
+
+  it("is in the plan past one shard: 100,000 req/s of the small bench need 3 shards", () => {
+    // 100,000 x 1.25 + 100 logins x 4 = 125,400 ops/s over 50,000 per shard -> 3 shards
+    const p = plan(bench, 100_000, assumptions({}));
+    assert.equal(p.redis.shards, 3);
+    assert.equal(p.redis.cluster?.nodes, 6);
+    assert.match(walls(p, assumptions({}))[0]?.action ?? "", /^3 shards: turn on Redis Cluster, 3 primaries/);
+  });
+});
+
+describe("PgBouncer", () => {
+  it("sizes max_client_conn, pods and default_pool_size so that PostgreSQL sees a bounded count", () => {
+    // clients: (868 + ceil(868 x 0.25) = 217) pods x PG_POOL_MAX 10 x (1 primary + 8 replicas) = 97,650
+    // pods: 1,251,000 statements/s x 1/30 ms = 41.7 cores at 0.5 -> 84
+    // pool: 2 x 42.08 primary cores = 84.2 -> 85 server connections over 84 pods -> 2 each;
+    // PostgreSQL sees (84 + 1) x 2 = 170, within 500 - 10
+    const s = pgBouncerSize(
+      { maxPods: 868, replicas: 8, statementsPerS: 1_251_000, msPerStatement: 1 / 30, serverCores: 25.25 / 0.6 },
+      assumptions({}),
+    );
+    assert.deepEqual([s.maxClientConn, s.pods, s.poolSize, s.perServer, s.fits], [97_650, 84, 2, 170, true]);
+    close(s.cores, 41.7, "PgBouncer cores");
+    assert.deepEqual(s.values, [
+      "pgbouncer.enabled=true",
+      "pgbouncer.replicaCount=84",
+      "pgbouncer.defaultPoolSize=2",
+      "pgbouncer.maxClientConnections=97650",
+    ]);
+  });
+
+  it("keeps two pods for a small load, and says when the pools do not fit max_connections", () => {
+    // 3,000 statements/s x 0.02 ms = 0.06 cores -> still 2 pods; 2 x 8 cores = 16 -> 8 per pod;
+    // (2 + 1) x 8 = 24 per server; 10 pods x 10 x 2 pools... (10 + 3) x 10 x 2 = 260 clients
+    const small = pgBouncerSize(
+      { maxPods: 10, replicas: 1, statementsPerS: 3000, msPerStatement: 0.02, serverCores: 8 },
+      assumptions({}),
+    );
+    assert.deepEqual([small.pods, small.poolSize, small.perServer, small.maxClientConn], [2, 8, 24, 260]);
+    // max_connections 30 leaves 20: 24 does not fit
+    const tight = pgBouncerSize(
+      { maxPods: 10, replicas: 1, statementsPerS: 3000, msPerStatement: 0.02, serverCores: 8 },
+      assumptions({ PG_MAX_CONNECTIONS: "30" }),
+    );
+    assert.equal(tight.fits, false);
+  });
+
+  it("takes PgBouncer's CPU per statement from a pgbouncer bench when given one", () => {
+    // PgBouncer 0.01 ms per read, 0.02 ms per write: 0.75 x 0.01 + 0.25 x 0.02 = 0.0125 ms per
+    // request over 0.75 + 0.5 statements = 0.01 ms per statement
+    const pgb = {
+      ...bench,
+      startedAt: "2026-01-02T00:00:00Z",
+      topology: { name: "pgbouncer" },
+      endpoints: bench.endpoints.map((e) =>
+        e.name === "item-read"
+          ? { ...e, pgbouncerCpuMsPerRequest: 0.01 }
+          : e.name === "item-write"
+            ? { ...e, pgbouncerCpuMsPerRequest: 0.02 }
+            : e,
+      ),
+    } as typeof bench;
+    const p = plan(bench, 1_000_000, assumptions({}), { pgbouncer: pgb });
+    close(p.pg.pooler?.msPerStatement ?? 0, 0.01, "ms per statement");
+    // 1,251,000 x 0.01 ms = 12.51 cores at 0.5 -> 26 pods; 85 connections over 26 -> 4 each
+    assert.deepEqual([p.pg.pooler?.pods, p.pg.pooler?.poolSize, p.pg.pooler?.perServer], [26, 4, 108]);
+    assert.equal(p.pg.pooler?.measuredBy, "2026-01-02T00:00:00Z");
+    assert.equal(plan(bench, 1_000_000, assumptions({})).pg.pooler?.measuredBy, null);
+  });
+});
+
+describe("a cluster client's cost", () => {
+  it("is the mix's app CPU in Express units against the plain run, back in the plain run's ms", () => {
+    // plain: 0.3 ms over Express 0.1 = x3; cluster: app 0.75 x 0.3 + 0.25 x 0.9 = 0.45 ms over
+    // Express 0.125 = x3.6: +0.6 x 0.1 = +0.06 ms per request
+    const cluster = {
+      ...bench,
+      startedAt: "2026-01-03T00:00:00Z",
+      anchors: { ...bench.anchors, express: { cpuMsPerRequest: 0.125 } },
+      endpoints: bench.endpoints.map((e) =>
+        e.name === "item-read"
+          ? { ...e, cpuMsPerRequest: 0.3, redisCpuMsPerRequest: 0.02 }
+          : e.name === "item-write"
+            ? { ...e, cpuMsPerRequest: 0.9 }
+            : e,
+      ),
+    } as typeof bench;
+    const k = clusterClientCost(bench, cluster);
+    close(k.xExpress.plain, 3, "plain x Express");
+    close(k.xExpress.cluster, 3.6, "cluster x Express");
+    close(k.appMsDelta, 0.06, "ms per request");
+    // 1.25 commands per 0.75 x 0.02 = 0.015 ms of Redis CPU: 83,333 a core-second
+    assert.equal(Math.round(k.redisCmdsPerCoreS ?? 0), 83_333);
+    // 100,000 req/s need 3 shards: app cores 100,000 x 0.3 + 100 logins x 100 ms = 40, + 100,000 x
+    // 0.06 ms = 46 -> 77 pods at 0.6
+    const p = plan(bench, 100_000, assumptions({}), { redisCluster: cluster });
+    assert.equal(p.redis.clusterClient?.pods, 77);
+    assert.equal(p.app.pods, 67, "not folded into the plan's own pods");
+    assert.equal(plan(bench, 10_000, assumptions({}), { redisCluster: cluster }).redis.clusterClient, null);
+    // a run with an operating point against one without: both priced at saturation
+    assert.equal(k.basis, "saturation");
+    assert.equal(clusterClientCost(full, cluster).basis, "saturation");
+    close(clusterClientCost(full, cluster).xExpress.plain, 3, "full at saturation is bench's x3");
+    assert.equal(clusterClientCost(full, full).basis, "operating point");
+  });
+});
+
+describe("a plan in which no replica keeps up", () => {
+  it("says so in words, never Infinity", () => {
+    assert.equal(replicasText(Number.POSITIVE_INFINITY), "none keeps up");
+    assert.equal(replicasText(3), "3");
+    // replay of 0.6 ms per request: 1,000,000 req/s leave an 8-core replica no room
+    const heavy = {
+      ...bench,
+      endpoints: bench.endpoints.map((e) => (e.name === "item-write" ? { ...e, pgReplicaCpuMsPerRequest: 0.6 } : e)),
+    } as typeof bench;
+    assert.equal(plan(heavy, 1_000_000, assumptions({})).pg.replicas, Number.POSITIVE_INFINITY);
+    const rows: string[] = [];
+    walk(heavy, assumptions({}), (l) => rows.push(l));
+    const top = rows.filter((l) => l.startsWith("| 1,000,000 |"))[0] ?? "";
+    assert.match(top, /^\| 1,000,000 \|.*\| 750,000 \(none keeps up\) \|/);
+    assert.doesNotMatch(rows.join("\n"), /Infinity/);
+  });
+});
+
+describe("switchRates", () => {
+  it("finds the first rate at which each switch turns on", () => {
+    const A = assumptions({});
+    const on = switchRates(bench, A);
+    // Redis: 1.25 + 0.001 x 4 = 1.254 commands per request past 50,000 ops/s: 39,872.4 -> 39,873
+    assert.equal(on.redisCluster, 39_873);
+    // PgBouncer: 0.4 ms of app CPU per request (0.3 + 0.001 x 100): 39 pods (maxReplicas 51,
+    // 510 connections) past 38 x 0.6 / 0.0004 = 57,000 req/s
+    const r = on.pgbouncer as number;
+    assert.ok(r >= 56_990 && r <= 57_010, String(r));
+    assert.equal(plan(bench, r, A).pg.needsPooler, true);
+    assert.equal(plan(bench, r - 1, A).pg.needsPooler, false);
+    assert.equal(plan(bench, r, A).app.maxPods, 51);
+  });
+
+  it("says so under the walk's table", () => {
+    const rows: string[] = [];
+    walk(bench, assumptions({}), (l) => rows.push(l));
+    assert.match(
+      rows.at(-1) ?? "",
+      /^The switches: Redis Cluster from 39,873 req\/s \(Redis past one shard: 50,000 ops\/s\); PgBouncer from 5\d,\d{3} req\/s/,
+    );
+    assert.equal(switchRates(bench, assumptions({ REDIS_OPS_PER_CORE: "1e9" })).redisCluster, null);
   });
 });
