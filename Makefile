@@ -91,7 +91,7 @@ unit: node-deps ## Unit tests of the app (no services needed)
 .PHONY: integration
 integration: node-deps ## Integration tests on real Redis, PostgreSQL primary + replica and nginx
 	@$(NODE_TEST) --test-concurrency=1 'local/test/**/*.test.ts' 'app/test/integration/**/*.test.ts' \
-		charts/tests/helm-test-script.test.ts
+		charts/tests/helm-test-script.test.ts charts/tests/pgbouncer-chart.test.ts
 
 .PHONY: test-the-tests
 test-the-tests: node-deps tools ## Plant each bug of tools/test-the-tests/bugs.ts in a scratch copy; print bug -> test -> caught/missed

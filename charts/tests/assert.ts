@@ -520,7 +520,7 @@ if (policies.length > 0) {
 const pooled = values.pgbouncer.enabled === true || values.externalPgbouncer.enabled === true;
 const hostOf = (url: string | undefined) => (url ? new URL(url).hostname : "");
 const portOf = (url: string | undefined) => (url ? Number(new URL(url).port || 5432) : 0);
-const dbUrls = [cmData.DATABASE_URL, ...(cmData.DATABASE_REPLICA_URLS ?? "").split(",").filter(Boolean)];
+const dbUrls = [cmData.DATABASE_URL ?? "", ...(cmData.DATABASE_REPLICA_URLS ?? "").split(",")].filter(Boolean);
 const poolerHost = values.pgbouncer.enabled ? `${fullname}-pgbouncer` : values.externalPgbouncer.host;
 const poolerPort: number = values.pgbouncer.enabled ? values.pgbouncer.port : values.externalPgbouncer.port;
 if (pooled) {
@@ -625,7 +625,7 @@ if (pgbouncer) {
     const target = databases.get(alias);
     check(target, `pgbouncer: the app's database ${alias} is in [databases]`);
     check(
-      target?.rest.includes(`SET statement_timeout = ${values.pgbouncer.statementTimeoutMs}`),
+      target?.rest?.includes(`SET statement_timeout = ${values.pgbouncer.statementTimeoutMs}`),
       `pgbouncer: ${alias}'s server connections set statement_timeout (connect_query)`,
     );
   }
