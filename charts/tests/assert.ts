@@ -973,6 +973,13 @@ const cases: Record<string, () => void> = {
       pgbouncer?.spec.template.spec.containers[0].image === "bitnamilegacy/pgbouncer:1.24.1-debian-12-r10",
       `pgbouncer: the pinned image (${pgbouncer?.spec.template.spec.containers[0].image})`,
     );
+    const pbSpec = pgbouncer?.spec.template.spec;
+    check(
+      same(pbSpec?.nodeSelector, values.pgbouncer.nodeSelector) &&
+        same(pbSpec?.tolerations, values.pgbouncer.tolerations) &&
+        podSpec.nodeSelector === undefined,
+      "pgbouncer: its nodeSelector and tolerations are pgbouncer's, and they stay off the app pods",
+    );
     // The app still reaches the primary itself, for its migrations.
     expectEgress(
       "to the PostgreSQL primary pod (migrations)",
