@@ -1,4 +1,5 @@
 import type { Logger } from "./logger.ts";
+import type { Session, SessionControl } from "./sessions/middleware.ts";
 
 declare global {
   namespace Express {
@@ -7,13 +8,10 @@ declare global {
       id: string;
       /** The process logger bound to this request's id. */
       log: Logger;
+      /** This request's session, once a session middleware ran and Redis answered. */
+      session?: Session;
+      /** Set by the session middleware, for regenerateSession, saveSession, destroySession. */
+      sessions?: SessionControl;
     }
-  }
-}
-
-declare module "express-session" {
-  interface SessionData {
-    userId: number;
-    username: string;
   }
 }

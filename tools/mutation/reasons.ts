@@ -37,10 +37,6 @@ export const REASONS: Reason[] = [
     fits: (s) => /^\s*(export )?(async )?function\b.*=\s*("|\d|join\()/.test(s.code) || /prefix \?\? "/.test(s.code),
   },
   {
-    why: "an optional call of a callback that express-session always passes: the mutant behaves the same",
-    fits: (s) => s.mutator === "OptionalChaining" && /callback\?\.\(/.test(s.code),
-  },
-  {
     why: "a metric's help text or label value, read by people and dashboards, not by the code's behaviour",
     fits: (s) => s.mutator === "StringLiteral" && /\bhelp:|\bname: "nodescale_|labelNames/.test(s.code),
   },

@@ -1,54 +1,70 @@
+import { randomBytes } from "node:crypto";
 import type { NextFunction, Request, RequestHandler, Response } from "express";
-import session from "express-session";
 import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
+import { cookieValue, SESSION_COOKIE, sessionIdFrom, signSessionId } from "./cookie.ts";
 import type { RedisSessionStore } from "./store.ts";
+
+// Sessions: a signed cookie naming a key in Redis (store.ts). Written at login, deleted at
+// logout, never touched in between, so a request that only reads its session costs one GET
+// and no write. This replaced express-session, which on every request hashed the session
+// three times and built a throwaway one for every request without a cookie.
 
 export type SessionUser = { id: number; username: string };
 
-/** The session cookie's name. */
-export const SESSION_COOKIE = "sid";
+export type Session = {
+  /** The id in the cookie; the Redis key's suffix. */
+  readonly id: string;
+  userId?: number;
+  username?: string;
+  /** In Redis already (loaded from it, or saved): a regeneration deletes it. */
+  stored: boolean;
+};
+
+/** What regenerateSession, saveSession and destroySession need: one per app, on each request. */
+export type SessionControl = {
+  store: RedisSessionStore;
+  config: Config["session"];
+};
+
+export { SESSION_COOKIE };
+
+// 24 random bytes, as express-session made them: ids nobody can guess or enumerate.
+const newSession = (): Session => ({ id: randomBytes(24).toString("base64url"), stored: false });
 
 /**
- * Whether the request carries a session cookie. A cookie that merely ends in the name
- * (`xsid=`) also counts: the session middleware then decides, as it would have anyway.
+ * Loads the session named by a valid session cookie; any other request gets a new, empty
+ * session, saved only if a route saves it (login). A Redis failure is the request's error
+ * (503 redis_unavailable).
  */
-export function hasSessionCookie(req: Request): boolean {
-  return req.headers.cookie?.includes(`${SESSION_COOKIE}=`) === true;
+export function createSessionMiddleware(config: Config["session"], store: RedisSessionStore): RequestHandler {
+  const control: SessionControl = { store, config };
+  return (req: Request, _res: Response, next: NextFunction) => {
+    req.sessions = control;
+    const id = sessionIdFrom(req.headers.cookie, config.secrets);
+    if (id === undefined) {
+      req.session = newSession();
+      next();
+      return;
+    }
+    store.get(id).then((stored) => {
+      // An expired session reads as none; Redis would have dropped it within the second.
+      const live = stored !== null && stored.expires.getTime() > Date.now();
+      req.session = live ? { id, userId: stored.userId, username: stored.username, stored: true } : newSession();
+      next();
+    }, next);
+  };
 }
 
-export function createSessionMiddleware(config: Config["session"], store: RedisSessionStore): RequestHandler {
-  const middleware = session({
-    name: SESSION_COOKIE,
-    store,
-    secret: config.secrets,
-    resave: false,
-    saveUninitialized: false,
-    // Expiry resets only when the session changes; see the store for why there is no touch.
-    rolling: false,
-    cookie: {
-      httpOnly: true,
-      sameSite: "lax",
-      // "auto" follows req.secure, which trusts X-Forwarded-Proto from the load balancer.
-      secure: config.cookieSecure === "auto" ? "auto" : config.cookieSecure === "true",
-      maxAge: config.ttlSeconds * 1000,
-    },
-  });
-  if (config.cookieSecure !== "true") return middleware;
-  // COOKIE_SECURE=true says the client's side is TLS whatever the last hop says (a TLS
-  // terminator in front of the ingress forwards plain HTTP). express-session sets a Secure
-  // cookie only on a request it sees as secure, and would otherwise set none: login would
-  // answer 200 with no session.
-  return (req, res, next) => {
-    Object.defineProperty(req, "secure", { value: true, configurable: true });
-    middleware(req, res, next);
-  };
+/** Whether the request carries a session cookie (valid or not: the middleware decides). */
+export function hasSessionCookie(req: Request): boolean {
+  return cookieValue(req.headers.cookie, SESSION_COOKIE) !== undefined;
 }
 
 /**
  * The session middleware for routes that only read a session: a request without a session
  * cookie has none to load, and goes on anonymous (`req.session` undefined) instead of having
- * a new session built (a random id, three hashes) only to be thrown away unsaved. Login and
+ * a new session built (a random id) only to be thrown away unsaved. Login and
  * logout, which make and end sessions, take the middleware itself.
  */
 export function sessionFromCookie(middleware: RequestHandler): RequestHandler {
@@ -93,14 +109,46 @@ export function requireUser(req: Request): SessionUser {
   return user;
 }
 
-const promisify =
-  (method: "save" | "regenerate" | "destroy") =>
-  (req: Request): Promise<void> =>
-    new Promise((resolve, reject) => {
-      req.session[method]((error: unknown) => (error ? reject(error) : resolve()));
-    });
+function controlOf(req: Request): SessionControl {
+  if (req.sessions === undefined) throw new Error("the session middleware did not run for this route");
+  return req.sessions;
+}
 
-/** Saves now, so that a store failure becomes this request's error rather than a lost write. */
-export const saveSession = promisify("save");
-export const regenerateSession = promisify("regenerate");
-export const destroySession = promisify("destroy");
+/**
+ * A new id for the request's session, the old one deleted: an id planted before login is
+ * worth nothing after it (session fixation).
+ */
+export async function regenerateSession(req: Request): Promise<Session> {
+  const { store } = controlOf(req);
+  if (req.session?.stored) await store.destroy(req.session.id);
+  req.session = newSession();
+  return req.session;
+}
+
+/** Saves now, and sets the cookie, so that a store failure is this request's error. */
+export async function saveSession(req: Request): Promise<void> {
+  const { store, config } = controlOf(req);
+  const session = req.session;
+  if (session === undefined) throw new Error("no session to save");
+  const expires = new Date(Date.now() + config.ttlSeconds * 1000);
+  // "auto" follows req.secure, which trusts X-Forwarded-Proto from the load balancer; "true"
+  // holds whatever the last hop says (a TLS terminator in front of the ingress forwards plain
+  // HTTP).
+  const secure = config.cookieSecure === "true" || (config.cookieSecure === "auto" && req.secure);
+  await store.set(session.id, { userId: session.userId, username: session.username, expires }, { secure });
+  session.stored = true;
+  req.res?.cookie(SESSION_COOKIE, signSessionId(session.id, config.secrets[0] as string), {
+    path: "/",
+    expires,
+    httpOnly: true,
+    sameSite: "lax",
+    secure,
+  });
+}
+
+export async function destroySession(req: Request): Promise<void> {
+  const session = req.session;
+  if (session === undefined) return;
+  await controlOf(req).store.destroy(session.id);
+  req.session = undefined;
+}

@@ -50,9 +50,9 @@ export function authRouter(deps: { primary: pg.Pool; session: RequestHandler; li
     }
     await deps.limits.login.succeeded(username);
     // A fresh id at login, so a session id planted before login is worth nothing after it.
-    await regenerateSession(req);
-    req.session.userId = user.id;
-    req.session.username = user.username;
+    const session = await regenerateSession(req);
+    session.userId = user.id;
+    session.username = user.username;
     await saveSession(req);
     res.json({ id: user.id, username: user.username });
   });
@@ -61,7 +61,7 @@ export function authRouter(deps: { primary: pg.Pool; session: RequestHandler; li
   // preflight (never granted), so no other site can log a user out (README.md, "Sessions,
   // cookies and cross-site requests").
   router.post("/api/auth/logout", noQuery, ...emptyJsonBody(), deps.session, async (req, res) => {
-    if (req.session.userId !== undefined) await destroySession(req);
+    if (req.session?.stored) await destroySession(req);
     res.clearCookie(SESSION_COOKIE, { path: "/" });
     res.status(204).end();
   });
