@@ -35,6 +35,13 @@ const values: any = JSON.parse(readFileSync(valuesFile, "utf8"));
 let failures = 0;
 const failed: string[] = [];
 
+/** The Strict-Transport-Security value an HTTPRoute rule sets, if any. */
+function hstsOf(rule: any): string | undefined {
+  for (const f of rule.filters ?? [])
+    for (const h of f.responseHeaderModifier?.set ?? []) if (h.name === "Strict-Transport-Security") return h.value;
+  return undefined;
+}
+
 function check(ok: unknown, message: string): void {
   if (ok) {
     console.log(`    ok - ${message}`);
@@ -836,6 +843,20 @@ const cases: Record<string, () => void> = {
     expectEnv("COOKIE_SECURE", "true");
     expectEnv("TRUST_PROXY", "1");
     expectKinds(["HTTPRoute"], ["Ingress"]);
+    // HSTS at the TLS terminator (the app sends none): every rule sets it on the way out.
+    const rules = one("HTTPRoute")?.spec.rules ?? [];
+    check(
+      rules.length > 0 && rules.every((r: any) => hstsOf(r) === "max-age=31536000"),
+      `every rule sets Strict-Transport-Security (${JSON.stringify(rules.map(hstsOf))})`,
+    );
+  },
+  // A rule with a ResponseHeaderModifier of its own keeps it as it is (a rule takes one).
+  "contract-hsts-own-header-filter"() {
+    const filters = one("HTTPRoute")?.spec.rules?.[0]?.filters ?? [];
+    check(
+      filters.length === 1 && filters[0].responseHeaderModifier?.add?.[0]?.name === "X-Served-By",
+      `the rule's own filter alone (${JSON.stringify(filters)})`,
+    );
   },
   // ingress.tls with the Ingress switched off is no TLS front door.
   "contract-cookie-secure-ingress-off"() {
@@ -886,6 +907,7 @@ const cases: Record<string, () => void> = {
     expectFrontDoors(["Envoy Gateway's proxy (namespace envoy-gateway-system)"]);
     // Its listener is "http" and httpRoute.https is off: the cookie follows X-Forwarded-Proto.
     expectEnv("COOKIE_SECURE", "auto");
+    check(route.spec.rules.every((r: any) => hstsOf(r) === undefined), "no HSTS on plain HTTP listeners");
   },
   monitoring() {
     expectKinds(["ServiceMonitor"], []);

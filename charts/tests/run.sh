@@ -345,6 +345,9 @@ check "cookies: an Ingress with tls -> COOKIE_SECURE=true (and TRUST_PROXY=1)" \
   --set-json 'ingress.tls=[{"secretName":"nodescale-tls","hosts":["nodescale.local"]}]'
 check "cookies: an HTTPRoute on HTTPS listeners (httpRoute.https) -> COOKIE_SECURE=true" \
   contract contract-cookie-secure-gateway-https shop -f "$TESTS/values/gateway-api.yaml" --set httpRoute.https=true
+check "hsts: a route rule with its own ResponseHeaderModifier keeps it alone" \
+  contract contract-hsts-own-header-filter shop -f "$TESTS/values/gateway-api.yaml" --set httpRoute.https=true \
+  --set-json 'httpRoute.rules=[{"filters":[{"type":"ResponseHeaderModifier","responseHeaderModifier":{"add":[{"name":"X-Served-By","value":"shop"}]}}]}]'
 check "cookies: ingress.tls on a disabled Ingress is no TLS front door -> COOKIE_SECURE=auto" \
   contract contract-cookie-secure-ingress-off shop -f "$TESTS/values/gateway-api.yaml" \
   --set-json 'ingress.tls=[{"secretName":"nodescale-tls","hosts":["nodescale.local"]}]'

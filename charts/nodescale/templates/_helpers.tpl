@@ -435,6 +435,8 @@ The non-secret environment of the app, as a dict NAME: value (the ConfigMap's da
   "METRICS_PORT" (toString .Values.metricsPort)
   "NODE_ENV" $c.nodeEnv
   "LOG_LEVEL" $c.logLevel
+  "ACCESS_LOG_SAMPLE_RATE" (toString $c.accessLogSampleRate)
+  "ACCESS_LOG_SLOW_MS" (toString $c.accessLogSlowMs)
   "PG_POOL_MAX" (toString $c.pgPoolMax)
   "WORKER_THREADS" (toString $c.workerThreads)
   "SHUTDOWN_DRAIN_MS" (toString $c.shutdownDrainMs)
