@@ -6,9 +6,12 @@ import Cursor from "pg-cursor";
 export type Item = { id: number; ownerId: number | null; title: string; body: string; createdAt: string };
 export type NewItem = { title: string; body: string };
 
-type ItemRow = { id: string; owner_id: string | null; title: string; body: string; created_at: Date };
+type ItemRow = { id: string; owner_id: string | null; title: string; body: string; created_at: string };
 
-const columns = "id, owner_id, title, body, created_at";
+// created_at leaves PostgreSQL as the ISO 8601 text the API sends (UTC, milliseconds, as
+// Date.toISOString writes it): parsing it into a Date only to print it again was the largest
+// single cost of a list after the network.
+const columns = `id, owner_id, title, body, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_at`;
 
 export function toItem(row: ItemRow): Item {
   return {
@@ -16,7 +19,7 @@ export function toItem(row: ItemRow): Item {
     ownerId: row.owner_id === null ? null : Number(row.owner_id),
     title: row.title,
     body: row.body,
-    createdAt: row.created_at.toISOString(),
+    createdAt: row.created_at,
   };
 }
 
