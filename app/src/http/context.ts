@@ -35,6 +35,26 @@ export function worthALine(policy: AccessLogPolicy, status: number, ms: number, 
   return status >= 500 || status === CLIENT_CLOSED_REQUEST || ms >= policy.slowMs || random() < policy.sampleRate;
 }
 
+const childLog = Symbol("child logger");
+
+/**
+ * req.log: a child logger bound to the request id, built on first use (most requests never
+ * log, and a child serializes its bindings). A getter on the app's request prototype, defined
+ * once: an accessor defined on every request object would turn each into a slow dictionary
+ * object.
+ */
+function installRequestLog(req: Request, log: Logger): void {
+  const prototype: object = Object.getPrototypeOf(req);
+  if (Object.hasOwn(prototype, "log")) return;
+  Object.defineProperty(prototype, "log", {
+    configurable: true,
+    get(this: Request & { [childLog]?: Logger }) {
+      this[childLog] ??= log.child({ reqId: this.id });
+      return this[childLog];
+    },
+  });
+}
+
 export function requestContext(deps: {
   instance: string;
   log: Logger;
@@ -47,15 +67,7 @@ export function requestContext(deps: {
     const incoming = req.headers["x-request-id"];
     const id = typeof incoming === "string" && acceptableRequestId.test(incoming) ? incoming : randomUUID();
     req.id = id;
-    // Built on first use: most requests never log, and a child logger serializes its bindings.
-    let requestLog: Logger | undefined;
-    Object.defineProperty(req, "log", {
-      configurable: true,
-      get: () => {
-        requestLog ??= deps.log.child({ reqId: id });
-        return requestLog;
-      },
-    });
+    installRequestLog(req, deps.log);
     res.setHeader("x-instance", deps.instance);
     res.setHeader("x-request-id", id);
     // While draining, ask keep-alive clients (the load balancer) to reconnect elsewhere.
