@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
-import { cookieValue, SESSION_COOKIE, sessionIdFrom, signSessionId } from "./cookie.ts";
+import { cookieValue, createSessionIdReader, SESSION_COOKIE, signSessionId } from "./cookie.ts";
 import type { RedisSessionStore } from "./store.ts";
 
 // Sessions: a signed cookie naming a key in Redis (store.ts). Written at login, deleted at
@@ -39,9 +39,10 @@ const newSession = (): Session => ({ id: randomBytes(24).toString("base64url"), 
  */
 export function createSessionMiddleware(config: Config["session"], store: RedisSessionStore): RequestHandler {
   const control: SessionControl = { store, config };
+  const sessionIdOf = createSessionIdReader(config.secrets);
   return (req: Request, _res: Response, next: NextFunction) => {
     req.sessions = control;
-    const id = sessionIdFrom(req.headers.cookie, config.secrets);
+    const id = sessionIdOf(req.headers.cookie);
     if (id === undefined) {
       req.session = newSession();
       next();

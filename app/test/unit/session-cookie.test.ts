@@ -3,7 +3,13 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { cookieValue, SESSION_COOKIE, sessionIdFrom, signSessionId } from "../../src/sessions/cookie.ts";
+import {
+  cookieValue,
+  createSessionIdReader,
+  SESSION_COOKIE,
+  sessionIdFrom,
+  signSessionId,
+} from "../../src/sessions/cookie.ts";
 
 const current = "current-secret-0123456789";
 const retiring = "retiring-secret-0123456789";
@@ -62,5 +68,20 @@ describe("the session cookie", () => {
     assert.equal(cookieValue("a=s%3Ax", "a"), "s%3Ax");
     assert.equal(cookieValue("flag; a=1", "a"), "1");
     assert.equal(cookieValue(undefined, "a"), undefined);
+  });
+
+  it("remembers what verified, never what did not, across a cache that starts over", () => {
+    const read = createSessionIdReader([current]);
+    const good = header(signSessionId("kept", current));
+    assert.equal(read(good), "kept");
+    assert.equal(read(good), "kept", "the second time from memory");
+    const forged = header(signSessionId("kept", "some-other-secret-012345"));
+    assert.equal(read(forged), undefined);
+    assert.equal(read(forged), undefined, "a failed value is checked again, not remembered as anything");
+    // Past 10,000 values the cache starts over, and what it held still verifies.
+    for (let i = 0; i < 10_001; i++) assert.equal(read(header(signSessionId(`id-${i}`, current))), `id-${i}`);
+    assert.equal(read(good), "kept");
+    assert.equal(read(undefined), undefined);
+    assert.equal(read("theme=dark"), undefined);
   });
 });
