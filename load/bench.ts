@@ -7,7 +7,9 @@
 //      same settings (closed loop, fixed connections), straight to one process each: req/s,
 //      CPU time per request (from /proc/<pid>/stat of the server), Redis commands per request
 //      (INFO commandstats deltas) and PostgreSQL statements per request (counted on the wire
-//      by proxies in front of the primary and the replica);
+//      by proxies in front of the primary and the replica); every request carries a browser's
+//      Accept-Encoding, and the routes that compress (the list, the export) run again with
+//      identity, which prices compression (runner/compression.ts);
 //   3. measures the anchors and endpoints again at the operating point: open loop at the rate
 //      that keeps UTILIZATION of a core busy (the HPA's target), the cost capacity.ts uses;
 //   4. runs every shape of load/shapes.ts through nginx, scaled to this machine: the
@@ -58,6 +60,7 @@ import {
   sumRedis,
   topologyTitle,
 } from "./runner/backing.ts";
+import { type CompressionCost, compressionCost, type WireSample, wireSample } from "./runner/compression.ts";
 import {
   type ClosedResult,
   endpointRequest,
@@ -287,7 +290,19 @@ function logMeasurement(m: Measurement): void {
   for (const f of m.flags) log(`    flag: ${f}`);
 }
 
-type EndpointPlan = { name: string; endpoint: EndpointName; connections: number; durationS: number };
+type EndpointPlan = {
+  name: string;
+  endpoint: EndpointName;
+  connections: number;
+  durationS: number;
+  /** Accept-Encoding other than a browser's (ACCEPT_ENCODING): "identity" prices compression. */
+  acceptEncoding?: string;
+  /**
+   * Measured at saturation only, not at the operating point: scrypt costs the same at any
+   * load; the exports and the identity twins only price compression.
+   */
+  saturationOnly?: true;
+};
 
 async function measureEndpoint(
   stack: Topology,
@@ -300,10 +315,16 @@ async function measureEndpoint(
   const app = stack.instances[0];
   if (!app?.pid) throw new Error("app-1 is not running");
   const state = stack.state;
-  const next = () => endpointRequest(plan.endpoint, fixture, seqStart.n++);
+  const next = () => endpointRequest(plan.endpoint, fixture, seqStart.n++, plan.acceptEncoding);
   // for client threads: each takes every CLIENT_THREADS-th number from here; then skip past them all
   const jobFrom = (): Job => {
-    const job: Job = { kind: "endpoint", endpoint: plan.endpoint, fixture, seqStart: seqStart.n };
+    const job: Job = {
+      kind: "endpoint",
+      endpoint: plan.endpoint,
+      fixture,
+      seqStart: seqStart.n,
+      acceptEncoding: plan.acceptEncoding,
+    };
     seqStart.n += 10_000_000;
     return job;
   };
@@ -361,6 +382,43 @@ async function measureEndpoint(
 }
 
 /** One endpoint against app-1 with the profiler on: its .cpuprofile written, its summary returned. */
+/** The routes that compress, and the identity twins that price it (ENDPOINTS). */
+const COMPRESSING = [
+  { name: "item-list", route: "GET /api/items", path: "/api/items?after=0&limit=20" },
+  { name: "item-export", route: "GET /api/items/export", path: "/api/items/export" },
+] as const;
+
+/**
+ * One response of each compressing route, with a browser's Accept-Encoding and with identity,
+ * for their sizes on the wire. Taken before the endpoints run: the exports are measured before
+ * any write, on the same rows.
+ */
+async function sampleCompression(stack: Topology, fixture: Fixture) {
+  const app = stack.instances[0]?.url as string;
+  const cookie = fixture.cookies[0];
+  const samples: Record<string, { compressed: WireSample; identity: WireSample }> = {};
+  for (const c of COMPRESSING)
+    samples[c.name] = {
+      compressed: await wireSample(`${app}${c.path}`, undefined, cookie),
+      identity: await wireSample(`${app}${c.path}`, "identity", cookie),
+    };
+  return samples;
+}
+
+function priceCompression(
+  samples: Awaited<ReturnType<typeof sampleCompression>>,
+  endpoints: Measurement[],
+): CompressionCost[] {
+  const cpu = (name: string) => (endpoints.find((e) => e.name === name) as Measurement).cpuMsPerRequest;
+  return COMPRESSING.map((c) =>
+    compressionCost(
+      c.route,
+      { cpuMsPerRequest: cpu(c.name), sample: (samples[c.name] as { compressed: WireSample }).compressed },
+      { cpuMsPerRequest: cpu(`${c.name}-identity`), sample: (samples[c.name] as { identity: WireSample }).identity },
+    ),
+  );
+}
+
 async function profileEndpoint(
   stack: Topology,
   fixture: Fixture,
@@ -370,7 +428,7 @@ async function profileEndpoint(
   dir: string,
 ): Promise<EndpointProfile> {
   const url = stack.instances[0]?.url as string;
-  const next = () => endpointRequest(plan.endpoint, fixture, seq.n++);
+  const next = () => endpointRequest(plan.endpoint, fixture, seq.n++, plan.acceptEncoding);
   const mode: Mode = { connections: plan.connections };
   await drive(url, next, mode, WARMUP_S);
   const { profile, result } = await profileWhile(
@@ -430,11 +488,31 @@ const ENDPOINTS: EndpointPlan[] = [
   { name: "me", endpoint: "me", connections: CONNECTIONS, durationS: MEASURE_S },
   { name: "item-read", endpoint: "item-read", connections: CONNECTIONS, durationS: MEASURE_S },
   { name: "item-list", endpoint: "item-list", connections: CONNECTIONS, durationS: MEASURE_S },
+  // Compression's price: the same list and export without it. Exports run before any write, on
+  // the seeded items, and no more at once than an instance admits (STREAMS_MAX: a third of
+  // PG_POOL_MAX's 10).
+  {
+    name: "item-list-identity",
+    endpoint: "item-list",
+    connections: CONNECTIONS,
+    durationS: MEASURE_S,
+    acceptEncoding: "identity",
+    saturationOnly: true,
+  },
+  { name: "item-export", endpoint: "item-export", connections: 3, durationS: MEASURE_S, saturationOnly: true },
+  {
+    name: "item-export-identity",
+    endpoint: "item-export",
+    connections: 3,
+    durationS: MEASURE_S,
+    acceptEncoding: "identity",
+    saturationOnly: true,
+  },
   { name: "item-write", endpoint: "item-write", connections: CONNECTIONS, durationS: MEASURE_S },
   { name: "work", endpoint: "work", connections: CONNECTIONS, durationS: MEASURE_S },
   // scrypt: ~0.2 s of CPU each; fewer connections keep the queue (and the tail) short
-  { name: "login", endpoint: "login", connections: 4, durationS: MEASURE_S },
-  { name: "register", endpoint: "register", connections: 4, durationS: MEASURE_S },
+  { name: "login", endpoint: "login", connections: 4, durationS: MEASURE_S, saturationOnly: true },
+  { name: "register", endpoint: "register", connections: 4, durationS: MEASURE_S, saturationOnly: true },
 ];
 
 /** The rate the API mix sustains on one instance here: 1 / sum(weight_i / rps_i). */
@@ -642,8 +720,14 @@ async function main(): Promise<void> {
 
     log("endpoints, one at a time, straight to app-1 (same client)");
     const seq = { n: 0 };
+    const compressionSamples = await sampleCompression(stack, fixture);
     const endpoints: Measurement[] = [];
     for (const plan of ENDPOINTS) endpoints.push(await measureEndpoint(stack, fixture, plan, bg, seq));
+    const compression = priceCompression(compressionSamples, endpoints);
+    for (const c of compression)
+      log(
+        `  compression on ${c.route}: ${c.encoding} ${c.bytes} B for ${c.identityBytes} B, ${c.extraCpuMs >= 0 ? "+" : ""}${c.extraCpuMs} CPU ms/req`,
+      );
 
     // After the measured runs, so that the profiler's own cost is in none of their numbers.
     let profiles: { method: string; samplingIntervalUs: number; dir: string; endpoints: EndpointProfile[] } | undefined;
@@ -681,7 +765,7 @@ async function main(): Promise<void> {
         const sat = anchorRuns.find((x) => x.name === a.name) as Measurement;
         opAnchors.push(await measureAnchor(a, 1, opMode(sat.cpuMsPerRequest)));
       }
-      for (const plan of ENDPOINTS.filter((p) => p.endpoint !== "login" && p.endpoint !== "register")) {
+      for (const plan of ENDPOINTS.filter((p) => !p.saturationOnly)) {
         const sat = endpoints.find((x) => x.name === plan.name) as Measurement;
         opEndpoints.push(await measureEndpoint(stack, fixture, plan, bg, seq, opRate(sat.cpuMsPerRequest)));
       }
@@ -698,7 +782,7 @@ async function main(): Promise<void> {
       log(`one fixed rate for anchors and endpoints: open loop at ${fixedRps} req/s`);
       const fixedMode: Mode = { open: fixedRps, connections: 4 * CONNECTIONS };
       for (const a of anchors) fixedAnchors.push(await measureAnchor(a, 1, fixedMode));
-      for (const plan of ENDPOINTS.filter((p) => p.endpoint !== "login" && p.endpoint !== "register"))
+      for (const plan of ENDPOINTS.filter((p) => !p.saturationOnly))
         fixedEndpoints.push(await measureEndpoint(stack, fixture, plan, bg, seq, fixedRps));
     }
 
@@ -867,6 +951,8 @@ async function main(): Promise<void> {
       anchors: { runs: anchorRuns, nodeHttp: nodeAnchor, express: expressAnchor },
       endpoints,
       ratios,
+      /** Compression's price on the routes that compress: a browser's Accept-Encoding against identity. */
+      compression,
       /** BENCH_PHASES: what ran; a part not run is absent from the JSON (shapes: empty). */
       phases,
       phasesNotRun: phasesNotRun(phases),

@@ -415,7 +415,7 @@ export function renderReport(r: Json): string {
   const endpointRows = r.endpoints
     .map((e: Json) => {
       const ratio = r.ratios.find((x: Json) => x.name === e.name);
-      return `<tr><td>${esc(e.name)}</td><td>${esc(e.route)}</td><td>${e.rps.toFixed(0)}</td><td>${ratio.rpsVsNodeHttp.toFixed(3)}</td><td>${ratio.rpsVsExpress.toFixed(3)}</td><td>${e.cpuMsPerRequest.toFixed(3)}</td><td>${ratio.cpuVsNodeHttp.toFixed(1)}×</td><td>${ratio.cpuVsExpress.toFixed(1)}×</td><td>${e.redisCommandsPerRequest}</td><td>${e.redisCpuMsPerRequest ?? ""}</td><td>${e.pgPrimaryStatementsPerRequest}</td><td>${e.pgReplicaStatementsPerRequest}</td>${bouncer ? `<td>${e.pgbouncerCpuMsPerRequest ?? ""}</td>` : ""}<td>${e.latency.p50} / ${e.latency.p99}</td><td>${e.errors}</td>${coreCells(e)}<td>${flagCell(e)}</td></tr>`;
+      return `<tr><td>${esc(e.name)}</td><td>${esc(e.route)}${identityTwin(e) ? " (identity)" : ""}</td><td>${e.rps.toFixed(0)}</td><td>${ratio.rpsVsNodeHttp.toFixed(3)}</td><td>${ratio.rpsVsExpress.toFixed(3)}</td><td>${e.cpuMsPerRequest.toFixed(3)}</td><td>${ratio.cpuVsNodeHttp.toFixed(1)}×</td><td>${ratio.cpuVsExpress.toFixed(1)}×</td><td>${e.redisCommandsPerRequest}</td><td>${e.redisCpuMsPerRequest ?? ""}</td><td>${e.pgPrimaryStatementsPerRequest}</td><td>${e.pgReplicaStatementsPerRequest}</td>${bouncer ? `<td>${e.pgbouncerCpuMsPerRequest ?? ""}</td>` : ""}<td>${e.latency.p50} / ${e.latency.p99}</td><td>${e.errors}</td>${coreCells(e)}<td>${flagCell(e)}</td></tr>`;
     })
     .join("\n");
   const anchorRows = a.runs
@@ -496,6 +496,7 @@ ${esc(r.machine.note)}. Method: ${esc(r.method.client)}; CPU: ${esc(r.method.cpu
 <table><tr><th>anchor</th><th>pass</th><th>req/s</th><th>CPU ms/req</th><th>p50 / p99 ms</th><th>errors</th><th>server cores</th><th>client cores</th><th>flags</th></tr>${anchorRows}</table>
 <table><tr><th>endpoint</th><th>route</th><th>req/s</th><th>÷ node:http</th><th>÷ Express</th><th>CPU ms/req</th><th>CPU × node:http</th><th>CPU × Express</th><th>Redis cmds/req</th><th>Redis CPU ms/req</th><th>PG statements/req primary</th><th>PG statements/req replica</th>${bouncer ? "<th>PgBouncer CPU ms/req</th>" : ""}<th>p50 / p99 ms</th><th>errors</th><th>server cores</th><th>client cores</th><th>flags</th></tr>
 ${endpointRows}</table>
+${compressionSection(r)}
 ${operatingPointSection(r)}
 ${fixedRateSection(r)}
 <p class="desc">The API mix (${r.mix.map((m: Json) => `${esc(m.endpoint)} ${m.weight}`).join(", ")}) would sustain about ${r.mixCapacityRps} req/s on one instance from these costs. ${
@@ -522,6 +523,21 @@ export const BEGIN = "<!-- bench-tables:begin -->";
 export const END = "<!-- bench-tables:end -->";
 export const COMPARE_BEGIN = "<!-- bench-compare:begin -->";
 export const COMPARE_END = "<!-- bench-compare:end -->";
+
+function compressionSection(r: Json): string {
+  if (!r.compression?.length) return "";
+  const rows = r.compression
+    .map(
+      (c: Json) =>
+        `<tr><td>${esc(c.route)}</td><td>${esc(c.encoding)}</td><td>${c.bytes} (${c.identityBytes})</td><td>${c.cpuMsPerRequest} (${c.identityCpuMsPerRequest})</td><td>${c.extraCpuMs}</td><td>${c.extraCpuMsPerKiBSaved ?? "-"}</td></tr>`,
+    )
+    .join("\n");
+  return `<p class="desc">What compression costs: each compressing route measured with a browser's Accept-Encoding and with identity (the rows marked so above); one response of each sampled for its size on the wire.</p>
+<table><tr><th>route</th><th>encoding</th><th>bytes (identity)</th><th>app CPU ms/req (identity)</th><th>added CPU ms/req</th><th>CPU ms per KiB saved</th></tr>${rows}</table>`;
+}
+
+/** A twin measured with `Accept-Encoding: identity`, only to price compression. */
+const identityTwin = (e: Json) => String(e.name).endsWith("-identity");
 
 const cell = (v: unknown) => (typeof v === "number" ? String(v) : v === "Infinity" ? "∞ (drops)" : String(v ?? ""));
 
@@ -555,10 +571,25 @@ export function markdownTables(r: Json, name: string): string {
     const ratio = r.ratios.find((x: Json) => x.name === e.name);
     const op = r.operatingPoint?.endpoints.find((x: Json) => x.name === e.name);
     out.push(
-      `| \`${e.route}\` | ${e.rps} | ${ratio.rpsVsNodeHttp} | ${ratio.rpsVsExpress} | ${e.cpuMsPerRequest} | ${op ? op.cpuMsPerRequest : "-"} | ${fixed(e.name)} | ${ratio.cpuVsExpress} | ${e.redisCommandsPerRequest} | ${e.pgPrimaryStatementsPerRequest} + ${e.pgReplicaStatementsPerRequest} | ${(e.flags ?? []).join("; ")} |`,
+      `| \`${e.route}\`${identityTwin(e) ? " (identity)" : ""} | ${e.rps} | ${ratio.rpsVsNodeHttp} | ${ratio.rpsVsExpress} | ${e.cpuMsPerRequest} | ${op ? op.cpuMsPerRequest : "-"} | ${fixed(e.name)} | ${ratio.cpuVsExpress} | ${e.redisCommandsPerRequest} | ${e.pgPrimaryStatementsPerRequest} + ${e.pgReplicaStatementsPerRequest} | ${(e.flags ?? []).join("; ")} |`,
     );
   }
   out.push("");
+  if (r.compression?.length) {
+    out.push(
+      "What compression costs, from the rows above: each route with a browser's `Accept-Encoding` against `identity` (one response sampled for its size):",
+    );
+    out.push("");
+    out.push(
+      "| Route | encoding | bytes on the wire (identity) | app CPU ms/req (identity) | added CPU ms/req | CPU ms per KiB saved |",
+    );
+    out.push("| --- | --- | ---: | ---: | ---: | ---: |");
+    for (const c of r.compression)
+      out.push(
+        `| \`${c.route}\` | ${c.encoding} | ${c.bytes} (${c.identityBytes}) | ${c.cpuMsPerRequest} (${c.identityCpuMsPerRequest}) | ${c.extraCpuMs} | ${c.extraCpuMsPerKiBSaved ?? "-"} |`,
+      );
+    out.push("");
+  }
   if (r.knee?.belowRps !== undefined) {
     out.push(
       `Knee through nginx: **below ${r.knee.belowRps} req/s**: no climb held a window even from its start. Defined as ${r.knee.definition}.`,

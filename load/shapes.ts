@@ -43,6 +43,7 @@ export type EndpointName =
   | "me"
   | "item-read"
   | "item-list"
+  | "item-export"
   | "item-write"
   | "work"
   | "login"
@@ -357,7 +358,16 @@ export type RequestSpec = {
   ok: readonly number[];
   /** Route label for reports (the Express route template). */
   route: string;
+  /** Accept-Encoding; unset: ACCEPT_ENCODING, what browsers send. */
+  acceptEncoding?: string;
 };
+
+/**
+ * What current browsers send (Chrome and Firefox, 2026), and every load client here with them
+ * (the local runner and the k6 scripts): compression is measured as users meet it. k6 decodes
+ * all four.
+ */
+export const ACCEPT_ENCODING = "gzip, deflate, br, zstd";
 
 /** Per-request inputs: a random item id among those seeded, a unique sequence number. */
 export type RequestContext = { itemId: number; seq: number; username?: string; password?: string };
@@ -386,6 +396,8 @@ export function requestFor(endpoint: EndpointName, ctx: RequestContext): Request
         ok: [200],
         route: "GET /api/items",
       };
+    case "item-export":
+      return { method: "GET", path: "/api/items/export", auth: false, ok: [200], route: "GET /api/items/export" };
     case "item-write":
     case "write-read":
       return {

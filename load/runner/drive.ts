@@ -98,6 +98,7 @@ export function endpointRequest(
   endpoint: EndpointName,
   fixture: Fixture,
   seq: number,
+  acceptEncoding?: string,
 ): { spec: RequestSpec; cookie?: string } {
   const itemId = fixture.itemIds[seq % fixture.itemIds.length] as number;
   if (endpoint === "register")
@@ -118,17 +119,19 @@ export function endpointRequest(
         password: USER_PASSWORD,
       }),
     };
-  const spec = requestFor(endpoint, { itemId, seq });
+  const spec = { ...requestFor(endpoint, { itemId, seq }), ...(acceptEncoding ? { acceptEncoding } : {}) };
   return { spec, cookie: spec.auth ? fixture.cookies[seq % fixture.cookies.length] : undefined };
 }
 
 /** What a closed-loop run sends, in a form a worker thread can rebuild (no closures). */
 export type Job =
   | { kind: "fixed"; spec: RequestSpec }
-  | { kind: "endpoint"; endpoint: EndpointName; fixture: Fixture; seqStart: number };
+  | { kind: "endpoint"; endpoint: EndpointName; fixture: Fixture; seqStart: number; acceptEncoding?: string };
 
 export function jobRequest(job: Job, seq: number): { spec: RequestSpec; cookie?: string } {
-  return job.kind === "fixed" ? { spec: job.spec } : endpointRequest(job.endpoint, job.fixture, job.seqStart + seq);
+  return job.kind === "fixed"
+    ? { spec: job.spec }
+    : endpointRequest(job.endpoint, job.fixture, job.seqStart + seq, job.acceptEncoding);
 }
 
 /** What k6's setup() does: log `users` users in and seed items to read. */

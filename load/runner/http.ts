@@ -3,7 +3,7 @@
 // x-db-route). Loopback only: anything else is refused, so a typo cannot load someone's server.
 
 import { Pool } from "undici";
-import type { RequestSpec } from "../shapes.ts";
+import { ACCEPT_ENCODING, type RequestSpec } from "../shapes.ts";
 import type { Outcome } from "./stats.ts";
 
 export type Reply = Outcome & { body: string; setCookie?: string | string[] };
@@ -40,7 +40,7 @@ export class Client {
    * send, and the difference is reported as the send lag.
    */
   async send(spec: RequestSpec, cookie?: string, keepBody = false, scheduledAt?: number): Promise<Reply> {
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { "accept-encoding": spec.acceptEncoding ?? ACCEPT_ENCODING };
     if (spec.contentType) headers["content-type"] = spec.contentType;
     if (cookie) headers.cookie = cookie;
     const sent = performance.now();

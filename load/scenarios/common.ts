@@ -8,6 +8,7 @@ import http, { type RefinedResponse, type ResponseType } from "k6/http";
 import { Rate, Trend } from "k6/metrics";
 import type { Options } from "k6/options";
 import {
+  ACCEPT_ENCODING,
   type ArrivalShape,
   AUTH_ROUTES,
   authBackoffS,
@@ -93,7 +94,7 @@ export function options(shape: Shape): Options {
 }
 
 function send(spec: RequestSpec, sid?: string): RefinedResponse<ResponseType | undefined> {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { "accept-encoding": spec.acceptEncoding ?? ACCEPT_ENCODING };
   if (spec.contentType) headers["content-type"] = spec.contentType;
   const cookies: Record<string, { value: string; replace: boolean }> = {};
   if (sid) cookies.sid = { value: sid, replace: true };
