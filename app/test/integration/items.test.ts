@@ -78,4 +78,42 @@ describe("items as JSON", { timeout: 120_000 }, () => {
     assert.ok(Math.abs(Date.parse(createdAt) - before) < 60_000, `${createdAt} is now, in UTC`);
     client.close();
   });
+
+  // Issue 14: a page of the list is compressed in one piece when it is worth it, and says so.
+  test("a page of the list comes brotli- or gzip-compressed as the client accepts, the same JSON, and a short one as it is", async () => {
+    const s = stack as Topology;
+    await s.query(
+      "primary",
+      "insert into items (owner_id, title, body) select null, 'page ' || g, repeat('text ', 40) from generate_series(1, 30) g",
+    );
+    const page = (encoding: string, limit = 20) =>
+      fetch(`${instance.url}/api/items?limit=${limit}`, { headers: { "accept-encoding": encoding } });
+    await waitFor("the rows reach the replica", async () => {
+      const body = (await (await page("identity")).json()) as { items: unknown[] };
+      return body.items.length === 20;
+    });
+    const plain = await page("identity");
+    assert.equal(plain.headers.get("content-encoding"), null);
+    assert.equal(plain.headers.get("vary"), "Accept-Encoding");
+    const expected = await plain.json();
+    for (const [accept, chosen] of [
+      // The client's order: browsers list gzip first.
+      ["gzip, deflate, br, zstd", "gzip"],
+      ["br", "br"],
+      ["br, gzip", "br"],
+      ["gzip", "gzip"],
+      ["br;q=0, gzip", "gzip"],
+      ["deflate", null],
+    ] as const) {
+      const reply = await page(accept);
+      assert.equal(reply.status, 200);
+      assert.equal(reply.headers.get("content-encoding"), chosen, accept);
+      assert.match(reply.headers.get("content-type") ?? "", /^application\/json; charset=utf-8$/);
+      // fetch decodes brotli and gzip: what arrives is the same answer.
+      assert.deepEqual(await reply.json(), expected, accept);
+    }
+    const short = await page("br", 1);
+    assert.equal(short.headers.get("content-encoding"), null, "a page under 1 KB goes out as it is");
+    assert.equal(((await short.json()) as { items: unknown[] }).items.length, 1);
+  });
 });

@@ -17,7 +17,7 @@ import {
   sessionFromCookie,
   sessionUnknown,
 } from "../../sessions/middleware.ts";
-import { compressed } from "../compress.ts";
+import { compressed, sendJson } from "../compress.ts";
 import { drained, streamSlots, withStallDeadline } from "../streams.ts";
 import { jsonBody, noNul, noQuery, parse } from "../validate.ts";
 
@@ -129,13 +129,13 @@ export function itemsRouter(deps: ItemsDeps) {
     res.status(201).set("x-db-route", "primary").json(item);
   });
 
-  router.get("/api/items", compressed, anyoneWithOptionalSession, async (req, res) => {
+  router.get("/api/items", anyoneWithOptionalSession, async (req, res) => {
     const query = parse(listQuery, req.query, "query");
     const ownerId = query.mine === "true" ? requireUser(req).id : undefined;
     const items = await read(req, res, (pool) =>
       listItems(pool, { afterId: query.after, limit: query.limit, ownerId }),
     );
-    res.json({ items, next: items.length === query.limit ? items.at(-1)?.id : null });
+    await sendJson(req, res, { items, next: items.length === query.limit ? items.at(-1)?.id : null });
   });
 
   router.get("/api/items/export", oneOfTheStreams, compressed, anyoneWithOptionalSession, async (req, res) => {
