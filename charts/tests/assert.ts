@@ -907,7 +907,10 @@ const cases: Record<string, () => void> = {
     expectFrontDoors(["Envoy Gateway's proxy (namespace envoy-gateway-system)"]);
     // Its listener is "http" and httpRoute.https is off: the cookie follows X-Forwarded-Proto.
     expectEnv("COOKIE_SECURE", "auto");
-    check(route.spec.rules.every((r: any) => hstsOf(r) === undefined), "no HSTS on plain HTTP listeners");
+    check(
+      route.spec.rules.every((r: any) => hstsOf(r) === undefined),
+      "no HSTS on plain HTTP listeners",
+    );
   },
   monitoring() {
     expectKinds(["ServiceMonitor"], []);
