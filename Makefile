@@ -89,7 +89,7 @@ unit: node-deps ## Unit tests of the app (no services needed)
 	@cd app && $(NODE_TEST) 'test/unit/**/*.test.ts'
 
 .PHONY: integration
-integration: node-deps ## Integration tests on real Redis, PostgreSQL primary + replica and nginx
+integration: node-deps tools ## Integration tests on real Redis, PostgreSQL primary + replica and nginx (and the chart's PgBouncer, rendered with helm)
 	@$(NODE_TEST) --test-concurrency=1 'local/test/**/*.test.ts' 'app/test/integration/**/*.test.ts' \
 		charts/tests/helm-test-script.test.ts charts/tests/pgbouncer-chart.test.ts
 
