@@ -26,11 +26,6 @@ export class RedisSessionStore {
     this.#prefix = options.prefix ?? "sess:";
   }
 
-  /** How long a new session lives. */
-  get ttlSeconds(): number {
-    return this.#ttlSeconds;
-  }
-
   /** The session, or null when there is none (expired, logged out, or not a session). */
   async get(id: string): Promise<StoredSession | null> {
     const text = await this.#redis.get(this.#prefix + id).catch((error: unknown) => {
