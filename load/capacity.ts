@@ -528,7 +528,9 @@ export function plan(bench: Bench, targetRps: number, A = assumptions(), others:
   // each replica replays every write and answers every pod's poller before it serves a read
   const perReplica = v("PG_REPLICA_CORES") * v("PG_UTILIZATION") - replicaWriteBusy - pollReplica;
   const readCores = readBusy / v("PG_UTILIZATION");
-  const replicas = perReplica > 0 ? Math.max(1, Math.ceil(readBusy / perReplica)) : Number.POSITIVE_INFINITY;
+  // Replay is one process per replica: past one core no replica keeps up, however many there are.
+  const replicas =
+    perReplica > 0 && replayBusy <= 1 ? Math.max(1, Math.ceil(readBusy / perReplica)) : Number.POSITIVE_INFINITY;
   const writesPerS = targetRps * c.pgPrimary + logins * c.login.pgPrimary;
   const primaryCores = primaryBusy / v("PG_UTILIZATION");
   const connectionsPerServer = maxPods * v("PG_POOL_MAX");
