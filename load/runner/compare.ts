@@ -87,7 +87,8 @@ export function compareTable(runs: Run[]): { basis: Basis; header: string[]; row
   if (plain && cluster) header.push("a cluster client costs: app, Redis (Δ ms/req; Δ × Express)");
   if (plain && bouncer) header.push("a hop through PgBouncer costs: app + PgBouncer (Δ ms/req; Δ × Express)");
   const names: string[] = runs[0]?.r.endpoints.map((e: Json) => e.name) ?? [];
-  const routeOf = (name: string) => runs[0]?.r.endpoints.find((e: Json) => e.name === name)?.route ?? name;
+  const routeOf = (name: string) =>
+    `${runs[0]?.r.endpoints.find((e: Json) => e.name === name)?.route ?? name}${name.endsWith("-identity") ? " (identity)" : ""}`;
   const row = (label: string, cost: (r: Json) => Cost | null): string[] => {
     const cells = [label];
     const costs = runs.map((x) => cost(x.r));
@@ -121,7 +122,7 @@ export function compareTable(runs: Run[]): { basis: Basis; header: string[]; row
   const rows = names.map((name) => row(`\`${routeOf(name)}\``, (r) => costOf(r, name, basis)));
   rows.push(row("**API mix** (weighted)", (r) => mixCostOf(r, basis)));
   const notes = [
-    `Costs from the ${basis === "operating point" ? "operating point (open loop at the HPA target; login and register at saturation)" : "endpoints at saturation (closed loop; not every run has an operating point)"}; × Express is the app's CPU over the Express 5 hello-world anchor of the same run and basis, which takes the machine's drift between runs out.`,
+    `Costs from the ${basis === "operating point" ? "operating point (open loop at the HPA target; login, register, the exports and the identity twins, measured only at saturation, from there)" : "endpoints at saturation (closed loop; not every run has an operating point)"}; × Express is the app's CPU over the Express 5 hello-world anchor of the same run and basis, which takes the machine's drift between runs out.`,
     ...runs.map(
       (x) =>
         `${x.name}: ${topologyTitle(x.r)}, run ${x.r.startedAt}${x.r.quick ? " (QUICK)" : ""}${x.r.phasesNotRun?.length ? ` (phases not run: ${x.r.phasesNotRun.join(", ")})` : ""}.`,
