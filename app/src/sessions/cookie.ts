@@ -22,7 +22,11 @@ export function signSessionId(id: string, secret: string): string {
  */
 export function sessionIdFrom(cookieHeader: string | undefined, secrets: readonly string[]): string | undefined {
   const raw = cookieValue(cookieHeader, SESSION_COOKIE);
-  if (raw === undefined) return undefined;
+  return raw === undefined ? undefined : verifiedId(raw, secrets);
+}
+
+/** The id in a session cookie's value as sent (URI-encoded), if it verifies. */
+function verifiedId(raw: string, secrets: readonly string[]): string | undefined {
   let value: string;
   try {
     value = decodeURIComponent(raw);
@@ -57,7 +61,7 @@ export function createSessionIdReader(
     if (raw === undefined) return undefined;
     const known = verified.get(raw);
     if (known !== undefined) return known;
-    const id = sessionIdFrom(`${SESSION_COOKIE}=${raw}`, secrets);
+    const id = verifiedId(raw, secrets);
     if (id !== undefined) {
       if (verified.size >= VERIFIED_MAX) verified.clear();
       verified.set(raw, id);
