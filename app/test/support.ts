@@ -3,6 +3,8 @@
 
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Writable } from "node:stream";
+import { pino } from "pino";
 import { createRateLimits } from "../src/auth/rate-limit.ts";
 import { loadConfig } from "../src/config.ts";
 import { createDatabase } from "../src/db/pools.ts";
@@ -80,4 +82,17 @@ export async function startApp(env: Record<string, string> = {}) {
       await Promise.all([workers.close(), db.close(), closeRedis(redis)]);
     },
   };
+}
+
+/** A logger at info whose JSON lines are parsed into `lines`, for tests that read what was logged. */
+export function loggerInto<T>(lines: T[]) {
+  return pino(
+    { level: "info" },
+    new Writable({
+      write(chunk, _encoding, done) {
+        for (const text of String(chunk).split("\n")) if (text !== "") lines.push(JSON.parse(text) as T);
+        done();
+      },
+    }),
+  );
 }

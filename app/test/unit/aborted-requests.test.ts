@@ -5,14 +5,12 @@
 import assert from "node:assert/strict";
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import express from "express";
-import { pino } from "pino";
 import { requestContext } from "../../src/http/context.ts";
 import { createLifecycle } from "../../src/lifecycle.ts";
 import { createMetrics } from "../../src/metrics.ts";
-import { startApp } from "../support.ts";
+import { loggerInto, startApp } from "../support.ts";
 
 type Line = { msg: string; route?: string; status?: number; aborted?: boolean; statusSent?: number | null };
 
@@ -52,15 +50,7 @@ describe("requests whose client went away", () => {
   let stalled: (() => void) | undefined;
 
   before(async () => {
-    const log = pino(
-      { level: "info" },
-      new Writable({
-        write(chunk, _encoding, done) {
-          for (const text of String(chunk).split("\n")) if (text !== "") lines.push(JSON.parse(text));
-          done();
-        },
-      }),
-    );
+    const log = loggerInto(lines);
     const app = express();
     // Sampling at 0: every line below is there because an aborted request is always logged.
     const accessLog = { sampleRate: 0, slowMs: 60_000 };

@@ -4,13 +4,12 @@
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import express from "express";
-import { pino } from "pino";
 import { type AccessLogPolicy, requestContext, worthALine } from "../../src/http/context.ts";
 import { createLifecycle } from "../../src/lifecycle.ts";
 import { createMetrics } from "../../src/metrics.ts";
+import { loggerInto } from "../support.ts";
 
 describe("worthALine", () => {
   const never = () => 0.999_999;
@@ -57,15 +56,7 @@ describe("the access log of an app", () => {
   const metrics = createMetrics();
 
   before(async () => {
-    const log = pino(
-      { level: "info" },
-      new Writable({
-        write(chunk, _encoding, done) {
-          for (const text of String(chunk).split("\n")) if (text !== "") lines.push(JSON.parse(text));
-          done();
-        },
-      }),
-    );
+    const log = loggerInto(lines);
     const app = express();
     const accessLog = { sampleRate: 0, slowMs: 60_000 };
     app.use(requestContext({ instance: "t", log, metrics, lifecycle: createLifecycle(), accessLog }));
