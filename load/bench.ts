@@ -396,27 +396,29 @@ const COMPRESSING = [
 async function sampleCompression(stack: Topology, fixture: Fixture) {
   const app = stack.instances[0]?.url as string;
   const cookie = fixture.cookies[0];
-  const samples: Record<string, { compressed: WireSample; identity: WireSample }> = {};
+  const samples: { compressed: WireSample; identity: WireSample }[] = [];
   for (const c of COMPRESSING)
-    samples[c.name] = {
+    samples.push({
       compressed: await wireSample(`${app}${c.path}`, undefined, cookie),
       identity: await wireSample(`${app}${c.path}`, "identity", cookie),
-    };
+    });
   return samples;
 }
 
+/** COMPRESSING's routes priced: their samples (in the same order) and the CPU measured for each. */
 function priceCompression(
   samples: Awaited<ReturnType<typeof sampleCompression>>,
   endpoints: Measurement[],
 ): CompressionCost[] {
   const cpu = (name: string) => (endpoints.find((e) => e.name === name) as Measurement).cpuMsPerRequest;
-  return COMPRESSING.map((c) =>
-    compressionCost(
+  return COMPRESSING.map((c, i) => {
+    const { compressed, identity } = samples[i] as (typeof samples)[number];
+    return compressionCost(
       c.route,
-      { cpuMsPerRequest: cpu(c.name), sample: (samples[c.name] as { compressed: WireSample }).compressed },
-      { cpuMsPerRequest: cpu(`${c.name}-identity`), sample: (samples[c.name] as { identity: WireSample }).identity },
-    ),
-  );
+      { cpuMsPerRequest: cpu(c.name), sample: compressed },
+      { cpuMsPerRequest: cpu(`${c.name}-identity`), sample: identity },
+    );
+  });
 }
 
 async function profileEndpoint(
